@@ -1,0 +1,49 @@
+# fabrictrace: make demo | make test | make test-e2e | make bench | make fuzz | make lint
+GO          ?= go
+BIN         ?= bin
+FUZZTIME    ?= 1m
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.7.0
+# The demo's sFlow port; the standard 6343 may be taken on a shared machine.
+DEMO_SFLOW  ?= :6343
+
+.PHONY: build test test-e2e bench fuzz lint demo clean
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# Unit and in-process tests: needs only Go and gcc.
+test:
+	$(GO) test -count=1 ./...
+
+# Real third-party peers (Open vSwitch, pmacctd, tshark) in network
+# namespaces. As root it installs its Debian packages first; otherwise it
+# skips with one loud line.
+test-e2e:
+	@if [ "$$(id -u)" != 0 ]; then \
+		echo "SKIP test-e2e: needs root for network namespaces and apt-get (run: sudo make test-e2e)"; \
+		exit 0; \
+	fi; \
+	./e2e/setup.sh && cd e2e && $(GO) test -tags e2e -count=1 -v -timeout 15m .
+
+# Decoder benchmarks beside a bare walk of the same datagram as the baseline.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./decode/ ./ingest/
+
+# Fuzz every parser for FUZZTIME each (make fuzz FUZZTIME=10m).
+fuzz:
+	$(GO) test ./decode/ -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./decode/ -run '^$$' -fuzz '^FuzzParsePacket$$' -fuzztime $(FUZZTIME)
+
+lint:
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e/
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags e2e ./e2e/
+
+# Until the fabric simulator lands, the demo is the collector itself, printing
+# every sample it decodes. Point an sFlow agent at this host's UDP 6343.
+demo: build
+	$(BIN)/collector -sflow $(DEMO_SFLOW) -dump
+
+clean:
+	rm -rf $(BIN)
