@@ -135,8 +135,9 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 	}
 	cfg.Logger.Info("listening for sFlow", "udp", addr, "sockets", cfg.Sockets,
 		"rcvbuf", effective, "rcvbuf_requested", cfg.ReadBuffer)
-	// The kernel reports twice what it granted; less than asked means capped.
-	if effective < cfg.ReadBuffer {
+	// Linux doubles the request for its own overhead and reports the doubled
+	// size; less than that means rmem_max capped it.
+	if effective < 2*cfg.ReadBuffer {
 		rmem, _ := rmemMax()
 		cfg.Logger.Warn("sFlow receive buffer capped by net.core.rmem_max; bursts may be dropped",
 			"rcvbuf", effective, "rmem_max", rmem,

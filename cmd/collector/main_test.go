@@ -129,3 +129,61 @@ func TestCollectorAsANewUserRunsIt(t *testing.T) {
 		t.Errorf("final totals missing from the log: %q", tail)
 	}
 }
+
+// An unprivileged user gets SO_RCVBUF capped by net.core.rmem_max: the
+// collector must say so, with the sysctl that fixes it, and still run.
+func TestCollectorAsAnUnprivilegedUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to drop to the nobody user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv not installed")
+	}
+	dir, err := os.MkdirTemp("", "collector-nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "collector")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	rmem, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		t.Skip(err)
+	}
+	capped := strings.TrimSpace(string(rmem)) != "" && atoi(strings.TrimSpace(string(rmem))) < 32<<20
+
+	cmd := exec.Command(setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", bin, "-sflow", "127.0.0.1:0", "-stats-interval", "0")
+	stderr, errW, _ := os.Pipe()
+	cmd.Stderr = errW
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	errW.Close()
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	logs := bufio.NewScanner(stderr)
+	var lines []string
+	for len(lines) < 2 && logs.Scan() {
+		lines = append(lines, logs.Text())
+		if !capped {
+			break
+		}
+	}
+	if len(lines) == 0 || !strings.Contains(lines[0], "listening for sFlow") {
+		t.Fatalf("no listen line: %q", lines)
+	}
+	warned := len(lines) > 1 && strings.Contains(lines[1], "capped by net.core.rmem_max") &&
+		strings.Contains(lines[1], "sysctl -w net.core.rmem_max=33554432")
+	if capped && !warned {
+		t.Errorf("rmem_max is %s but no warning with the fix: %q", strings.TrimSpace(string(rmem)), lines)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
