@@ -403,8 +403,8 @@ func TestCounterSampleWithRepeatedRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.counters) != 3 || dg.CounterSamples != 3 {
-		t.Fatalf("%d deliveries (datagram counts %d), want 3", len(r.counters), dg.CounterSamples)
+	if len(r.counters) != 3 || dg.CounterSamples != 1 {
+		t.Fatalf("%d deliveries of %d samples, want 3 of 1", len(r.counters), dg.CounterSamples)
 	}
 	for i, want := range []struct {
 		ifIndex   uint32
@@ -417,5 +417,24 @@ func TestCounterSampleWithRepeatedRecords(t *testing.T) {
 			c.Sample.Continued != want.continued || c.Sample.Sequence != 7 {
 			t.Errorf("delivery %d: %+v (port %q)", i, c.Sample, c.PortName)
 		}
+	}
+}
+
+// A split counter sample whose last record is bad delivers no part of itself:
+// the fault is found before anything goes out.
+func TestSplitCounterSampleWithAFaultDeliversNothing(t *testing.T) {
+	d := &sflowtest.Datagram{Agent: agent4, Samples: []sflowtest.Sample{&sflowtest.CounterSample{Sequence: 7, Source: decode.DataSource{Index: 1},
+		Records: []sflowtest.Record{
+			&sflowtest.GenericInterface{IfIndex: 1},
+			&sflowtest.GenericInterface{IfIndex: 2},
+			&sflowtest.Opaque{DataFormat: decode.RecordGenericInterface, Body: make([]byte, 40)}, // too short
+		}}}}
+	r, dg, err := decodeAll(t, d.Bytes())
+	var de *decode.Error
+	if !errors.As(err, &de) || de.Structure != "generic interface counters" {
+		t.Fatalf("err %v, want a generic interface fault", err)
+	}
+	if len(r.counters) != 0 || dg.CounterSamples != 0 || dg.Faults != 1 {
+		t.Fatalf("%d parts delivered, %d samples, %d faults; want 0, 0, 1", len(r.counters), dg.CounterSamples, dg.Faults)
 	}
 }

@@ -411,29 +411,44 @@ func (d *Decoder) counterSample(b []byte, base int, format uint32, v Visitor) er
 	if err := recordCount(s.NumRecords, len(b)-off, structure, base+off-4); err != nil {
 		return err
 	}
-	for i := uint32(0); i < s.NumRecords; i++ {
-		rf, body, next, err := record(b, off, base, structure)
-		if err != nil {
-			return err
+	// A second record of a kind already held describes something else
+	// (pmacctd's sfprobe sends one generic interface record per port in one
+	// sample): such a sample is delivered in parts, each a continuation of
+	// the one before. The first pass finds any fault before a part goes out,
+	// so a faulty sample delivers nothing, as a faulty flow sample does.
+	split := false
+	for pass := 0; pass < 2; pass++ {
+		at := off
+		for i := uint32(0); i < s.NumRecords; i++ {
+			rf, body, next, err := record(b, at, base, structure)
+			if err != nil {
+				return err
+			}
+			if has := counterRecordKind(rf); has != 0 && s.Records&has != 0 {
+				split = true
+				if pass == 1 {
+					d.deliverCounter(v)
+					s.Records, s.UnknownRecords, s.Continued = 0, 0, true
+				}
+			}
+			if err := d.counterRecord(rf, body, base+at+8); err != nil {
+				return err
+			}
+			at = next
 		}
-		// A second record of a kind already held describes something else
-		// (pmacctd's sfprobe sends one generic interface record per port in
-		// one sample): deliver what is held and go on as a continuation.
-		if has := counterRecordKind(rf); has != 0 && s.Records&has != 0 {
-			d.deliverCounter(v)
-			s.Records, s.UnknownRecords, s.Continued = 0, 0, true
+		if pass == 1 || !split {
+			break // unsplit, the records held are the whole sample
 		}
-		if err := d.counterRecord(rf, body, base+off+8); err != nil {
-			return err
-		}
-		off = next
+		s.Records, s.UnknownRecords = 0, 0
 	}
 	d.deliverCounter(v)
 	return nil
 }
 
 func (d *Decoder) deliverCounter(v Visitor) {
-	d.dgram.CounterSamples++
+	if !d.counter.Continued {
+		d.dgram.CounterSamples++
+	}
 	d.dgram.UnknownRecords += d.counter.UnknownRecords
 	v.Counter(&d.dgram, &d.counter)
 }

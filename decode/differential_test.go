@@ -21,8 +21,12 @@ import (
 // expanded samples or the records it skips, so those are left out here and
 // covered by the round-trip tests.
 
-// canon writes the fields both decoders read, one line per sample.
-type canon struct{ lines []string }
+// canon writes the fields both decoders read, one line per sample or part
+// of a split counter sample.
+type canon struct {
+	lines     []string
+	continued int // parts after the first of split counter samples
+}
 
 func (c *canon) Flow(_ *decode.Datagram, s *decode.FlowSample) {
 	if s.Format == decode.FormatDiscardedPacket {
@@ -44,6 +48,9 @@ func (c *canon) Flow(_ *decode.Datagram, s *decode.FlowSample) {
 }
 
 func (c *canon) Counter(_ *decode.Datagram, s *decode.CounterSample) {
+	if s.Continued {
+		c.continued++
+	}
 	line := fmt.Sprintf("C seq=%d ds=%d.%d", s.Sequence, s.Source.Class, s.Source.Index)
 	if s.Records&decode.HasGenericInterface != 0 {
 		line += fmt.Sprintf(" if=%+v", s.Generic)

@@ -71,7 +71,7 @@ type Datagram struct {
 	NumSamples uint32 // as declared in the header
 
 	FlowSamples    uint32 // flow and expanded flow samples delivered
-	CounterSamples uint32 // counter and expanded counter samples delivered
+	CounterSamples uint32 // counter and expanded counter samples delivered, each once however many parts
 	DiscardSamples uint32 // discarded-packet events delivered
 	UnknownSamples uint32 // samples of other formats, skipped by length
 	UnknownRecords uint32 // records of other formats, skipped by length

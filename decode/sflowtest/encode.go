@@ -37,17 +37,29 @@ type Record interface {
 
 // Append encodes the datagram onto b.
 func (d *Datagram) Append(b []byte) []byte {
+	b = d.AppendHeader(b, len(d.Samples))
+	for _, s := range d.Samples {
+		b = AppendSample(b, s)
+	}
+	return b
+}
+
+// AppendHeader encodes the datagram header for a body of n samples, ignoring
+// d.Samples: with AppendSample it lets a sender pack samples into a datagram
+// one at a time and cut it at the size it wants.
+func (d *Datagram) AppendHeader(b []byte, n int) []byte {
 	b = u32(b, 5)
 	b = appendAddr(b, d.Agent)
 	b = u32(b, d.SubAgentID)
 	b = u32(b, d.Sequence)
 	b = u32(b, d.Uptime)
-	b = u32(b, uint32(len(d.Samples)))
-	for _, s := range d.Samples {
-		b = u32(b, s.format())
-		b = withLength(b, s.appendBody)
-	}
-	return b
+	return u32(b, uint32(n))
+}
+
+// AppendSample encodes one sample, with its format and length, onto b.
+func AppendSample(b []byte, s Sample) []byte {
+	b = u32(b, s.format())
+	return withLength(b, s.appendBody)
 }
 
 // Bytes encodes the datagram into a new slice.
