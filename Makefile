@@ -3,8 +3,8 @@ GO          ?= go
 BIN         ?= bin
 FUZZTIME    ?= 1m
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.7.0
-# The demo's sFlow port; the standard 6343 may be taken on a shared machine.
-DEMO_SFLOW  ?= :6343
+# The demo's sFlow address (loopback only); 6343 may be taken on a shared machine.
+DEMO_SFLOW  ?= 127.0.0.1:6343
 
 .PHONY: build test test-e2e bench fuzz lint demo clean
 
@@ -40,10 +40,10 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags e2e ./e2e/
 
-# Until the fabric simulator lands, the demo is the collector itself, printing
-# every sample it decodes. Point an sFlow agent at this host's UDP 6343.
+# The collector beside a simulated leaf/spine fabric (cmd/fabricsim), on
+# loopback only, until Ctrl-C.
 demo: build
-	$(BIN)/collector -sflow $(DEMO_SFLOW) -dump
+	BIN=$(BIN) DEMO_SFLOW=$(DEMO_SFLOW) ./scripts/demo.sh
 
 clean:
 	rm -rf $(BIN)

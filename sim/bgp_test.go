@@ -1,0 +1,184 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/apiutil"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v3/pkg/server"
+
+	"github.com/fabrictrace/fabrictrace/internal/bgplog"
+)
+
+// learner is a passive GoBGP peer that accepts any AS from 127.0.1.0/24 and
+// records the routes each neighbour announces.
+type learner struct {
+	mu      sync.Mutex
+	routes  map[string]map[netip.Prefix]netip.Addr // neighbour -> prefix -> next hop
+	changed chan struct{}
+}
+
+func startLearner(t *testing.T, ctx context.Context) (*learner, netip.AddrPort) {
+	t.Helper()
+	l := &learner{routes: map[string]map[netip.Prefix]netip.Addr{}, changed: make(chan struct{}, 1)}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	s := server.NewBgpServer(server.LoggerOption(bgplog.New(logger)))
+	go s.Serve()
+	t.Cleanup(s.Stop)
+	port := freeTCPPort(t)
+	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: 65000, RouterId: "10.255.255.1",
+		ListenPort: int32(port), ListenAddresses: []string{"127.0.0.1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	afis := []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: family4, Enabled: true}},
+		{Config: &api.AfiSafiConfig{Family: family6, Enabled: true}}}
+	if err := s.AddPeerGroup(ctx, &api.AddPeerGroupRequest{PeerGroup: &api.PeerGroup{
+		Conf: &api.PeerGroupConf{PeerGroupName: "leaves"}, Transport: &api.Transport{PassiveMode: true}, AfiSafis: afis,
+		ApplyPolicy: &api.ApplyPolicy{ExportPolicy: &api.PolicyAssignment{DefaultAction: api.RouteAction_REJECT}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddDynamicNeighbor(ctx, &api.AddDynamicNeighborRequest{DynamicNeighbor: &api.DynamicNeighbor{
+		Prefix: "127.0.1.0/24", PeerGroup: "leaves"}}); err != nil {
+		t.Fatal(err)
+	}
+	// ADJIN events carry no withdrawals when a session drops: a peer leaving
+	// Established takes its routes with it.
+	err := s.WatchEvent(ctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{},
+		Table: &api.WatchEventRequest_Table{
+			Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_ADJIN, Init: true}}}},
+		func(r *api.WatchEventResponse) {
+			l.mu.Lock()
+			if st := r.GetPeer().GetPeer().GetState(); st != nil && st.SessionState != api.PeerState_ESTABLISHED {
+				delete(l.routes, st.NeighborAddress)
+			}
+			for _, p := range r.GetTable().GetPaths() {
+				nlri, err := apiutil.GetNativeNlri(p)
+				if err != nil {
+					continue
+				}
+				pfx := netip.MustParsePrefix(nlri.String())
+				if l.routes[p.NeighborIp] == nil {
+					l.routes[p.NeighborIp] = map[netip.Prefix]netip.Addr{}
+				}
+				if p.IsWithdraw {
+					delete(l.routes[p.NeighborIp], pfx)
+					continue
+				}
+				attrs, _ := apiutil.GetNativePathAttributes(p)
+				var nh netip.Addr
+				for _, a := range attrs {
+					switch a := a.(type) {
+					case *bgp.PathAttributeNextHop:
+						nh, _ = netip.AddrFromSlice(a.Value.To4())
+					case *bgp.PathAttributeMpReachNLRI:
+						nh, _ = netip.AddrFromSlice(a.Nexthop)
+					}
+				}
+				l.routes[p.NeighborIp][pfx] = nh.Unmap()
+			}
+			l.mu.Unlock()
+			select {
+			case l.changed <- struct{}{}:
+			default:
+			}
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+}
+
+func freeTCPPort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// waitFor waits, woken by each change, until ok holds or the deadline.
+func (l *learner) waitFor(t *testing.T, what string, ok func(map[string]map[netip.Prefix]netip.Addr) bool) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		l.mu.Lock()
+		done := ok(l.routes)
+		l.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-l.changed:
+		case <-deadline:
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			t.Fatalf("timed out waiting for %s; learner holds %v", what, l.routes)
+		}
+	}
+}
+
+func TestSpeakersAnnounceAndWithdrawContainers(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l, addr := startLearner(t, ctx)
+	s, err := New(Config{Seed: 1, Mice: -1, ChurnEvery: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sp, err := StartSpeakers(ctx, s, addr, 65000, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Stop()
+
+	// Each leaf announces its server's 3 containers: a /32 and a /128 each,
+	// next hop the server.
+	l.waitFor(t, "12 /32s and 12 /128s from 4 leaves", func(r map[string]map[netip.Prefix]netip.Addr) bool {
+		for _, c := range s.Containers() {
+			leaf := c.Server.Leaf.BGPSource.String()
+			if r[leaf][netip.PrefixFrom(c.Addr, 32)] != c.Server.Agent ||
+				r[leaf][netip.PrefixFrom(c.Addr6, 128)] != c.Server.Agent6 {
+				return false
+			}
+		}
+		return len(r) == 4
+	})
+
+	// Churn: one container goes, another comes; the learner follows.
+	var changes []RouteChange
+	s.OnRouteChange(func(rc RouteChange) { changes = append(changes, rc) })
+	s.RunFor(time.Second+s.cfg.Tick, func([]byte) {})
+	if len(changes) != 2 {
+		t.Fatalf("%d route changes after one churn, want 2", len(changes))
+	}
+	gone, born := changes[0].Container, changes[1].Container
+	l.waitFor(t, fmt.Sprintf("withdraw of %s and announce of %s", gone.Addr, born.Addr),
+		func(r map[string]map[netip.Prefix]netip.Addr) bool {
+			_, stale := r[gone.Server.Leaf.BGPSource.String()][netip.PrefixFrom(gone.Addr, 32)]
+			_, stale6 := r[gone.Server.Leaf.BGPSource.String()][netip.PrefixFrom(gone.Addr6, 128)]
+			nh := r[born.Server.Leaf.BGPSource.String()][netip.PrefixFrom(born.Addr, 32)]
+			return !stale && !stale6 && nh == born.Server.Agent
+		})
+
+	// Stopping the speakers takes every session, and so every route, down.
+	sp.Stop()
+	l.waitFor(t, "every route gone", func(r map[string]map[netip.Prefix]netip.Addr) bool {
+		for _, routes := range r {
+			if len(routes) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
