@@ -4,6 +4,7 @@ go 1.26
 
 require (
 	github.com/Cistern/sflow v0.0.0-20240622235316-ed105e3cf9fb
+	github.com/gorilla/mux v1.8.1
 	github.com/osrg/gobgp/v3 v3.37.0
 	golang.org/x/sync v0.18.0
 	golang.org/x/sys v0.38.0

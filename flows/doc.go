@@ -1,8 +1,12 @@
-// Package flows is fabrictrace's flow engine: it turns decoded samples into
-// sFlow-RT style flows (keys, values, filters), smoothed rates, top-N tables,
-// thresholds and events. It reads samples from package ingest through the
-// decode.Visitor interface and knows nothing of sockets or HTTP.
+// Package flows is fabrictrace's flow engine. It takes decoded samples (it
+// is a decode.Visitor) and keeps sFlow-RT style flows: definitions compiled
+// once into plans of key extractors and filters, per data source rate tables
+// smoothed with time constant t and capped with eviction, thresholds with
+// per-flow arm and re-arm state, a long-poll event ring, and elephant
+// lifecycles that merge one flow seen at many switches. It knows nothing of
+// sockets or HTTP.
 //
-// The engine arrives with the flow-engine issue; until then the collector
-// accounts for samples in package ingest only.
+// Steady state allocates nothing per sample: keys are written as bytes from
+// typed fields, strings are interned, and a key becomes text only when a
+// query or an event needs it.
 package flows

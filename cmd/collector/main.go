@@ -1,7 +1,7 @@
 // Command collector is the fabrictrace collector: it receives sFlow v5 from
-// the fabric's switches and hosts, accounts for every agent, and (as the
-// flow engine, RIB and web front end land) turns the samples into flows,
-// elephants and paths.
+// the fabric's switches and hosts, accounts for every agent, turns the
+// samples into flows, thresholds, events and elephants, and serves them over
+// an sFlow-RT compatible REST API.
 package main
 
 import (
@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -20,7 +22,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/ingest"
+	"github.com/fabrictrace/fabrictrace/web"
 )
 
 type options struct {
@@ -31,6 +35,9 @@ type options struct {
 	dump          bool
 	statsInterval time.Duration
 	logLevel      string
+	http          string
+	readOnly      bool
+	maxFlows      int
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -41,11 +48,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.sockets, "sflow-sockets", 1, "SO_REUSEPORT sockets (and decoding workers) for sFlow")
 	fs.IntVar(&o.rcvbuf, "sflow-rcvbuf", 32<<20, "socket receive buffer to request, in `bytes` (capped by net.core.rmem_max)")
 	fs.IntVar(&o.maxAgents, "max-agents", 10000, "sFlow agents to track; beyond it the least recently seen are forgotten")
+	fs.StringVar(&o.http, "http", ":8008", "TCP `address` for the REST API (empty disables it)")
+	fs.BoolVar(&o.readOnly, "readonly", false, "refuse REST writes (flows, thresholds, topology) with 403")
+	fs.IntVar(&o.maxFlows, "max-flows", 100000, "flow entries kept per flow definition; beyond it the smallest are evicted")
 	fs.BoolVar(&o.dump, "dump", false, "print every decoded sample to stdout as a JSON line (like sflowtool)")
 	fs.DurationVar(&o.statsInterval, "stats-interval", time.Minute, "how often to log ingest totals (0 disables)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: collector [flags]\n\nReceives sFlow v5 and accounts for every agent.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: collector [flags]\n\nReceives sFlow v5, keeps sFlow-RT style flows, thresholds and events, and serves them over REST.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -92,12 +102,39 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		}
 		return err
 	}
-	var sink decode.Visitor = discard{}
+	engine := flows.New(flows.Config{MaxFlows: o.maxFlows})
+	var sink decode.Visitor = engine
 	if o.dump {
-		sink = &dumpSink{w: stdout}
+		sink = tee{engine, &dumpSink{w: stdout}}
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return l.Serve(ctx, sink) })
+	g.Go(func() error { return engine.Run(ctx, time.Second) })
+	if o.http != "" {
+		ln, err := net.Listen("tcp", o.http)
+		if err != nil {
+			if errors.Is(err, syscall.EACCES) {
+				err = fmt.Errorf("%w (ports below 1024 need root; try -http :8008)", err)
+			}
+			return fmt.Errorf("-http: %w", err)
+		}
+		logger.Info("serving REST API", "http", ln.Addr().String(), "readonly", o.readOnly)
+		srv := &http.Server{Handler: web.New(web.Config{Engine: engine, Agents: agentsJSON(l), ReadOnly: o.readOnly,
+			Logger: logger}), ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			// Long polls end with the context of their request, so this is quick.
+			shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(shut)
+		})
+	}
 	if o.statsInterval > 0 {
 		g.Go(func() error {
 			t := time.NewTicker(o.statsInterval)
@@ -133,8 +170,39 @@ func logStats(logger *slog.Logger, msg string, s ingest.Stats) {
 	logger.Info(msg, attrs...)
 }
 
-// discard is the sink until the flow engine takes the samples.
-type discard struct{}
+// tee hands every sample to two visitors.
+type tee [2]decode.Visitor
 
-func (discard) Flow(*decode.Datagram, *decode.FlowSample)       {}
-func (discard) Counter(*decode.Datagram, *decode.CounterSample) {}
+func (t tee) Flow(d *decode.Datagram, s *decode.FlowSample) {
+	t[0].Flow(d, s)
+	t[1].Flow(d, s)
+}
+
+func (t tee) Counter(d *decode.Datagram, s *decode.CounterSample) {
+	t[0].Counter(d, s)
+	t[1].Counter(d, s)
+}
+
+// agentsJSON turns ingest's accounting into /agents/json rows.
+func agentsJSON(l *ingest.Listener) func() []web.Agent {
+	return func() []web.Agent {
+		now := time.Now()
+		var out []web.Agent
+		for _, a := range l.Agents() {
+			out = append(out, web.Agent{Agent: a.Agent.String(),
+				DatagramsReceived: a.Datagrams, DatagramsLost: a.DatagramsLost,
+				DatagramsOutOfOrder: a.DatagramsOutOfOrder, DatagramsDuplicates: a.DatagramsDuplicate,
+				DatagramSource: []string{a.Source.Addr().String()},
+				FlowSamples:    a.Flow.Samples, FlowLostSamples: a.Flow.Lost, FlowDuplicateSamples: a.Flow.Duplicate,
+				FlowOutOfOrderSamples: a.Flow.OutOfOrder, FlowDrops: a.Flow.Drops, FlowDatasources: a.Flow.Sources,
+				CounterSamples: a.Counter.Samples, CounterLostSamples: a.Counter.Lost,
+				CounterDuplicateSamples: a.Counter.Duplicate, CounterOutOfOrderSamples: a.Counter.OutOfOrder,
+				CounterDatasources: a.Counter.Sources,
+				FirstSeen:          now.Sub(a.FirstSeen).Milliseconds(), LastSeen: now.Sub(a.LastSeen).Milliseconds(),
+				Uptime: a.Uptime.Milliseconds(), Restarts: a.Restarts, Malformed: a.Malformed,
+				SamplesFaulted: a.SamplesFaulted, UnknownRecords: a.UnknownRecords, LastError: a.LastError,
+				BytesReceived: a.Bytes})
+		}
+		return out
+	}
+}

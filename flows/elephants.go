@@ -1,0 +1,142 @@
+package flows
+
+import (
+	"context"
+	"math"
+	"sort"
+	"time"
+)
+
+// Elephant is an elephant's life, from the first sample of the flow to the
+// last, as /elephants/json serves it. One elephant seen at several switches
+// (its key differing only in location fields such as node or ipttl) is one
+// record, with every location listed.
+type Elephant struct {
+	UpdateID    int64      `json:"updateID"` // grows with every change, for long polls
+	ElephantID  int64      `json:"elephantID"`
+	ThresholdID string     `json:"thresholdID"`
+	Metric      string     `json:"metric"`
+	FlowKey     string     `json:"flowKey"` // the flow's key without location fields
+	Active      bool       `json:"active"`
+	Start       int64      `json:"start"`         // ms since the epoch: the flow's first sample
+	End         int64      `json:"end,omitempty"` // its last sample, once it has cleared
+	Duration    float64    `json:"duration"`      // seconds, so far
+	Peak        float64    `json:"peak"`          // highest rate, in the flow's value units per second
+	Total       float64    `json:"total"`         // in value units, over the life so far
+	Bytes       float64    `json:"bytes"`         // frame bytes, over the life so far
+	Threshold   float64    `json:"threshold"`     // the threshold it crossed
+	Locations   []Location `json:"locations"`     // where it was seen over the threshold
+}
+
+// Location is one place an elephant was seen.
+type Location struct {
+	Agent      string `json:"agent"`
+	DataSource string `json:"dataSource"`
+	FlowKey    string `json:"flowKey"`
+}
+
+// elephant is the live state behind an Elephant record.
+type elephant struct {
+	rec     Elephant
+	entries map[*entry]bool // locations over the threshold, or waiting to re-arm
+	first   float64
+	last    float64
+}
+
+type elephantKey struct {
+	threshold string
+	ident     string
+}
+
+// elephantLog holds active elephants and a ring of changes for readers.
+type elephantLog struct {
+	active  map[elephantKey]*elephant
+	changes *ring[Elephant]
+	nextID  int64
+}
+
+func newElephantLog(size int) *elephantLog {
+	return &elephantLog{active: map[elephantKey]*elephant{}, changes: newRing[Elephant](size)}
+}
+
+// start records that a flow entry crossed a byFlow threshold: a new
+// elephant, or a new location of one already active.
+func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v float64) *elephant {
+	k := elephantKey{th.name, string(ent.ident)}
+	el := l.active[k]
+	if el == nil {
+		l.nextID++
+		el = &elephant{entries: map[*entry]bool{}, first: ent.first,
+			rec: Elephant{ElephantID: l.nextID, ThresholdID: th.name, Metric: th.def.Metric,
+				FlowKey: e.formatIdent(p, ent.ident), Active: true, Threshold: th.def.Value}}
+		l.active[k] = el
+	}
+	el.entries[ent] = true
+	el.rec.Locations = append(el.rec.Locations, Location{Agent: ent.src.key.agent.String(),
+		DataSource: ent.src.key.dataSource(), FlowKey: e.formatKey(p, ent.key)})
+	el.first = math.Min(el.first, ent.first)
+	el.seen(ent, v)
+	l.publish(e, el)
+	return el
+}
+
+// seen takes a new value of one of the elephant's locations.
+func (el *elephant) seen(ent *entry, v float64) {
+	el.rec.Peak = math.Max(el.rec.Peak, v)
+	el.last = math.Max(el.last, ent.last)
+	// Every location sees the whole flow: the best-sampled one is the size.
+	el.rec.Total = math.Max(el.rec.Total, ent.total)
+	el.rec.Bytes = math.Max(el.rec.Bytes, ent.bytes)
+}
+
+// leave takes away a location whose threshold re-armed (or whose flow was
+// let go); the elephant ends when its last location leaves.
+func (el *elephant) leave(e *Engine, ent *entry) {
+	if el == nil || !el.entries[ent] {
+		return
+	}
+	el.seen(ent, 0)
+	delete(el.entries, ent)
+	if len(el.entries) > 0 {
+		return
+	}
+	el.rec.Active = false
+	el.rec.End = e.wall(el.last)
+	for k, a := range e.elephants.active {
+		if a == el {
+			delete(e.elephants.active, k)
+		}
+	}
+	e.elephants.publish(e, el)
+}
+
+func (l *elephantLog) publish(e *Engine, el *elephant) {
+	el.rec.Start = e.wall(el.first)
+	el.rec.Duration = el.last - el.first
+	rec := el.rec
+	rec.Locations = append([]Location(nil), el.rec.Locations...)
+	l.changes.add(rec, func(r *Elephant, id int64) { r.UpdateID = id })
+}
+
+// Elephants returns elephant starts and ends after update id after, newest
+// first, at most max, waiting up to timeout for one.
+func (e *Engine) Elephants(ctx context.Context, after int64, max int, timeout time.Duration) []Elephant {
+	return e.elephants.changes.wait(ctx, after, max, timeout, nil)
+}
+
+// ActiveElephants returns the elephants over their threshold now, with their
+// size so far, longest first.
+func (e *Engine) ActiveElephants() []Elephant {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := []Elephant{}
+	for _, el := range e.elephants.active {
+		rec := el.rec
+		rec.Start = e.wall(el.first)
+		rec.Duration = el.last - el.first
+		rec.Locations = append([]Location(nil), el.rec.Locations...)
+		out = append(out, rec)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ElephantID < out[j].ElephantID })
+	return out
+}

@@ -1,0 +1,533 @@
+package flows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"net/netip"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/fabrictrace/fabrictrace/decode"
+)
+
+// Config sets an engine's bounds. Zero fields take the defaults in brackets.
+type Config struct {
+	MaxFlows     int // flow entries per definition, over all data sources [100000]
+	MaxEvents    int // events kept for /events/json [10000]
+	MaxElephants int // elephant records kept, active and ended [10000]
+	MaxSources   int // data sources (agent, ifIndex) tracked [100000]
+	// Now is the clock; tests set it to step time by hand.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxFlows == 0 {
+		c.MaxFlows = 100_000
+	}
+	if c.MaxEvents == 0 {
+		c.MaxEvents = 10_000
+	}
+	if c.MaxElephants == 0 {
+		c.MaxElephants = 10_000
+	}
+	if c.MaxSources == 0 {
+		c.MaxSources = 100_000
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Errors the web layer maps to status codes.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrInvalid  = errors.New("invalid")
+)
+
+// Engine turns samples into flows, thresholds, events and elephants. It is a
+// decode.Visitor; all its methods are safe for concurrent use.
+type Engine struct {
+	cfg   Config
+	epoch time.Time // clock zero: entry times are seconds since it
+	seed  maphash.Seed
+
+	mu         sync.Mutex
+	plans      map[string]*plan
+	tables     map[string]*table
+	thresholds map[string]*threshold
+	sources    map[sourceKey]*source
+	strings    *interner
+	topo       topology
+	groups     groups
+	events     *ring[Event]
+	elephants  *elephantLog
+	scratch    []byte // text of one value being rendered
+	concat     []byte
+	keyBuf     []byte
+	identBuf   []byte
+	stats      Stats
+}
+
+// Stats counts what the engine did and what it had to let go.
+type Stats struct {
+	Samples        uint64 // flow samples seen
+	Flows          uint64 // flow entries now held, over all definitions
+	FlowsEvicted   uint64 // entries dropped to stay under MaxFlows
+	SourcesEvicted uint64 // data sources dropped to stay under MaxSources
+	StringsRefused uint64 // key strings refused by the interner's cap
+	Events         uint64
+}
+
+// New returns an engine with no flows defined.
+func New(cfg Config) *Engine {
+	cfg = cfg.withDefaults()
+	e := &Engine{cfg: cfg, epoch: cfg.Now(), seed: maphash.MakeSeed(),
+		plans: map[string]*plan{}, tables: map[string]*table{}, thresholds: map[string]*threshold{},
+		sources: map[sourceKey]*source{}, strings: newInterner(),
+		events: newRing[Event](cfg.MaxEvents), elephants: newElephantLog(cfg.MaxElephants)}
+	e.topo.init()
+	e.groups.init()
+	return e
+}
+
+func (e *Engine) clock() float64 { return e.cfg.Now().Sub(e.epoch).Seconds() }
+
+func (e *Engine) wall(t float64) int64 {
+	return e.epoch.Add(time.Duration(t * float64(time.Second))).UnixMilli()
+}
+
+// sourceKey names a data source: an agent and a ds class and index.
+type sourceKey struct {
+	agent netip.Addr
+	class uint32
+	index uint32
+}
+
+func (k sourceKey) dataSource() string {
+	if k.class == 0 {
+		return strconv.FormatUint(uint64(k.index), 10)
+	}
+	return strconv.FormatUint(uint64(k.class), 10) + "." + strconv.FormatUint(uint64(k.index), 10)
+}
+
+// source is what the engine knows of one data source: its sample pool, for
+// renormalising, and its interface counters.
+type source struct {
+	key        sourceKey
+	lastPool   uint32
+	havePool   bool
+	packets    float64 // sample_pool growth since the window opened
+	samples    float64 // samples received in the window
+	correction float64 // packets per sample over samplingRate: 1 unless samples were lost or dropped
+	lastSeen   float64
+	counters   counterState
+}
+
+// renormalise: every sample counts samplingRate packets, scaled up by how
+// far sample_pool grew beyond what the received samples account for (lost
+// datagrams, agent drops).
+func (src *source) weight(fs *decode.FlowSample) float64 {
+	rate := float64(fs.SamplingRate)
+	if src.havePool {
+		src.packets += float64(fs.SamplePool - src.lastPool)
+		src.samples++
+		if src.samples >= 64 {
+			c := src.packets / (src.samples * rate)
+			src.correction = math.Min(math.Max(c, 1), 100)
+			src.packets, src.samples = 0, 0
+		}
+	}
+	src.lastPool, src.havePool = fs.SamplePool, true
+	return rate * src.correction
+}
+
+func (e *Engine) source(k sourceKey, now float64) *source {
+	if src := e.sources[k]; src != nil {
+		src.lastSeen = now
+		return src
+	}
+	if len(e.sources) >= e.cfg.MaxSources {
+		e.evictSource()
+	}
+	src := &source{key: k, correction: 1, lastSeen: now}
+	e.sources[k] = src
+	return src
+}
+
+// evictSource drops the least recently seen of a few data sources, with its
+// flows.
+func (e *Engine) evictSource() {
+	var victim *source
+	i := 0
+	for _, src := range e.sources {
+		if victim == nil || src.lastSeen < victim.lastSeen {
+			victim = src
+		}
+		if i++; i == 8 {
+			break
+		}
+	}
+	for _, t := range e.tables {
+		t.dropSource(e, victim)
+	}
+	delete(e.sources, victim.key)
+	e.stats.SourcesEvicted++
+}
+
+// Flow takes a flow sample: it is the decode.Visitor side of the engine.
+func (e *Engine) Flow(dg *decode.Datagram, fs *decode.FlowSample) {
+	if fs.SamplingRate == 0 || fs.Records&decode.HasRawHeader == 0 {
+		return // discarded-packet events, or nothing to key on
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stats.Samples++
+	now := e.clock()
+	src := e.source(sourceKey{dg.Agent, fs.Source.Class, fs.Source.Index}, now)
+	s := sample{dg: dg, fs: fs, e: e}
+	s.packet[0] = &fs.RawHeader.Packet
+	if fs.RawHeader.Inner.Layers != 0 {
+		s.packet[1] = &fs.RawHeader.Inner
+	}
+	s.scaled = src.weight(fs)
+	frameBytes := float64(fs.RawHeader.FrameLength) * s.scaled
+	for name, p := range e.plans {
+		if p.filter != nil && !p.filter.match(&s) {
+			continue
+		}
+		kb, ib := e.keyBuf[:0], e.identBuf[:0]
+		ok := true
+		for _, t := range p.keys {
+			v := t.get(&s)
+			if v.kind == missing {
+				ok = false
+				break
+			}
+			kb = v.appendKey(kb)
+			if !t.location {
+				ib = v.appendKey(ib)
+			}
+		}
+		e.keyBuf, e.identBuf = kb, ib
+		if !ok {
+			continue
+		}
+		x := p.amount(p.value, &s)
+		tb := e.tables[name]
+		ent := tb.upsert(e, p, src, kb, ib, now)
+		ent.add(p, x, frameBytes, now)
+		for i, ev := range p.values {
+			if ev.avg != nil {
+				if v := ev.avg.get(&s); v.kind == num {
+					ent.extras[i] += float64(v.n)
+					ent.avgN[i]++
+				}
+				continue
+			}
+			ent.extras[i] = ent.extras[i]*math.Exp(-(now-ent.extrasAt)/p.tau) + p.amount(ev.kind, &s)/p.tau
+		}
+		ent.extrasAt = now
+		for _, th := range e.thresholds {
+			if th.def.Metric == name {
+				th.update(e, p, tb, ent, now)
+			}
+		}
+	}
+}
+
+// amount is what one sample adds to a flow of the given value kind.
+func (p *plan) amount(k valueKind, s *sample) float64 {
+	switch k {
+	case valueFrames:
+		return s.scaled
+	case valueBits:
+		return 8 * float64(s.fs.RawHeader.FrameLength) * s.scaled
+	}
+	return float64(s.fs.RawHeader.FrameLength) * s.scaled
+}
+
+// Counter takes a counter sample: interface speeds and rates for threshold
+// filters and /metric.
+func (e *Engine) Counter(dg *decode.Datagram, cs *decode.CounterSample) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clock()
+	if cs.Records&decode.HasHostDescription != 0 && len(cs.HostDescription.Hostname) > 0 {
+		e.topo.learnHost(dg.Agent, string(cs.HostDescription.Hostname))
+	}
+	if cs.Records&decode.HasGenericInterface == 0 {
+		return
+	}
+	g := &cs.Generic
+	src := e.source(sourceKey{dg.Agent, 0, g.IfIndex}, now)
+	src.counters.update(g, now)
+	if cs.Records&decode.HasPortName != 0 && len(cs.PortName) > 0 {
+		e.topo.learnPort(dg.Agent, string(cs.PortName), g.IfIndex)
+	}
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.stats
+	s.StringsRefused = e.strings.refused
+	for _, t := range e.tables {
+		s.Flows += uint64(t.n)
+	}
+	s.Events = uint64(e.events.last)
+	return s
+}
+
+// SetFlow defines or replaces a flow. A replaced flow starts from empty.
+func (e *Engine) SetFlow(name string, d Definition) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	p, err := compile(name, d)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.plans[name] = p
+	e.tables[name] = newTable()
+	for _, th := range e.thresholds {
+		if th.def.Metric == name {
+			th.reset()
+		}
+	}
+	return nil
+}
+
+func validName(name string) error {
+	if name == "" || len(name) > 100 {
+		return fmt.Errorf("%w: name %q: want 1 to 100 characters", ErrInvalid, name)
+	}
+	for _, c := range name {
+		if !(c == '-' || c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return fmt.Errorf("%w: name %q: letters, digits, '-', '_' and '.' only", ErrInvalid, name)
+		}
+	}
+	return nil
+}
+
+// Flow returns a flow's definition with its defaults.
+func (e *Engine) FlowDefinition(name string) (Definition, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p, ok := e.plans[name]
+	if !ok {
+		return Definition{}, fmt.Errorf("flow %q: %w", name, ErrNotFound)
+	}
+	return p.def, nil
+}
+
+// FlowDefinitions returns every flow's definition.
+func (e *Engine) FlowDefinitions() map[string]Definition {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]Definition, len(e.plans))
+	for n, p := range e.plans {
+		out[n] = p.def
+	}
+	return out
+}
+
+// DeleteFlow removes a flow and its table.
+func (e *Engine) DeleteFlow(name string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.plans[name]; !ok {
+		return fmt.Errorf("flow %q: %w", name, ErrNotFound)
+	}
+	delete(e.plans, name)
+	delete(e.tables, name)
+	for _, th := range e.thresholds {
+		if th.def.Metric == name {
+			th.reset()
+		}
+	}
+	return nil
+}
+
+// formatKey renders a binary flow key with the flow's separator.
+func (e *Engine) formatKey(p *plan, key []byte) string {
+	b := e.scratch[:0]
+	for i := range p.keys {
+		var v value
+		v, key = readKey(key, e.strings)
+		if i > 0 {
+			b = append(b, p.def.FS...)
+		}
+		b = v.appendText(b)
+	}
+	e.scratch = b
+	return string(b)
+}
+
+// formatIdent renders the identity part of a key (no location fields).
+func (e *Engine) formatIdent(p *plan, ident []byte) string {
+	b := e.scratch[:0]
+	first := true
+	for _, t := range p.keys {
+		if t.location {
+			continue
+		}
+		var v value
+		v, ident = readKey(ident, e.strings)
+		if !first {
+			b = append(b, p.def.FS...)
+		}
+		first = false
+		b = v.appendText(b)
+	}
+	e.scratch = b
+	return string(b)
+}
+
+// ActiveFlow is one row of /activeflows.
+type ActiveFlow struct {
+	Key        string  `json:"key"`
+	Value      float64 `json:"value"`
+	Agent      string  `json:"agent"`
+	DataSource string  `json:"dataSource"`
+	FlowN      int     `json:"flowN"`
+}
+
+// ActiveFlows returns a flow's largest entries over the agents that match,
+// merged across data sources by aggMode: max (the default), sum, edge
+// (only ports on no topology link) or core (only ports on one).
+func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows int, minValue float64, aggMode string) ([]ActiveFlow, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p, ok := e.plans[name]
+	if !ok {
+		return nil, fmt.Errorf("flow %q: %w", name, ErrNotFound)
+	}
+	mode := aggModeOf(aggMode)
+	if mode < 0 {
+		return nil, fmt.Errorf("%w: aggMode %q: want max, sum, edge or core", ErrInvalid, aggMode)
+	}
+	now := e.clock()
+	merged := map[string]*ActiveFlow{}
+	for src, m := range e.tables[name].bySource {
+		if !agents(src.key.agent) {
+			continue
+		}
+		if mode == aggEdge || mode == aggCore {
+			onLink := e.topo.onLink(src.key.agent, src.key.index)
+			if onLink != (mode == aggCore) {
+				continue
+			}
+		}
+		for _, ent := range m {
+			for ; ent != nil; ent = ent.next {
+				v := ent.valueAt(p, now)
+				if v < minValue || v <= 0 {
+					continue
+				}
+				k := e.formatKey(p, ent.key)
+				af := merged[k]
+				if af == nil {
+					af = &ActiveFlow{Key: k, Agent: src.key.agent.String(), DataSource: src.key.dataSource()}
+					merged[k] = af
+				}
+				af.FlowN++
+				switch {
+				case mode == aggSum:
+					af.Value += v
+				case v > af.Value:
+					af.Value, af.Agent, af.DataSource = v, src.key.agent.String(), src.key.dataSource()
+				}
+			}
+		}
+	}
+	out := make([]ActiveFlow, 0, len(merged))
+	for _, af := range merged {
+		out = append(out, *af)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Value != out[j].Value {
+			return out[i].Value > out[j].Value
+		}
+		return out[i].Key < out[j].Key
+	})
+	if maxFlows > 0 && len(out) > maxFlows {
+		out = out[:maxFlows]
+	}
+	return out, nil
+}
+
+const (
+	aggMax = iota
+	aggSum
+	aggEdge
+	aggCore
+)
+
+func aggModeOf(s string) int {
+	switch s {
+	case "", "max", "MAX":
+		return aggMax
+	case "sum", "SUM":
+		return aggSum
+	case "edge", "EDGE":
+		return aggEdge
+	case "core", "CORE":
+		return aggCore
+	}
+	return -1
+}
+
+// FlowKeys returns the key tokens of defined flows that matched a sample,
+// with milliseconds since they last did.
+func (e *Engine) FlowKeys() map[string]int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clock()
+	out := map[string]int64{}
+	for _, p := range e.plans {
+		for _, t := range p.keys {
+			out[t.text] = int64((now - e.tables[p.name].lastUpdate) * 1000)
+		}
+	}
+	return out
+}
+
+// Sweep re-arms thresholds whose flows have stayed below for their timeout,
+// ends elephants, and drops flows that have gone quiet. Run it about every
+// second (Run does).
+func (e *Engine) Sweep() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clock()
+	for _, th := range e.thresholds {
+		th.sweep(e, now)
+	}
+	for name, t := range e.tables {
+		t.expire(e, e.plans[name], now)
+	}
+}
+
+// Run sweeps every interval until ctx ends.
+func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			e.Sweep()
+		}
+	}
+}
+
+var _ decode.Visitor = (*Engine)(nil)

@@ -1,0 +1,618 @@
+package flows
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/fabrictrace/fabrictrace/decode"
+)
+
+// sample is what key extractors read: one flow sample and where it came from.
+type sample struct {
+	dg     *decode.Datagram
+	fs     *decode.FlowSample
+	e      *Engine
+	packet [2]*decode.Packet // outer, and the VXLAN inner frame
+	scaled float64           // this sample's weight in packets
+}
+
+// extractor reads one key field from a sample.
+type extractor func(s *sample) value
+
+// token is a compiled key: the extractor and whether it names where a flow
+// was seen (node, port, TTL...) rather than what the flow is.
+type token struct {
+	text     string
+	get      extractor
+	location bool
+}
+
+// baseKeys are the keys read straight from a sample. Those that take the
+// ".1" suffix read the VXLAN inner frame instead.
+var baseKeys = map[string]struct {
+	layered  bool
+	location bool
+	get      func(s *sample, p *decode.Packet) value
+}{
+	"agent":        {location: true, get: func(s *sample, _ *decode.Packet) value { return addrValue(s.dg.Agent) }},
+	"inputifindex": {location: true, get: func(s *sample, _ *decode.Packet) value { return s.e.portValue(s.fs.Input) }},
+	"outputifindex": {location: true, get: func(s *sample, _ *decode.Packet) value {
+		return s.e.portValue(s.fs.Output)
+	}},
+	"direction": {location: true, get: func(s *sample, _ *decode.Packet) value {
+		switch ds := s.fs.Source.Index; {
+		case s.fs.Input.Format == decode.PortIfIndex && s.fs.Input.Value == ds:
+			return s.e.strValue("ingress")
+		case s.fs.Output.Format == decode.PortIfIndex && s.fs.Output.Value == ds:
+			return s.e.strValue("egress")
+		}
+		return value{}
+	}},
+	"bytes": {get: func(s *sample, _ *decode.Packet) value {
+		if s.fs.Records&decode.HasRawHeader == 0 {
+			return value{}
+		}
+		return numValue(uint64(s.fs.RawHeader.FrameLength))
+	}},
+	"macsource": {layered: true, get: func(_ *sample, p *decode.Packet) value {
+		if p.Layers&decode.LayerEthernet == 0 {
+			return value{}
+		}
+		return value{kind: mac, n: macBits(p.SrcMAC)}
+	}},
+	"macdestination": {layered: true, get: func(_ *sample, p *decode.Packet) value {
+		if p.Layers&decode.LayerEthernet == 0 {
+			return value{}
+		}
+		return value{kind: mac, n: macBits(p.DstMAC)}
+	}},
+	"ethernetprotocol": {layered: true, get: func(_ *sample, p *decode.Packet) value {
+		if p.Layers&decode.LayerEthernet == 0 {
+			return value{}
+		}
+		return numValue(uint64(p.EtherType))
+	}},
+	"vlan": {layered: true, get: func(_ *sample, p *decode.Packet) value {
+		if p.VLAN == 0 {
+			return value{}
+		}
+		return numValue(uint64(p.VLAN))
+	}},
+	"priority": {layered: true, get: func(_ *sample, p *decode.Packet) value {
+		if p.VLAN == 0 {
+			return value{}
+		}
+		return numValue(uint64(p.Priority))
+	}},
+	"ipsource":      {layered: true, get: ip4(func(p *decode.Packet) value { return addrValue(p.Src) })},
+	"ipdestination": {layered: true, get: ip4(func(p *decode.Packet) value { return addrValue(p.Dst) })},
+	"ipprotocol":    {layered: true, get: ip4(func(p *decode.Packet) value { return numValue(uint64(p.Protocol)) })},
+	"ipttl":         {layered: true, location: true, get: ip4(func(p *decode.Packet) value { return numValue(uint64(p.TTL)) })},
+	"iptos":         {layered: true, get: ip4(func(p *decode.Packet) value { return numValue(uint64(p.DSCP<<2 | p.ECN)) })},
+	"ipdscp":        {layered: true, get: ip4(func(p *decode.Packet) value { return numValue(uint64(p.DSCP)) })},
+	"ipecn":         {layered: true, get: ip4(func(p *decode.Packet) value { return numValue(uint64(p.ECN)) })},
+	"ipbytes":       {layered: true, get: ip4(func(p *decode.Packet) value { return numValue(uint64(p.IPLength)) })},
+	"ipfragoffset":  {layered: true, get: ip4(func(p *decode.Packet) value { return numValue(uint64(p.FragOffset)) })},
+	"ip6source":     {layered: true, get: ip6(func(p *decode.Packet) value { return addrValue(p.Src) })},
+	"ip6destination": {layered: true, get: ip6(func(p *decode.Packet) value {
+		return addrValue(p.Dst)
+	})},
+	"ip6nexthdr": {layered: true, get: ip6(func(p *decode.Packet) value { return numValue(uint64(p.Protocol)) })},
+	"ip6ttl":     {layered: true, location: true, get: ip6(func(p *decode.Packet) value { return numValue(uint64(p.TTL)) })},
+	"ip6tos":     {layered: true, get: ip6(func(p *decode.Packet) value { return numValue(uint64(p.DSCP<<2 | p.ECN)) })},
+	"ip6dscp":    {layered: true, get: ip6(func(p *decode.Packet) value { return numValue(uint64(p.DSCP)) })},
+	"ip6ecn":     {layered: true, get: ip6(func(p *decode.Packet) value { return numValue(uint64(p.ECN)) })},
+	"ip6bytes":   {layered: true, get: ip6(func(p *decode.Packet) value { return numValue(uint64(p.IPLength)) })},
+	"tcpsourceport": {layered: true, get: layer(decode.LayerTCP, func(p *decode.Packet) value {
+		return numValue(uint64(p.SrcPort))
+	})},
+	"tcpdestinationport": {layered: true, get: layer(decode.LayerTCP, func(p *decode.Packet) value {
+		return numValue(uint64(p.DstPort))
+	})},
+	"tcpflags": {layered: true, get: func(s *sample, p *decode.Packet) value {
+		if p.Layers&decode.LayerTCP == 0 {
+			return value{}
+		}
+		// A bit string, NS first, as sFlow-RT prints it: tcpflags~.......1. is SYN.
+		b := s.e.scratch[:0]
+		for i := 8; i >= 0; i-- {
+			b = append(b, '0'+byte(p.TCPFlags>>i&1))
+		}
+		s.e.scratch = b
+		return s.e.strBytes(b)
+	}},
+	"udpsourceport": {layered: true, get: layer(decode.LayerUDP, func(p *decode.Packet) value {
+		return numValue(uint64(p.SrcPort))
+	})},
+	"udpdestinationport": {layered: true, get: layer(decode.LayerUDP, func(p *decode.Packet) value {
+		return numValue(uint64(p.DstPort))
+	})},
+	"icmptype": {layered: true, get: layer(decode.LayerICMP|decode.LayerICMPv6, func(p *decode.Packet) value {
+		return numValue(uint64(p.ICMPType))
+	})},
+	"icmpcode": {layered: true, get: layer(decode.LayerICMP|decode.LayerICMPv6, func(p *decode.Packet) value {
+		return numValue(uint64(p.ICMPCode))
+	})},
+	"vni": {get: func(s *sample, _ *decode.Packet) value {
+		if p := s.packet[0]; p != nil && p.Layers&decode.LayerVXLAN != 0 {
+			return numValue(uint64(p.VNI))
+		}
+		return value{}
+	}},
+	"stack": {layered: true, get: func(s *sample, p *decode.Packet) value { return s.e.stack(p) }},
+}
+
+func init() { baseKeys["vxlanvni"] = baseKeys["vni"] }
+
+func macBits(m decode.MAC) uint64 {
+	return uint64(m[0])<<40 | uint64(m[1])<<32 | uint64(m[2])<<24 | uint64(m[3])<<16 | uint64(m[4])<<8 | uint64(m[5])
+}
+
+func ip4(f func(p *decode.Packet) value) func(*sample, *decode.Packet) value {
+	return layer(decode.LayerIPv4, f)
+}
+
+func ip6(f func(p *decode.Packet) value) func(*sample, *decode.Packet) value {
+	return layer(decode.LayerIPv6, f)
+}
+
+func layer(l decode.Layers, f func(p *decode.Packet) value) func(*sample, *decode.Packet) value {
+	return func(_ *sample, p *decode.Packet) value {
+		if p.Layers&l == 0 {
+			return value{}
+		}
+		return f(p)
+	}
+}
+
+// stack names the layers of a frame, as sFlow-RT does: eth.ip.tcp.
+func (e *Engine) stack(p *decode.Packet) value {
+	b := e.scratch[:0]
+	add := func(name string) {
+		if len(b) > 0 {
+			b = append(b, '.')
+		}
+		b = append(b, name...)
+	}
+	l := p.Layers
+	if l&decode.LayerEthernet != 0 {
+		add("eth")
+	}
+	if l&decode.LayerIPv4 != 0 {
+		add("ip")
+	}
+	if l&decode.LayerIPv6 != 0 {
+		add("ip6")
+	}
+	switch {
+	case l&decode.LayerTCP != 0:
+		add("tcp")
+	case l&decode.LayerUDP != 0:
+		add("udp")
+	case l&decode.LayerICMP != 0:
+		add("icmp")
+	case l&decode.LayerICMPv6 != 0:
+		add("icmp6")
+	}
+	if l&decode.LayerVXLAN != 0 {
+		add("vxlan")
+	}
+	e.scratch = b
+	return e.strBytes(b)
+}
+
+// portValue reads an input or output port: an ifIndex, or one of sFlow-RT's
+// words for the special values.
+func (e *Engine) portValue(p decode.Port) value {
+	switch {
+	case p.Format == decode.PortDiscard:
+		return e.strValue("discard")
+	case p.Format == decode.PortMultiple:
+		return e.strValue("multiple")
+	case p.Value == decode.IfIndexInternal:
+		return e.strValue("internal")
+	case p.Value == 0:
+		return e.strValue("unknown")
+	}
+	return numValue(uint64(p.Value))
+}
+
+func (e *Engine) strValue(s string) value {
+	id, s, ok := e.strings.idString(s)
+	if !ok {
+		return value{}
+	}
+	return value{kind: str, n: uint64(id), s: s}
+}
+
+func (e *Engine) strBytes(b []byte) value {
+	id, s, ok := e.strings.id(b)
+	if !ok {
+		return value{}
+	}
+	return value{kind: str, n: uint64(id), s: s}
+}
+
+// text renders a value to a string value, through the scratch buffer.
+func (e *Engine) text(v value) value {
+	if v.kind == str || v.kind == missing {
+		return v
+	}
+	b := v.appendText(e.scratch[:0])
+	e.scratch = b
+	return e.strBytes(b)
+}
+
+// compileKey compiles one key expression: a base key (with an optional ".1"
+// for the inner frame) or a key function such as node:inputifindex.
+func compileKey(text string) (token, error) {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return token{}, fmt.Errorf("empty key")
+	}
+	if name, args, ok := splitFunc(text); ok {
+		return compileFunc(text, name, args)
+	}
+	name, layerIndex := text, 0
+	if i := strings.LastIndexByte(text, '.'); i > 0 {
+		if n, err := strconv.Atoi(text[i+1:]); err == nil {
+			name, layerIndex = text[:i], n
+		}
+	}
+	bk, ok := baseKeys[name]
+	if !ok {
+		return token{}, fmt.Errorf("unknown key %q", text)
+	}
+	if layerIndex > 1 || layerIndex == 1 && !bk.layered {
+		return token{}, fmt.Errorf("key %q: only .1 (the VXLAN inner frame) of a header key is supported", text)
+	}
+	get := bk.get
+	return token{text: text, location: bk.location, get: func(s *sample) value {
+		p := s.packet[layerIndex]
+		if p == nil {
+			return value{}
+		}
+		return get(s, p)
+	}}, nil
+}
+
+// splitFunc splits "fn:a:[b:c]:d" into fn and its arguments, keeping
+// bracketed arguments whole.
+func splitFunc(text string) (string, []string, bool) {
+	i := strings.IndexByte(text, ':')
+	if i <= 0 {
+		return "", nil, false
+	}
+	name := text[:i]
+	if _, ok := keyFuncs[name]; !ok {
+		return "", nil, false
+	}
+	var args []string
+	depth, start := 0, i+1
+	for j := i + 1; j < len(text); j++ {
+		switch text[j] {
+		case '[':
+			depth++
+		case ']':
+			depth--
+		case '\\':
+			j++ // an escaped character, such as concat's "\:"
+		case ':':
+			if depth == 0 {
+				args = append(args, text[start:j])
+				start = j + 1
+			}
+		}
+	}
+	args = append(args, text[start:])
+	for k, a := range args {
+		if len(a) >= 2 && a[0] == '[' && a[len(a)-1] == ']' {
+			args[k] = a[1 : len(a)-1]
+		}
+		args[k] = strings.ReplaceAll(args[k], `\:`, ":")
+	}
+	return name, args, true
+}
+
+// keyFuncs compile the key functions. Each gets its raw arguments. (Filled
+// in init: the functions compile their arguments, which may use keyFuncs.)
+var keyFuncs map[string]func(args []string) (extractor, bool, error)
+
+func init() {
+	keyFuncs = map[string]func(args []string) (extractor, bool, error){
+		"node":   nodeFunc,
+		"link":   linkFunc,
+		"or":     orFunc,
+		"null":   nullFunc,
+		"first":  firstFunc,
+		"prefix": affixFunc(true),
+		"suffix": affixFunc(false),
+		"range":  rangeFunc,
+		"eq":     eqFunc,
+		"concat": concatFunc,
+		"group":  groupFunc,
+	}
+}
+
+func compileFunc(text, name string, args []string) (token, error) {
+	get, location, err := keyFuncs[name](args)
+	if err != nil {
+		return token{}, fmt.Errorf("key %q: %w", text, err)
+	}
+	return token{text: text, get: get, location: location}, nil
+}
+
+func compileArgs(args []string) ([]token, error) {
+	toks := make([]token, len(args))
+	for i, a := range args {
+		t, err := compileKey(a)
+		if err != nil {
+			return nil, err
+		}
+		toks[i] = t
+	}
+	return toks, nil
+}
+
+func needArgs(args []string, min int, usage string) error {
+	if len(args) < min {
+		return fmt.Errorf("want %s", usage)
+	}
+	return nil
+}
+
+// node:K names the topology node that (agent, K's ifIndex) belongs to: the
+// switch that saw the sample. Without a topology entry it is the agent's
+// host_descr hostname, or else its address.
+func nodeFunc(args []string) (extractor, bool, error) {
+	if err := needArgs(args, 1, "node:inputifindex or node:outputifindex"); err != nil {
+		return nil, false, err
+	}
+	port, err := compileKey(args[0])
+	if err != nil {
+		return nil, false, err
+	}
+	return func(s *sample) value {
+		return s.e.topo.node(s.e, s.dg.Agent, port.get(s))
+	}, true, nil
+}
+
+// link:K names the topology link (agent, K's ifIndex) is on; missing for a
+// port that is on no declared link, so only fabric links count.
+func linkFunc(args []string) (extractor, bool, error) {
+	if err := needArgs(args, 1, "link:inputifindex or link:outputifindex"); err != nil {
+		return nil, false, err
+	}
+	port, err := compileKey(args[0])
+	if err != nil {
+		return nil, false, err
+	}
+	return func(s *sample) value {
+		return s.e.topo.link(s.e, s.dg.Agent, port.get(s))
+	}, true, nil
+}
+
+func orFunc(args []string) (extractor, bool, error) {
+	if err := needArgs(args, 2, "or:key1:key2[:...]"); err != nil {
+		return nil, false, err
+	}
+	toks, err := compileArgs(args)
+	if err != nil {
+		return nil, false, err
+	}
+	return func(s *sample) value {
+		for _, t := range toks {
+			if v := t.get(s); v.kind != missing {
+				return v
+			}
+		}
+		return value{}
+	}, anyLocation(toks), nil
+}
+
+func anyLocation(toks []token) bool {
+	for _, t := range toks {
+		if t.location {
+			return true
+		}
+	}
+	return false
+}
+
+func nullFunc(args []string) (extractor, bool, error) {
+	if err := needArgs(args, 1, "null:key[:default]"); err != nil {
+		return nil, false, err
+	}
+	t, err := compileKey(args[0])
+	if err != nil {
+		return nil, false, err
+	}
+	def := "null"
+	if len(args) > 1 {
+		def = args[1]
+	}
+	return func(s *sample) value {
+		if v := t.get(s); v.kind != missing {
+			return v
+		}
+		return s.e.strValue(def)
+	}, t.location, nil
+}
+
+// first:K:SEP:A:B... splits K's text on SEP and returns the first token
+// that is one of A, B...
+func firstFunc(args []string) (extractor, bool, error) {
+	if err := needArgs(args, 3, "first:key:separator:value[:value...]"); err != nil {
+		return nil, false, err
+	}
+	t, err := compileKey(args[0])
+	if err != nil {
+		return nil, false, err
+	}
+	sep, want := args[1], args[2:]
+	return func(s *sample) value {
+		v := s.e.text(t.get(s))
+		if v.kind == missing {
+			return value{}
+		}
+		for rest, more := v.s, true; more; {
+			var part string
+			part, rest, more = strings.Cut(rest, sep)
+			for _, w := range want {
+				if part == w {
+					return s.e.strValue(w)
+				}
+			}
+		}
+		return value{}
+	}, t.location, nil
+}
+
+// prefix:K:SEP:N and suffix:K:SEP:N keep K's first or last N tokens.
+func affixFunc(front bool) func(args []string) (extractor, bool, error) {
+	return func(args []string) (extractor, bool, error) {
+		if err := needArgs(args, 3, "prefix|suffix:key:separator:count"); err != nil {
+			return nil, false, err
+		}
+		t, err := compileKey(args[0])
+		if err != nil {
+			return nil, false, err
+		}
+		n, err := strconv.Atoi(args[2])
+		if err != nil || n < 1 {
+			return nil, false, fmt.Errorf("count %q: want a whole number above 0", args[2])
+		}
+		sep := args[1]
+		return func(s *sample) value {
+			v := s.e.text(t.get(s))
+			if v.kind == missing {
+				return value{}
+			}
+			if front {
+				cut := 0
+				for k := 0; k < n; k++ {
+					i := strings.Index(v.s[cut:], sep)
+					if i < 0 {
+						return v
+					}
+					cut += i + len(sep)
+				}
+				return s.e.strValue(v.s[:cut-len(sep)])
+			}
+			cut := len(v.s)
+			for k := 0; k < n; k++ {
+				i := strings.LastIndex(v.s[:cut], sep)
+				if i < 0 {
+					return v
+				}
+				cut = i
+			}
+			return s.e.strValue(v.s[cut+len(sep):])
+		}, t.location, nil
+	}
+}
+
+// range:K:LO[:HI] is "true" when K's number lies in [LO, HI].
+func rangeFunc(args []string) (extractor, bool, error) {
+	if err := needArgs(args, 2, "range:key:low[:high]"); err != nil {
+		return nil, false, err
+	}
+	t, err := compileKey(args[0])
+	if err != nil {
+		return nil, false, err
+	}
+	lo, err := strconv.ParseUint(args[1], 10, 64)
+	if err != nil {
+		return nil, false, fmt.Errorf("low %q: want a number", args[1])
+	}
+	hi := uint64(1<<64 - 1)
+	if len(args) > 2 {
+		if hi, err = strconv.ParseUint(args[2], 10, 64); err != nil {
+			return nil, false, fmt.Errorf("high %q: want a number", args[2])
+		}
+	}
+	return func(s *sample) value {
+		v := t.get(s)
+		if v.kind != num {
+			return value{}
+		}
+		return s.e.boolValue(v.n >= lo && v.n <= hi)
+	}, t.location, nil
+}
+
+func (e *Engine) boolValue(b bool) value {
+	if b {
+		return e.strValue("true")
+	}
+	return e.strValue("false")
+}
+
+func eqFunc(args []string) (extractor, bool, error) {
+	if err := needArgs(args, 2, "eq:key1:key2"); err != nil {
+		return nil, false, err
+	}
+	toks, err := compileArgs(args[:2])
+	if err != nil {
+		return nil, false, err
+	}
+	return func(s *sample) value {
+		a, b := toks[0].get(s), toks[1].get(s)
+		if a.kind == missing || b.kind == missing {
+			return value{}
+		}
+		return s.e.boolValue(a == b)
+	}, anyLocation(toks), nil
+}
+
+// concat:SEP:K1:K2... joins the keys' texts with SEP.
+func concatFunc(args []string) (extractor, bool, error) {
+	if err := needArgs(args, 3, "concat:separator:key1:key2[:...]"); err != nil {
+		return nil, false, err
+	}
+	sep := args[0]
+	toks, err := compileArgs(args[1:])
+	if err != nil {
+		return nil, false, err
+	}
+	return func(s *sample) value {
+		b := s.e.concat[:0]
+		for i, t := range toks {
+			v := t.get(s)
+			if v.kind == missing {
+				return value{}
+			}
+			if i > 0 {
+				b = append(b, sep...)
+			}
+			b = v.appendText(b)
+		}
+		s.e.concat = b
+		return s.e.strBytes(b)
+	}, anyLocation(toks), nil
+}
+
+// group:K:NAME[:NAME...] labels K's address by the first address group
+// (PUT /group/NAME/json) with a matching CIDR.
+func groupFunc(args []string) (extractor, bool, error) {
+	if err := needArgs(args, 2, "group:key:groupname[:groupname...]"); err != nil {
+		return nil, false, err
+	}
+	t, err := compileKey(args[0])
+	if err != nil {
+		return nil, false, err
+	}
+	names := args[1:]
+	return func(s *sample) value {
+		v := t.get(s)
+		if v.kind != addr {
+			return value{}
+		}
+		for _, n := range names {
+			if label, ok := s.e.groups.lookup(n, v.a); ok {
+				return s.e.strValue(label)
+			}
+		}
+		return value{}
+	}, t.location, nil
+}

@@ -1,0 +1,155 @@
+package flows
+
+import (
+	"bytes"
+	"hash/maphash"
+	"math"
+)
+
+// table holds one definition's flows, per data source, under a cap.
+type table struct {
+	bySource   map[*source]map[uint64]*entry
+	n          int
+	lastUpdate float64
+}
+
+// entry is one flow at one data source. Its value is a rate: each sample
+// adds amount/tau, and the sum decays with time constant tau, so a steady
+// flow of R units per second reads R.
+type entry struct {
+	hash     uint64
+	key      []byte // the binary flow key
+	ident    []byte // the key without location fields: the flow itself
+	src      *source
+	value    float64 // rate at last
+	last     float64
+	first    float64
+	total    float64 // value units since first, undecayed
+	bytes    float64 // frame bytes since first, whatever the value
+	extras   [maxValues]float64
+	avgN     [maxValues]float64
+	extrasAt float64
+	next     *entry // another flow whose key hashes alike
+}
+
+func newTable() *table { return &table{bySource: map[*source]map[uint64]*entry{}} }
+
+func (ent *entry) valueAt(p *plan, now float64) float64 {
+	return ent.value * math.Exp(-(now-ent.last)/p.tau)
+}
+
+func (ent *entry) add(p *plan, x, frameBytes, now float64) {
+	ent.value = ent.valueAt(p, now) + x/p.tau
+	ent.last = now
+	ent.total += x
+	ent.bytes += frameBytes
+}
+
+// upsert finds the entry for key at src, or makes one, evicting to stay
+// under the cap. Only a new flow allocates.
+func (t *table) upsert(e *Engine, p *plan, src *source, key, ident []byte, now float64) *entry {
+	t.lastUpdate = now
+	h := maphash.Bytes(e.seed, key)
+	m := t.bySource[src]
+	if m == nil {
+		m = map[uint64]*entry{}
+		t.bySource[src] = m
+	}
+	for ent := m[h]; ent != nil; ent = ent.next {
+		if bytes.Equal(ent.key, key) {
+			return ent
+		}
+	}
+	if t.n >= e.cfg.MaxFlows {
+		t.evict(e, p, now)
+	}
+	// One allocation holds both keys.
+	kb := make([]byte, len(key)+len(ident))
+	copy(kb, key)
+	copy(kb[len(key):], ident)
+	ent := &entry{hash: h, key: kb[:len(key):len(key)], ident: kb[len(key):], src: src,
+		first: now, last: now, extrasAt: now, next: m[h]}
+	m[h] = ent
+	t.n++
+	return ent
+}
+
+// evict drops the smallest of a few flows: Go's map order is random, so
+// this approximates dropping the smallest flow without a heap on the hot path.
+func (t *table) evict(e *Engine, p *plan, now float64) {
+	var victim *entry
+	least := math.Inf(1)
+	seen := 0
+	for _, m := range t.bySource {
+		for _, ent := range m {
+			if v := ent.valueAt(p, now); v < least {
+				victim, least = ent, v
+			}
+			if seen++; seen >= 16 {
+				break
+			}
+		}
+		if seen >= 16 {
+			break
+		}
+	}
+	if victim != nil {
+		t.remove(e, victim)
+		e.stats.FlowsEvicted++
+	}
+}
+
+func (t *table) remove(e *Engine, victim *entry) {
+	m := t.bySource[victim.src]
+	head := m[victim.hash]
+	if head == victim {
+		if victim.next == nil {
+			delete(m, victim.hash)
+		} else {
+			m[victim.hash] = victim.next
+		}
+	} else {
+		for ent := head; ent != nil; ent = ent.next {
+			if ent.next == victim {
+				ent.next = victim.next
+				break
+			}
+		}
+	}
+	if len(m) == 0 {
+		delete(t.bySource, victim.src)
+	}
+	t.n--
+	for _, th := range e.thresholds {
+		th.forget(e, victim)
+	}
+}
+
+func (t *table) dropSource(e *Engine, src *source) {
+	for _, ent := range t.bySource[src] {
+		for ; ent != nil; ent = ent.next {
+			t.n--
+			for _, th := range e.thresholds {
+				th.forget(e, ent)
+			}
+		}
+	}
+	delete(t.bySource, src)
+}
+
+// expire drops flows that have decayed to nothing: below a millionth of a
+// unit per second, which takes about 14 time constants for a 1 MB/s flow.
+func (t *table) expire(e *Engine, p *plan, now float64) {
+	if p == nil {
+		return
+	}
+	for _, m := range t.bySource {
+		for _, ent := range m {
+			for ; ent != nil; ent = ent.next {
+				if ent.valueAt(p, now) < 1e-6 {
+					t.remove(e, ent)
+				}
+			}
+		}
+	}
+}

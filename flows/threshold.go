@@ -1,0 +1,287 @@
+package flows
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Threshold is a threshold as sFlow-RT takes it on PUT /threshold/{name}/json.
+type Threshold struct {
+	Metric  string           `json:"metric"`
+	Value   float64          `json:"value"`
+	ByFlow  bool             `json:"byFlow"`
+	Timeout int              `json:"timeout"`
+	Filter  map[string][]any `json:"filter,omitempty"`
+}
+
+// ParseThreshold reads a PUT body, naming any bad field.
+func ParseThreshold(body []byte) (Threshold, error) {
+	var t Threshold
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return t, fmt.Errorf("threshold: %w", err)
+	}
+	t.Timeout = -1
+	for field, v := range raw {
+		var err error
+		switch field {
+		case "metric":
+			err = json.Unmarshal(v, &t.Metric)
+		case "value":
+			err = json.Unmarshal(v, &t.Value)
+		case "byFlow":
+			err = json.Unmarshal(v, &t.ByFlow)
+		case "timeout":
+			err = json.Unmarshal(v, &t.Timeout)
+		case "filter":
+			err = json.Unmarshal(v, &t.Filter)
+		default:
+			err = fmt.Errorf("unknown field")
+		}
+		if err != nil {
+			return t, fmt.Errorf("threshold field %q: %w", field, err)
+		}
+	}
+	if t.Metric == "" {
+		return t, fmt.Errorf("threshold field %q: required", "metric")
+	}
+	if _, ok := raw["value"]; !ok {
+		return t, fmt.Errorf("threshold field %q: required", "value")
+	}
+	if t.Timeout < 0 {
+		t.Timeout = 60
+	}
+	for attr := range t.Filter {
+		if _, ok := sourceAttrs[attr]; !ok {
+			return t, fmt.Errorf("threshold field %q: attribute %q: want one of ifspeed, ifindex, agent, host_name", "filter", attr)
+		}
+	}
+	return t, nil
+}
+
+// Event is an event as /events/json serves it.
+type Event struct {
+	EventID     int64     `json:"eventID"`
+	Timestamp   int64     `json:"timestamp"`
+	ThresholdID string    `json:"thresholdID"`
+	Metric      string    `json:"metric"`
+	Agent       string    `json:"agent"`
+	DataSource  string    `json:"dataSource"`
+	Value       float64   `json:"value"`
+	Threshold   float64   `json:"threshold"`
+	FlowKey     string    `json:"flowKey,omitempty"`
+	Values      []float64 `json:"values,omitempty"`
+}
+
+// threshold is a threshold's arm state: which flows (byFlow) or data
+// sources (not byFlow) have fired and not yet re-armed.
+type threshold struct {
+	name     string
+	def      Threshold
+	byEntry  map[*entry]*firing
+	bySource map[*source]*firing
+}
+
+// firing is one fired flow or data source, waiting to re-arm: the value
+// must stay under the threshold for the timeout.
+type firing struct {
+	below    float64 // when the value went under, or -1 while over
+	elephant *elephant
+}
+
+func (th *threshold) reset() {
+	th.byEntry = map[*entry]*firing{}
+	th.bySource = map[*source]*firing{}
+}
+
+// update runs after a sample raised a flow entry's value.
+func (th *threshold) update(e *Engine, p *plan, tb *table, ent *entry, now float64) {
+	if !th.applies(e, ent.src) {
+		return
+	}
+	v := ent.value // just updated: no decay to apply
+	if th.def.ByFlow {
+		if f := th.byEntry[ent]; f != nil {
+			if v > th.def.Value {
+				f.below = -1
+			}
+			f.elephant.seen(ent, v)
+			return
+		}
+		if v <= th.def.Value {
+			return
+		}
+		f := &firing{below: -1}
+		th.byEntry[ent] = f
+		th.fire(e, p, ent, v)
+		f.elephant = e.elephants.start(e, th, p, ent, v)
+		return
+	}
+	if f := th.bySource[ent.src]; f != nil {
+		if v > th.def.Value {
+			f.below = -1
+		}
+		return
+	}
+	if v <= th.def.Value {
+		return
+	}
+	th.bySource[ent.src] = &firing{below: -1}
+	// One event for the largest flow at this data source.
+	largest, lv := ent, v
+	for _, m := range tb.bySource[ent.src] {
+		for o := m; o != nil; o = o.next {
+			if ov := o.valueAt(p, now); ov > lv {
+				largest, lv = o, ov
+			}
+		}
+	}
+	th.fire(e, p, largest, lv)
+}
+
+func (th *threshold) fire(e *Engine, p *plan, ent *entry, v float64) {
+	ev := Event{Timestamp: e.wall(e.clock()), ThresholdID: th.name, Metric: th.def.Metric,
+		Agent: ent.src.key.agent.String(), DataSource: ent.src.key.dataSource(), Value: v,
+		Threshold: th.def.Value, FlowKey: e.formatKey(p, ent.key)}
+	for i, xv := range p.values {
+		x := ent.extras[i]
+		if xv.avg != nil {
+			x = x / math.Max(ent.avgN[i], 1)
+		}
+		ev.Values = append(ev.Values, x)
+	}
+	e.events.add(ev, func(ev *Event, id int64) { ev.EventID = id })
+}
+
+// sweep re-arms fired flows that stayed under the threshold for timeout.
+func (th *threshold) sweep(e *Engine, now float64) {
+	p := e.plans[th.def.Metric]
+	if p == nil {
+		return
+	}
+	for ent, f := range th.byEntry {
+		if ent.valueAt(p, now) > th.def.Value {
+			f.below = -1
+			continue
+		}
+		if f.below < 0 {
+			f.below = now
+		}
+		if now-f.below >= float64(th.def.Timeout) {
+			delete(th.byEntry, ent)
+			f.elephant.leave(e, ent)
+		}
+	}
+	for src, f := range th.bySource {
+		over := false
+		for _, m := range e.tables[th.def.Metric].bySource[src] {
+			for o := m; o != nil && !over; o = o.next {
+				over = o.valueAt(p, now) > th.def.Value
+			}
+		}
+		if over {
+			f.below = -1
+			continue
+		}
+		if f.below < 0 {
+			f.below = now
+		}
+		if now-f.below >= float64(th.def.Timeout) {
+			delete(th.bySource, src)
+		}
+	}
+}
+
+// forget drops the state of an entry the table let go.
+func (th *threshold) forget(e *Engine, ent *entry) {
+	if f := th.byEntry[ent]; f != nil {
+		delete(th.byEntry, ent)
+		f.elephant.leave(e, ent)
+	}
+}
+
+// sourceAttrs are the data-source attributes a threshold filter can test.
+var sourceAttrs = map[string]func(e *Engine, src *source) any{
+	"ifspeed":   func(_ *Engine, src *source) any { return float64(src.counters.speed) },
+	"ifindex":   func(_ *Engine, src *source) any { return float64(src.key.index) },
+	"agent":     func(_ *Engine, src *source) any { return src.key.agent.String() },
+	"host_name": func(e *Engine, src *source) any { return e.topo.hosts[src.key.agent] },
+}
+
+// applies checks the threshold's filter against the data source: every
+// attribute must equal one of its listed values.
+func (th *threshold) applies(e *Engine, src *source) bool {
+	for attr, want := range th.def.Filter {
+		got := sourceAttrs[attr](e, src)
+		ok := false
+		for _, w := range want {
+			if w == got {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// SetThreshold defines or replaces a threshold.
+func (e *Engine) SetThreshold(name string, t Threshold) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	th := &threshold{name: name, def: t}
+	th.reset()
+	e.thresholds[name] = th
+	return nil
+}
+
+// ThresholdDefinition returns a threshold.
+func (e *Engine) ThresholdDefinition(name string) (Threshold, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	th, ok := e.thresholds[name]
+	if !ok {
+		return Threshold{}, fmt.Errorf("threshold %q: %w", name, ErrNotFound)
+	}
+	return th.def, nil
+}
+
+// ThresholdDefinitions returns every threshold.
+func (e *Engine) ThresholdDefinitions() map[string]Threshold {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]Threshold, len(e.thresholds))
+	for n, th := range e.thresholds {
+		out[n] = th.def
+	}
+	return out
+}
+
+// DeleteThreshold removes a threshold.
+func (e *Engine) DeleteThreshold(name string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.thresholds[name]; !ok {
+		return fmt.Errorf("threshold %q: %w", name, ErrNotFound)
+	}
+	delete(e.thresholds, name)
+	return nil
+}
+
+// Events returns events with ids above after, newest first, at most max,
+// only thresholdID's when it is set. With a timeout it waits for one.
+func (e *Engine) Events(ctx context.Context, after int64, thresholdID string, max int, timeout time.Duration) []Event {
+	var keep func(*Event) bool
+	if thresholdID != "" {
+		keep = func(ev *Event) bool { return ev.ThresholdID == thresholdID }
+	}
+	return e.events.wait(ctx, after, max, timeout, keep)
+}

@@ -1,0 +1,282 @@
+package flows
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+
+	"github.com/fabrictrace/fabrictrace/decode"
+)
+
+// Topology is sFlow-RT's topology document: nodes (optional: host_descr and
+// port_name counters fill them in) and links between node ports.
+type Topology struct {
+	Nodes   map[string]TopologyNode `json:"nodes,omitempty"`
+	Links   map[string]TopologyLink `json:"links,omitempty"`
+	Version int64                   `json:"version"`
+}
+
+// TopologyNode is a switch or host and its ports.
+type TopologyNode struct {
+	Agent string                  `json:"agent,omitempty"`
+	Ports map[string]TopologyPort `json:"ports,omitempty"`
+	Tags  map[string]any          `json:"tags,omitempty"`
+}
+
+// TopologyPort is a port; ifindex is a string, as sFlow-RT has it.
+type TopologyPort struct {
+	IfIndex string         `json:"ifindex"`
+	Tags    map[string]any `json:"tags,omitempty"`
+}
+
+// TopologyLink joins two node ports.
+type TopologyLink struct {
+	Node1 string         `json:"node1"`
+	Port1 string         `json:"port1"`
+	Node2 string         `json:"node2"`
+	Port2 string         `json:"port2"`
+	Tags  map[string]any `json:"tags,omitempty"`
+}
+
+type portRef struct {
+	agent   netip.Addr
+	ifIndex uint32
+}
+
+type namedPort struct {
+	node, port string
+}
+
+// topology is the compiled document plus what counters taught.
+type topology struct {
+	doc       Topology
+	agentNode map[netip.Addr]string // from the document, else host_descr
+	hosts     map[netip.Addr]string // host_descr hostnames
+	portIndex map[namedPort]uint32  // from the document, else port_name
+	links     map[portRef]string    // link name of each linked port
+	version   int64
+}
+
+func (t *topology) init() {
+	t.agentNode = map[netip.Addr]string{}
+	t.hosts = map[netip.Addr]string{}
+	t.portIndex = map[namedPort]uint32{}
+	t.links = map[portRef]string{}
+}
+
+// maxLearned caps what counters can teach the topology, per map.
+const maxLearned = 100_000
+
+func (t *topology) learnHost(agent netip.Addr, hostname string) {
+	if t.hosts[agent] == hostname || len(t.hosts) >= maxLearned {
+		return
+	}
+	t.hosts[agent] = hostname
+	t.rebuild()
+}
+
+func (t *topology) learnPort(agent netip.Addr, name string, ifIndex uint32) {
+	node := t.nodeName(agent)
+	if node == "" {
+		return // not known yet; the next counter sample will tell
+	}
+	k := namedPort{node, name}
+	if _, ok := t.portIndex[k]; ok || len(t.portIndex) >= maxLearned {
+		return
+	}
+	t.portIndex[k] = ifIndex
+	t.rebuild()
+}
+
+func (t *topology) nodeName(agent netip.Addr) string {
+	if n, ok := t.agentNode[agent]; ok {
+		return n
+	}
+	return t.hosts[agent]
+}
+
+// set validates and installs a document.
+func (t *topology) set(doc Topology) error {
+	for name, n := range doc.Nodes {
+		if n.Agent != "" {
+			if _, err := netip.ParseAddr(n.Agent); err != nil {
+				return fmt.Errorf("nodes.%s.agent: %w", name, err)
+			}
+		}
+		for pname, p := range n.Ports {
+			if _, err := strconv.ParseUint(p.IfIndex, 10, 32); err != nil {
+				return fmt.Errorf("nodes.%s.ports.%s.ifindex %q: want a number in a string", name, pname, p.IfIndex)
+			}
+		}
+	}
+	for name, l := range doc.Links {
+		if l.Node1 == "" || l.Node2 == "" || l.Port1 == "" || l.Port2 == "" {
+			return fmt.Errorf("links.%s: want node1, port1, node2 and port2", name)
+		}
+	}
+	t.version++
+	doc.Version = t.version
+	t.doc = doc
+	t.rebuild()
+	return nil
+}
+
+// rebuild derives the lookup maps: the document first, counters for the rest.
+func (t *topology) rebuild() {
+	t.agentNode = map[netip.Addr]string{}
+	agentOf := map[string]netip.Addr{}
+	for agent, host := range t.hosts {
+		agentOf[host] = agent
+	}
+	for name, n := range t.doc.Nodes {
+		if a, err := netip.ParseAddr(n.Agent); err == nil {
+			t.agentNode[a] = name
+			agentOf[name] = a
+		}
+		for pname, p := range n.Ports {
+			i, _ := strconv.ParseUint(p.IfIndex, 10, 32)
+			t.portIndex[namedPort{name, pname}] = uint32(i)
+		}
+	}
+	t.links = map[portRef]string{}
+	for name, l := range t.doc.Links {
+		for _, end := range []namedPort{{l.Node1, l.Port1}, {l.Node2, l.Port2}} {
+			a, okA := agentOf[end.node]
+			i, okI := t.portIndex[end]
+			if okA && okI {
+				t.links[portRef{a, i}] = name
+			}
+		}
+	}
+}
+
+// node names the node of (agent, port): the document's or host_descr's
+// name for the agent, else the agent address itself.
+func (t *topology) node(e *Engine, agent netip.Addr, port value) value {
+	if n := t.nodeName(agent); n != "" {
+		return e.strValue(n)
+	}
+	return e.text(addrValue(agent))
+}
+
+func (t *topology) link(e *Engine, agent netip.Addr, port value) value {
+	if port.kind != num {
+		return value{}
+	}
+	if name, ok := t.links[portRef{agent, uint32(port.n)}]; ok {
+		return e.strValue(name)
+	}
+	return value{}
+}
+
+func (t *topology) onLink(agent netip.Addr, ifIndex uint32) bool {
+	_, ok := t.links[portRef{agent, ifIndex}]
+	return ok
+}
+
+// SetTopology installs a topology document; its version goes up by one.
+func (e *Engine) SetTopology(doc Topology) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.topo.set(doc); err != nil {
+		return fmt.Errorf("%w: topology: %w", ErrInvalid, err)
+	}
+	return nil
+}
+
+// Topology returns the topology document with its version.
+func (e *Engine) Topology() Topology {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	doc := e.topo.doc
+	doc.Version = e.topo.version
+	return doc
+}
+
+// groups are sFlow-RT's address groups: group name -> label -> CIDRs.
+type groups struct {
+	byName map[string][]labelled // longest prefix first
+	doc    map[string]map[string][]string
+}
+
+type labelled struct {
+	prefix netip.Prefix
+	label  string
+}
+
+func (g *groups) init() {
+	g.byName = map[string][]labelled{}
+	g.doc = map[string]map[string][]string{}
+}
+
+func (g *groups) lookup(name string, a netip.Addr) (string, bool) {
+	for _, l := range g.byName[name] {
+		if l.prefix.Contains(a) {
+			return l.label, true
+		}
+	}
+	return "", false
+}
+
+// SetGroup installs an address group: {"label":["10.0.0.0/8",...],...}.
+func (e *Engine) SetGroup(name string, body []byte) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	var doc map[string][]string
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return fmt.Errorf("%w: group: want {\"label\":[\"CIDR\",...]}: %w", ErrInvalid, err)
+	}
+	var list []labelled
+	for label, cidrs := range doc {
+		for _, c := range cidrs {
+			p, err := netip.ParsePrefix(c)
+			if err != nil {
+				a, aerr := netip.ParseAddr(c)
+				if aerr != nil {
+					return fmt.Errorf("%w: group %s label %s: %w", ErrInvalid, name, label, err)
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			list = append(list, labelled{p.Masked(), label})
+		}
+	}
+	sort.SliceStable(list, func(i, j int) bool { return list[i].prefix.Bits() > list[j].prefix.Bits() })
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.groups.byName[name] = list
+	e.groups.doc[name] = doc
+	return nil
+}
+
+// Groups returns every address group.
+func (e *Engine) Groups() map[string]map[string][]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]map[string][]string, len(e.groups.doc))
+	for k, v := range e.groups.doc {
+		out[k] = v
+	}
+	return out
+}
+
+// counterState is an interface's last counters and the rates between the
+// last two samples.
+type counterState struct {
+	at                  float64
+	speed               uint64
+	inOctets, outOctets uint64
+	inRate, outRate     float64 // bytes per second
+	have                bool
+}
+
+func (c *counterState) update(g *decode.GenericInterface, now float64) {
+	if c.have && now > c.at && g.InOctets >= c.inOctets && g.OutOctets >= c.outOctets {
+		dt := now - c.at
+		c.inRate = float64(g.InOctets-c.inOctets) / dt
+		c.outRate = float64(g.OutOctets-c.outOctets) / dt
+	}
+	c.at, c.speed, c.inOctets, c.outOctets, c.have = now, g.IfSpeed, g.InOctets, g.OutOctets, true
+}

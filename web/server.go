@@ -1,0 +1,390 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/fabrictrace/fabrictrace/flows"
+)
+
+// Version is what /version answers.
+const Version = "fabrictrace-0.1"
+
+// Agent is one agent as /agents/json serves it, in sFlow-RT's field names.
+type Agent struct {
+	Agent                    string   `json:"-"`
+	DatagramsReceived        uint64   `json:"sFlowDatagramsReceived"`
+	DatagramsLost            uint64   `json:"sFlowDatagramsLost"`
+	DatagramsOutOfOrder      uint64   `json:"sFlowDatagramsOutOfOrder"`
+	DatagramsDuplicates      uint64   `json:"sFlowDatagramsDuplicates"`
+	DatagramSource           []string `json:"sFlowDatagramSource"`
+	FlowSamples              uint64   `json:"sFlowFlowSamples"`
+	FlowLostSamples          uint64   `json:"sFlowFlowLostSamples"`
+	FlowDuplicateSamples     uint64   `json:"sFlowFlowDuplicateSamples"`
+	FlowOutOfOrderSamples    uint64   `json:"sFlowFlowOutOfOrderSamples"`
+	FlowDrops                uint64   `json:"sFlowFlowDrops"`
+	FlowDatasources          int      `json:"sFlowFlowDatasources"`
+	CounterSamples           uint64   `json:"sFlowCounterSamples"`
+	CounterLostSamples       uint64   `json:"sFlowCounterLostSamples"`
+	CounterDuplicateSamples  uint64   `json:"sFlowCounterDuplicateSamples"`
+	CounterOutOfOrderSamples uint64   `json:"sFlowCounterOutOfOrderSamples"`
+	CounterDatasources       int      `json:"sFlowCounterDatasources"`
+	FirstSeen                int64    `json:"firstSeen"` // ms ago
+	LastSeen                 int64    `json:"lastSeen"`  // ms ago
+	Uptime                   int64    `json:"uptime"`    // ms, as the agent reports it
+	Restarts                 uint64   `json:"restarts"`
+	Malformed                uint64   `json:"malformedDatagrams"`
+	SamplesFaulted           uint64   `json:"faultedSamples"`
+	UnknownRecords           uint64   `json:"unknownRecords"`
+	LastError                string   `json:"lastError,omitempty"`
+	BytesReceived            uint64   `json:"sFlowBytesReceived"`
+}
+
+// Config wires a server to what it serves.
+type Config struct {
+	Engine   *flows.Engine
+	Agents   func() []Agent // from ingest's accounting
+	ReadOnly bool           // refuse writes with 403, as sFlow-RT's http.readonly
+	Logger   *slog.Logger
+}
+
+// Server is the sFlow-RT compatible REST API.
+type Server struct {
+	cfg    Config
+	router *mux.Router
+}
+
+// New builds the routes.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Agents == nil {
+		cfg.Agents = func() []Agent { return nil }
+	}
+	s := &Server{cfg: cfg, router: mux.NewRouter()}
+	r := s.router
+	r.HandleFunc("/flow/json", s.listFlows).Methods(http.MethodGet)
+	r.HandleFunc("/flow/{name}/json", s.getFlow).Methods(http.MethodGet)
+	r.HandleFunc("/flow/{name}/json", s.write(s.putFlow)).Methods(http.MethodPut, http.MethodPost)
+	r.HandleFunc("/flow/{name}/json", s.write(s.deleteFlow)).Methods(http.MethodDelete)
+	r.HandleFunc("/threshold/json", s.listThresholds).Methods(http.MethodGet)
+	r.HandleFunc("/threshold/{name}/json", s.getThreshold).Methods(http.MethodGet)
+	r.HandleFunc("/threshold/{name}/json", s.write(s.putThreshold)).Methods(http.MethodPut, http.MethodPost)
+	r.HandleFunc("/threshold/{name}/json", s.write(s.deleteThreshold)).Methods(http.MethodDelete)
+	r.HandleFunc("/group/json", s.listGroups).Methods(http.MethodGet)
+	r.HandleFunc("/group/{name}/json", s.write(s.putGroup)).Methods(http.MethodPut, http.MethodPost)
+	r.HandleFunc("/events/json", s.events).Methods(http.MethodGet)
+	r.HandleFunc("/elephants/json", s.elephants).Methods(http.MethodGet)
+	r.HandleFunc("/activeflows/{agent}/{name}/json", s.activeFlows).Methods(http.MethodGet)
+	r.HandleFunc("/flowkeys/json", s.flowKeys).Methods(http.MethodGet)
+	r.HandleFunc("/agents/json", s.agents).Methods(http.MethodGet)
+	r.HandleFunc("/topology/json", s.getTopology).Methods(http.MethodGet)
+	r.HandleFunc("/topology/json", s.write(s.putTopology)).Methods(http.MethodPut, http.MethodPost)
+	r.HandleFunc("/analyzer/json", s.analyzer).Methods(http.MethodGet)
+	r.HandleFunc("/version", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, Version)
+	}).Methods(http.MethodGet)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s", r.URL.Path))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, http.StatusMethodNotAllowed, fmt.Errorf("%s not allowed on %s", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// maxBody bounds a PUT body: definitions and topologies are small.
+const maxBody = 4 << 20
+
+// write wraps a handler that changes state: 403 when read-only, 204 on
+// success, the error's status otherwise.
+func (s *Server) write(h func(r *http.Request, name string, body []byte) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.ReadOnly {
+			s.fail(w, http.StatusForbidden, errors.New("read-only: writes are disabled"))
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+		if err != nil {
+			s.fail(w, http.StatusBadRequest, fmt.Errorf("reading body: %w", err))
+			return
+		}
+		if len(body) > maxBody {
+			s.fail(w, http.StatusRequestEntityTooLarge, fmt.Errorf("body over %d bytes", maxBody))
+			return
+		}
+		if err := h(r, mux.Vars(r)["name"], body); err != nil {
+			s.fail(w, statusOf(err), err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, flows.ErrNotFound):
+		return http.StatusNotFound
+	default:
+		return http.StatusBadRequest
+	}
+}
+
+func (s *Server) fail(w http.ResponseWriter, status int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
+
+func (s *Server) reply(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		s.cfg.Logger.Debug("http reply cut short", "err", err)
+	}
+}
+
+func (s *Server) listFlows(w http.ResponseWriter, _ *http.Request) {
+	s.reply(w, s.cfg.Engine.FlowDefinitions())
+}
+
+func (s *Server) getFlow(w http.ResponseWriter, r *http.Request) {
+	d, err := s.cfg.Engine.FlowDefinition(mux.Vars(r)["name"])
+	if err != nil {
+		s.fail(w, statusOf(err), err)
+		return
+	}
+	s.reply(w, d)
+}
+
+func (s *Server) putFlow(_ *http.Request, name string, body []byte) error {
+	d, err := flows.ParseDefinition(body)
+	if err != nil {
+		return err
+	}
+	return s.cfg.Engine.SetFlow(name, d)
+}
+
+func (s *Server) deleteFlow(_ *http.Request, name string, _ []byte) error {
+	return s.cfg.Engine.DeleteFlow(name)
+}
+
+func (s *Server) listThresholds(w http.ResponseWriter, _ *http.Request) {
+	s.reply(w, s.cfg.Engine.ThresholdDefinitions())
+}
+
+func (s *Server) getThreshold(w http.ResponseWriter, r *http.Request) {
+	t, err := s.cfg.Engine.ThresholdDefinition(mux.Vars(r)["name"])
+	if err != nil {
+		s.fail(w, statusOf(err), err)
+		return
+	}
+	s.reply(w, t)
+}
+
+func (s *Server) putThreshold(_ *http.Request, name string, body []byte) error {
+	t, err := flows.ParseThreshold(body)
+	if err != nil {
+		return err
+	}
+	return s.cfg.Engine.SetThreshold(name, t)
+}
+
+func (s *Server) deleteThreshold(_ *http.Request, name string, _ []byte) error {
+	return s.cfg.Engine.DeleteThreshold(name)
+}
+
+func (s *Server) listGroups(w http.ResponseWriter, _ *http.Request) {
+	s.reply(w, s.cfg.Engine.Groups())
+}
+
+func (s *Server) putGroup(_ *http.Request, name string, body []byte) error {
+	return s.cfg.Engine.SetGroup(name, body)
+}
+
+func (s *Server) getTopology(w http.ResponseWriter, _ *http.Request) {
+	s.reply(w, s.cfg.Engine.Topology())
+}
+
+func (s *Server) putTopology(_ *http.Request, _ string, body []byte) error {
+	var doc flows.Topology
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		return fmt.Errorf("topology: %w", err)
+	}
+	return s.cfg.Engine.SetTopology(doc)
+}
+
+// query reads the common long-poll and limit parameters.
+type query struct {
+	r   *http.Request
+	err error
+}
+
+func (q *query) int(name string, def int64) int64 {
+	v := q.r.URL.Query().Get(name)
+	if v == "" || q.err != nil {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		q.err = fmt.Errorf("query parameter %s=%q: want a whole number", name, v)
+	}
+	return n
+}
+
+func (q *query) float(name string, def float64) float64 {
+	v := q.r.URL.Query().Get(name)
+	if v == "" || q.err != nil {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) {
+		q.err = fmt.Errorf("query parameter %s=%q: want a number", name, v)
+	}
+	return f
+}
+
+// maxWait bounds a long poll.
+const maxWait = 600 * time.Second
+
+func (q *query) timeout() time.Duration {
+	t := q.float("timeout", 0)
+	if t < 0 {
+		q.err = fmt.Errorf("query parameter timeout=%v: want seconds, 0 or more", t)
+	}
+	return min(time.Duration(t*float64(time.Second)), maxWait)
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	q := &query{r: r}
+	after := q.int("eventID", -1)
+	max := q.int("maxEvents", 100)
+	timeout := q.timeout()
+	if q.err != nil {
+		s.fail(w, http.StatusBadRequest, q.err)
+		return
+	}
+	s.reply(w, s.cfg.Engine.Events(r.Context(), after, r.URL.Query().Get("thresholdID"), int(min(max, 10_000)), timeout))
+}
+
+func (s *Server) elephants(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("active") == "true" {
+		s.reply(w, s.cfg.Engine.ActiveElephants())
+		return
+	}
+	q := &query{r: r}
+	after := q.int("updateID", -1)
+	max := q.int("maxElephants", 100)
+	timeout := q.timeout()
+	if q.err != nil {
+		s.fail(w, http.StatusBadRequest, q.err)
+		return
+	}
+	s.reply(w, s.cfg.Engine.Elephants(r.Context(), after, int(min(max, 10_000)), timeout))
+}
+
+// agentFilter reads an {agent} selector: ALL, TOPOLOGY, one address, or a
+// ;-separated list.
+func (s *Server) agentFilter(sel string) (func(netip.Addr) bool, error) {
+	switch sel {
+	case "ALL":
+		return func(netip.Addr) bool { return true }, nil
+	case "TOPOLOGY":
+		in := map[netip.Addr]bool{}
+		for _, n := range s.cfg.Engine.Topology().Nodes {
+			if a, err := netip.ParseAddr(n.Agent); err == nil {
+				in[a] = true
+			}
+		}
+		return func(a netip.Addr) bool { return in[a] }, nil
+	}
+	in := map[netip.Addr]bool{}
+	for part := range strings.SplitSeq(sel, ";") {
+		a, err := netip.ParseAddr(part)
+		if err != nil {
+			return nil, fmt.Errorf("agent %q: want ALL, TOPOLOGY, an address or a ;-separated list of them", part)
+		}
+		in[a] = true
+	}
+	return func(a netip.Addr) bool { return in[a] }, nil
+}
+
+func (s *Server) activeFlows(w http.ResponseWriter, r *http.Request) {
+	vars := mux.Vars(r)
+	agents, err := s.agentFilter(vars["agent"])
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	q := &query{r: r}
+	maxFlows := q.int("maxFlows", 100)
+	minValue := q.float("minValue", 0)
+	if q.err != nil {
+		s.fail(w, http.StatusBadRequest, q.err)
+		return
+	}
+	out, err := s.cfg.Engine.ActiveFlows(vars["name"], agents, int(min(maxFlows, 100_000)), minValue, r.URL.Query().Get("aggMode"))
+	if err != nil {
+		s.fail(w, statusOf(err), err)
+		return
+	}
+	s.reply(w, out)
+}
+
+func (s *Server) flowKeys(w http.ResponseWriter, _ *http.Request) {
+	s.reply(w, s.cfg.Engine.FlowKeys())
+}
+
+func (s *Server) agents(w http.ResponseWriter, r *http.Request) {
+	want := r.URL.Query()["agent"]
+	out := map[string]Agent{}
+	for _, a := range s.cfg.Agents() {
+		if len(want) > 0 && !contains(want, a.Agent) {
+			continue
+		}
+		out[a.Agent] = a
+	}
+	s.reply(w, out)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) analyzer(w http.ResponseWriter, _ *http.Request) {
+	var datagrams, bytes uint64
+	agents := s.cfg.Agents()
+	for _, a := range agents {
+		datagrams += a.DatagramsReceived
+		bytes += a.BytesReceived
+	}
+	st := s.cfg.Engine.Stats()
+	s.reply(w, map[string]any{
+		"version": Version, "sFlowAgents": len(agents), "sFlowDatagramsReceived": datagrams,
+		"sFlowBytesReceived": bytes, "flowSamples": st.Samples, "flows": st.Flows,
+		"flowsEvicted": st.FlowsEvicted, "sourcesEvicted": st.SourcesEvicted,
+		"stringsRefused": st.StringsRefused, "events": st.Events,
+	})
+}

@@ -1,0 +1,312 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/sim"
+	"github.com/fabrictrace/fabrictrace/web"
+)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// rig is a collector's engine and REST API fed by a simulator.
+type rig struct {
+	t     *testing.T
+	sim   *sim.Sim
+	eng   *flows.Engine
+	clock *fakeClock
+	srv   *httptest.Server
+	dec   decode.Decoder
+	steps int
+}
+
+func newRig(t *testing.T, cfg sim.Config, readOnly bool) *rig {
+	s, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	eng := flows.New(flows.Config{Now: clock.now})
+	srv := httptest.NewServer(web.New(web.Config{Engine: eng, ReadOnly: readOnly,
+		Agents: func() []web.Agent { return []web.Agent{{Agent: "10.255.1.1", DatagramsReceived: 7}} }}))
+	t.Cleanup(srv.Close)
+	return &rig{t: t, sim: s, eng: eng, clock: clock, srv: srv}
+}
+
+func (r *rig) step() {
+	r.sim.Step(func(b []byte) {
+		if _, err := r.dec.Decode(b, r.eng); err != nil {
+			r.t.Fatal(err)
+		}
+	})
+	r.clock.add(100 * time.Millisecond)
+	if r.steps++; r.steps%10 == 0 {
+		r.eng.Sweep()
+	}
+}
+
+func (r *rig) do(method, path, body string) (int, string) {
+	r.t.Helper()
+	req, err := http.NewRequest(method, r.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (r *rig) must(method, path, body string, want int) string {
+	r.t.Helper()
+	code, out := r.do(method, path, body)
+	if code != want {
+		r.t.Fatalf("%s %s: %d %s, want %d", method, path, code, out, want)
+	}
+	return out
+}
+
+// The elephant-path loop of sFlow-RT's blog script, over HTTP: define the
+// flow and threshold, long-poll events, and get one per hop within 100 ms
+// of the sample that crossed.
+func TestElephantEventsOverHTTP(t *testing.T) {
+	r := newRig(t, sim.Config{Seed: 3, Mice: 40, Elephants: []sim.Elephant{{
+		Src: mustAddr("172.16.1.12"), Dst: mustAddr("172.16.1.33"), Rate: 400e6, Start: 12 * time.Second,
+		Duration: 10 * time.Second}}}, false)
+	r.must("PUT", "/flow/elephant/json", `{"keys":"node:inputifindex,ipsource,ipdestination,ipttl","value":"bytes"}`, 204)
+	r.must("PUT", "/threshold/elephant/json", `{"metric":"elephant","value":12500000,"byFlow":true,"timeout":600}`, 204)
+	def := r.must("GET", "/flow/elephant/json", "", 200)
+	for _, want := range []string{`"n":5`, `"t":2`, `"fs":","`, `"activeTimeout":60`, `"filter":null`} {
+		if !strings.Contains(def, want) {
+			t.Errorf("GET flow %s lacks default %s", def, want)
+		}
+	}
+
+	type arrival struct {
+		events []flows.Event
+		at     time.Time
+	}
+	got := make(chan arrival, 10)
+	go func() {
+		id := int64(-1)
+		for range 3 {
+			req, _ := http.NewRequestWithContext(t.Context(), "GET",
+				fmt.Sprintf("%s/events/json?thresholdID=elephant&maxEvents=10&timeout=60&eventID=%d", r.srv.URL, id), nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return
+			}
+			var evs []flows.Event
+			json.NewDecoder(resp.Body).Decode(&evs)
+			resp.Body.Close()
+			if len(evs) > 0 {
+				id = evs[0].EventID
+				got <- arrival{evs, time.Now()}
+			}
+		}
+	}()
+
+	seen := map[string]time.Time{} // flow key -> when the engine had its event
+	var arrived []flows.Event
+	deadline := time.After(30 * time.Second)
+	for len(arrived) < 3 && r.sim.Now() < 30*time.Second {
+		r.step()
+		for _, ev := range r.eng.Events(t.Context(), -1, "", 100, 0) {
+			if _, ok := seen[ev.FlowKey]; !ok {
+				seen[ev.FlowKey] = time.Now()
+			}
+		}
+		// Let the poller catch up before the next step, so latency is its own.
+		for len(seen) > len(arrived) {
+			select {
+			case a := <-got:
+				for _, ev := range a.events {
+					if lag := a.at.Sub(seen[ev.FlowKey]); lag > 100*time.Millisecond {
+						t.Errorf("event %s reached the client %v after the engine raised it", ev.FlowKey, lag)
+					}
+					arrived = append(arrived, ev)
+				}
+			case <-deadline:
+				t.Fatalf("long poll returned %d events of %d", len(arrived), len(seen))
+			}
+		}
+	}
+	if len(arrived) != 3 {
+		t.Fatalf("%d events, want 3 (leaf, spine, leaf)", len(arrived))
+	}
+	for _, ev := range arrived {
+		if !strings.Contains(ev.FlowKey, ",172.16.1.12,172.16.1.33,") || ev.ThresholdID != "elephant" || ev.Agent == "" {
+			t.Errorf("event %+v", ev)
+		}
+	}
+	// Newest first, ids only above eventID.
+	var evs []flows.Event
+	json.Unmarshal([]byte(r.must("GET", fmt.Sprintf("/events/json?eventID=%d", arrived[0].EventID), "", 200)), &evs)
+	if len(evs) != 2 || evs[0].EventID < evs[1].EventID || evs[1].EventID <= arrived[0].EventID {
+		t.Errorf("events after %d: %+v", arrived[0].EventID, evs)
+	}
+
+	var active []flows.ActiveFlow
+	json.Unmarshal([]byte(r.must("GET", "/activeflows/ALL/elephant/json?maxFlows=3&minValue=5000000", "", 200)), &active)
+	if len(active) != 3 || !strings.HasPrefix(active[0].Key, "leaf") && !strings.HasPrefix(active[0].Key, "spine") {
+		t.Errorf("active flows %+v, want the elephant's 3 hops", active)
+	}
+	var agents map[string]map[string]any
+	json.Unmarshal([]byte(r.must("GET", "/agents/json", "", 200)), &agents)
+	if agents["10.255.1.1"]["sFlowDatagramsReceived"] != 7.0 {
+		t.Errorf("agents %v", agents)
+	}
+}
+
+func TestBadRequestsSayWhatIsWrong(t *testing.T) {
+	r := newRig(t, sim.Config{Seed: 1}, false)
+	for _, c := range []struct {
+		method, path, body string
+		code               int
+		says               string
+	}{
+		{"PUT", "/flow/f/json", `{"keys":"ipsource,bogus"}`, 400, `unknown key \"bogus\"`},
+		{"PUT", "/flow/f/json", `{"keys":"ipsource","filter":"ipsource=10.0.0.1&("}`, 400, "filter"},
+		{"PUT", "/flow/f/json", `{"keys":"ipsource","value":"furlongs"}`, 400, "value"},
+		{"PUT", "/flow/f/json", `{"keys":"ipsource","colour":"red"}`, 400, `field \"colour\"`},
+		{"PUT", "/flow/f/json", `{"keys":"prefix:stack:.:x"}`, 400, "count"},
+		{"PUT", "/flow/f/json", `not json`, 400, "flow definition"},
+		{"PUT", "/threshold/t/json", `{"value":1}`, 400, `\"metric\": required`},
+		{"PUT", "/threshold/t/json", `{"metric":"f","value":1,"filter":{"colour":["red"]}}`, 400, "colour"},
+		{"GET", "/flow/nope/json", "", 404, "not found"},
+		{"DELETE", "/threshold/nope/json", "", 404, "not found"},
+		{"GET", "/activeflows/ALL/nope/json", "", 404, "not found"},
+		{"GET", "/activeflows/banana/nope/json", "", 400, "agent"},
+		{"GET", "/events/json?timeout=soon", "", 400, "timeout"},
+		{"PUT", "/topology/json", `{"nodes":{"a":{"agent":"x"}}}`, 400, "agent"},
+		{"GET", "/nothing/here", "", 404, "no such endpoint"},
+	} {
+		code, out := r.do(c.method, c.path, c.body)
+		if code != c.code || !strings.Contains(out, c.says) {
+			t.Errorf("%s %s %s: %d %s; want %d saying %s", c.method, c.path, c.body, code, out, c.code, c.says)
+		}
+	}
+	r.must("PUT", "/flow/f/json", `{"keys":["ipsource","ipdestination"],"n":50,"t":0.01}`, 204)
+	if d := r.must("GET", "/flow/f/json", "", 200); !strings.Contains(d, `"n":20`) || !strings.Contains(d, `"t":0.2`) {
+		t.Errorf("n and t not clamped to 20 and 0.2: %s", d)
+	}
+	r.must("DELETE", "/flow/f/json", "", 204)
+	r.must("GET", "/flow/f/json", "", 404)
+	r.must("PUT", "/topology/json", `{"links":{"l1":{"node1":"leaf01","port1":"swp51","node2":"spine01","port2":"swp1"}}}`, 204)
+	if tp := r.must("GET", "/topology/json", "", 200); !strings.Contains(tp, `"version":1`) {
+		t.Errorf("topology %s lacks version 1", tp)
+	}
+}
+
+func TestReadOnlyRefusesWrites(t *testing.T) {
+	r := newRig(t, sim.Config{Seed: 1}, true)
+	r.must("PUT", "/flow/f/json", `{"keys":"ipsource"}`, 403)
+	r.must("DELETE", "/flow/f/json", "", 403)
+	r.must("GET", "/flow/json", "", 200)
+}
+
+// A long poll with nothing to say returns [] at its timeout, and a client
+// that hangs up frees its waiter at once.
+func TestLongPollTimesOutAndHangsUp(t *testing.T) {
+	r := newRig(t, sim.Config{Seed: 1}, false)
+	start := time.Now()
+	if out := r.must("GET", "/events/json?timeout=0.3", "", 200); strings.TrimSpace(out) != "[]" {
+		t.Errorf("empty long poll returned %s", out)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond || d > 3*time.Second {
+		t.Errorf("0.3 s long poll took %v", d)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, "GET", r.srv.URL+"/events/json?timeout=60", nil)
+	done := make(chan struct{})
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		close(done)
+	}()
+	time.Sleep(50 * time.Millisecond) // let it block; the hang-up is what is measured
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("client hang-up did not end the long poll")
+	}
+}
+
+// sFlow-RT's tail_log.py loop, stdlib Python: eventID -1, newest first,
+// reversed for printing.
+func TestPythonTailLogClient(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("SKIP: python3 not installed; the sFlow-RT client script test needs it")
+	}
+	r := newRig(t, sim.Config{Seed: 5, Mice: -1, Elephants: []sim.Elephant{{
+		Src: mustAddr("172.16.1.21"), Dst: mustAddr("172.16.1.43"), Rate: 400e6, Start: time.Second, Duration: time.Minute}}}, false)
+	r.must("PUT", "/flow/pair/json", `{"keys":"ipsource,ipdestination","value":"bytes"}`, 204)
+	r.must("PUT", "/threshold/pair/json", `{"metric":"pair","value":12500000,"byFlow":true}`, 204)
+	for r.sim.Now() < 8*time.Second {
+		r.step()
+	}
+	script := `
+import json, sys, urllib.request
+url = sys.argv[1] + '/events/json?maxEvents=10&timeout=1'
+eventID = -1
+for _ in range(2):
+    events = json.load(urllib.request.urlopen(url + '&eventID=' + str(eventID)))
+    if len(events) == 0:
+        continue
+    eventID = events[0]['eventID']
+    events.reverse()
+    for e in events:
+        print(e['eventID'], e['thresholdID'], e['agent'], e['dataSource'], e['flowKey'], round(e['value']))
+`
+	out, err := exec.Command(py, "-c", script, r.srv.URL).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 3 { // leaf02, a spine, leaf04
+		t.Fatalf("tail_log printed %d lines, want 3:\n%s", len(lines), out)
+	}
+	for i, l := range lines {
+		f := strings.Fields(l)
+		if f[0] != fmt.Sprint(i+1) || f[1] != "pair" || f[4] != "172.16.1.21,172.16.1.43" {
+			t.Errorf("line %q", l)
+		}
+	}
+}
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
