@@ -4,6 +4,7 @@
 set -euo pipefail
 BIN=${BIN:-bin}
 SFLOW=${DEMO_SFLOW:-127.0.0.1:6343}
+HTTP=${DEMO_HTTP:-127.0.0.1:8008}
 SEED=${DEMO_SEED:-1}
 LOGS=$(mktemp -d "${TMPDIR:-/tmp}/fabrictrace-demo.XXXXXX")
 
@@ -16,11 +17,12 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-"$BIN/collector" -sflow "$SFLOW" -stats-interval 10s 2>"$LOGS/collector.log" &
+"$BIN/collector" -sflow "$SFLOW" -http "$HTTP" -define "$(dirname "$0")/demo.json" \
+	-stats-interval 10s 2>"$LOGS/collector.log" &
 pids+=($!)
 # Wait for the collector to listen (or die) before the fabric starts sending.
 for _ in $(seq 50); do
-	grep -q 'listening for sFlow' "$LOGS/collector.log" && break
+	grep -q 'serving REST API' "$LOGS/collector.log" && break
 	kill -0 "${pids[0]}" 2>/dev/null || { cat "$LOGS/collector.log"; exit 1; }
 	sleep 0.1
 done
@@ -30,15 +32,19 @@ pids+=($!)
 
 cat <<MSG
 fabrictrace demo: 2 spines, 4 leaves, 4 servers, 12 containers (172.16.1.11-43),
-sampling 1 in 1000, a 400 Mbit/s elephant every 20 s, sending sFlow to $SFLOW.
+sampling 1 in 1000, a 400 Mbit/s elephant every 20 s, over an elephant
+threshold of 100 Mbit/s (flow "elephant": node:inputifindex,ipsource,ipdestination,ipttl).
 
-  collector log:  $LOGS/collector.log   (agents and totals every 10 s)
-  simulator log:  $LOGS/fabricsim.log
-  ground truth:   $LOGS/truth.json      (written when the demo stops)
-  an elephant now: kill -USR1 ${pids[1]}
+  elephant events:  curl 'http://$HTTP/events/json?thresholdID=elephant&maxEvents=10&timeout=60'
+  elephant lives:   curl 'http://$HTTP/elephants/json'
+  hop by hop now:   curl 'http://$HTTP/activeflows/ALL/elephant/json?minValue=1000000'
+  agents:           curl 'http://$HTTP/agents/json'
+  an elephant now:  kill -USR1 ${pids[1]}
 
-Ctrl-C stops both. Ingest totals follow every 10 s:
+  logs: $LOGS (collector.log, fabricsim.log; truth.json when the demo stops)
+
+Ctrl-C stops both. Elephants and ingest totals follow:
 MSG
-tail -n +1 -f "$LOGS/collector.log" --pid "${pids[0]}" | grep --line-buffered -E 'ingest totals|WARN|ERROR' &
+tail -n +1 -f "$LOGS/collector.log" --pid "${pids[0]}" | grep --line-buffered -E 'elephant|ingest totals|WARN|ERROR' &
 pids+=($!)
 wait "${pids[0]}"

@@ -139,8 +139,9 @@ func New(cfg Config) (*Sim, error) {
 		}
 		a := &agent{node: n, boot: time.Hour + time.Duration(s.rng.Int64N(int64(30*24*time.Hour))),
 			samplers: map[uint32]*sampler{}, ports: map[uint32]*portCounters{}}
-		// Agents poll counters at staggered offsets, as real ones do.
-		a.nextCounters = time.Duration(len(s.agentOrder)) * cfg.CounterInterval / time.Duration(len(fab.Nodes()))
+		// Agents send their first counters (host and port names) within the
+		// first second, staggered as real ones are, then every interval.
+		a.nextCounters = time.Duration(len(s.agentOrder)) * min(cfg.CounterInterval, time.Second) / time.Duration(len(fab.Nodes()))
 		for _, p := range n.Ports {
 			a.ports[p.IfIndex] = &portCounters{port: p}
 		}

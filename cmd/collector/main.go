@@ -38,6 +38,7 @@ type options struct {
 	http          string
 	readOnly      bool
 	maxFlows      int
+	define        string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -51,6 +52,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.http, "http", ":8008", "TCP `address` for the REST API (empty disables it)")
 	fs.BoolVar(&o.readOnly, "readonly", false, "refuse REST writes (flows, thresholds, topology) with 403")
 	fs.IntVar(&o.maxFlows, "max-flows", 100000, "flow entries kept per flow definition; beyond it the smallest are evicted")
+	fs.StringVar(&o.define, "define", "", "load flows, thresholds, groups and topology from this JSON `file` at start")
 	fs.BoolVar(&o.dump, "dump", false, "print every decoded sample to stdout as a JSON line (like sflowtool)")
 	fs.DurationVar(&o.statsInterval, "stats-interval", time.Minute, "how often to log ingest totals (0 disables)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -94,6 +96,14 @@ func main() {
 }
 
 func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) error {
+	engine := flows.New(flows.Config{MaxFlows: o.maxFlows})
+	if o.define != "" {
+		if err := loadDefinitions(o.define, engine); err != nil {
+			return err
+		}
+		logger.Info("definitions loaded", "file", o.define, "flows", len(engine.FlowDefinitions()),
+			"thresholds", len(engine.ThresholdDefinitions()))
+	}
 	l, err := ingest.Listen(ctx, ingest.Config{Addr: o.sflow, Sockets: o.sockets, ReadBuffer: o.rcvbuf,
 		MaxAgents: o.maxAgents, Logger: logger})
 	if err != nil {
@@ -102,7 +112,6 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		}
 		return err
 	}
-	engine := flows.New(flows.Config{MaxFlows: o.maxFlows})
 	var sink decode.Visitor = engine
 	if o.dump {
 		sink = tee{engine, &dumpSink{w: stdout}}
@@ -110,6 +119,7 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return l.Serve(ctx, sink) })
 	g.Go(func() error { return engine.Run(ctx, time.Second) })
+	g.Go(func() error { return logElephants(ctx, engine, logger) })
 	if o.http != "" {
 		ln, err := net.Listen("tcp", o.http)
 		if err != nil {

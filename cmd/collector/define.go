@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/fabrictrace/fabrictrace/flows"
+)
+
+// defineFile is what -define loads at start: the same bodies the REST API
+// takes on PUT, by name.
+type defineFile struct {
+	Flows      map[string]json.RawMessage `json:"flows"`
+	Thresholds map[string]json.RawMessage `json:"thresholds"`
+	Groups     map[string]json.RawMessage `json:"groups"`
+	Topology   *flows.Topology            `json:"topology"`
+}
+
+func loadDefinitions(name string, e *flows.Engine) error {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return fmt.Errorf("-define: %w", err)
+	}
+	var f defineFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return fmt.Errorf("-define %s: %w", name, err)
+	}
+	for n, raw := range f.Flows {
+		d, err := flows.ParseDefinition(raw)
+		if err == nil {
+			err = e.SetFlow(n, d)
+		}
+		if err != nil {
+			return fmt.Errorf("-define %s: flow %q: %w", name, n, err)
+		}
+	}
+	for n, raw := range f.Thresholds {
+		t, err := flows.ParseThreshold(raw)
+		if err == nil {
+			err = e.SetThreshold(n, t)
+		}
+		if err != nil {
+			return fmt.Errorf("-define %s: threshold %q: %w", name, n, err)
+		}
+	}
+	for n, raw := range f.Groups {
+		if err := e.SetGroup(n, raw); err != nil {
+			return fmt.Errorf("-define %s: group %q: %w", name, n, err)
+		}
+	}
+	if f.Topology != nil {
+		if err := e.SetTopology(*f.Topology); err != nil {
+			return fmt.Errorf("-define %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// logElephants logs each elephant as it starts and ends, so the log tells
+// the story without a REST client.
+func logElephants(ctx context.Context, e *flows.Engine, logger *slog.Logger) error {
+	after := int64(0)
+	for ctx.Err() == nil {
+		recs := e.Elephants(ctx, after, 1000, time.Minute)
+		for i := len(recs) - 1; i >= 0; i-- {
+			r := recs[i]
+			after = max(after, r.UpdateID)
+			if r.Active {
+				if len(r.Locations) == 1 { // its first crossing
+					logger.Info("elephant", "flow", r.FlowKey, "threshold", r.ThresholdID,
+						"at", r.Locations[0].FlowKey, "rate", r.Peak)
+				}
+				continue
+			}
+			logger.Info("elephant ended", "flow", r.FlowKey, "threshold", r.ThresholdID,
+				"duration", time.Duration(r.Duration*float64(time.Second)).Round(time.Millisecond),
+				"bytes", int64(r.Bytes), "peak", r.Peak, "locations", len(r.Locations))
+		}
+	}
+	return nil
+}
