@@ -6,6 +6,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.7.0
 # The demo's sFlow address (loopback only); 6343 may be taken on a shared machine.
 DEMO_SFLOW  ?= 127.0.0.1:6343
 DEMO_HTTP   ?= 127.0.0.1:8008
+DEMO_BGP    ?= 127.0.0.1:1179
 
 .PHONY: build test test-e2e bench fuzz lint demo clean
 
@@ -44,7 +45,7 @@ lint:
 # The collector beside a simulated leaf/spine fabric (cmd/fabricsim), on
 # loopback only, until Ctrl-C.
 demo: build
-	BIN=$(BIN) DEMO_SFLOW=$(DEMO_SFLOW) DEMO_HTTP=$(DEMO_HTTP) ./scripts/demo.sh
+	BIN=$(BIN) DEMO_SFLOW=$(DEMO_SFLOW) DEMO_HTTP=$(DEMO_HTTP) DEMO_BGP=$(DEMO_BGP) ./scripts/demo.sh
 
 clean:
 	rm -rf $(BIN)

@@ -5,6 +5,8 @@ set -euo pipefail
 BIN=${BIN:-bin}
 SFLOW=${DEMO_SFLOW:-127.0.0.1:6343}
 HTTP=${DEMO_HTTP:-127.0.0.1:8008}
+# A high port, so no root is needed; the simulated leaves connect from 127.0.1.N.
+BGP=${DEMO_BGP:-127.0.0.1:1179}
 SEED=${DEMO_SEED:-1}
 LOGS=$(mktemp -d "${TMPDIR:-/tmp}/fabrictrace-demo.XXXXXX")
 
@@ -18,6 +20,7 @@ stop() {
 trap stop INT TERM EXIT
 
 "$BIN/collector" -sflow "$SFLOW" -http "$HTTP" -define "$(dirname "$0")/demo.json" \
+	-bgp "$BGP" -bgp-accept 127.0.1.0/24 \
 	-stats-interval 10s 2>"$LOGS/collector.log" &
 pids+=($!)
 # Wait for the collector to listen (or die) before the fabric starts sending.
@@ -27,7 +30,7 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 
-"$BIN/fabricsim" -sflow "$SFLOW" -bgp "" -seed "$SEED" -truth "$LOGS/truth.json" 2>"$LOGS/fabricsim.log" &
+"$BIN/fabricsim" -sflow "$SFLOW" -bgp "$BGP" -seed "$SEED" -truth "$LOGS/truth.json" 2>"$LOGS/fabricsim.log" &
 pids+=($!)
 
 cat <<MSG
@@ -39,12 +42,14 @@ threshold of 100 Mbit/s (flow "elephant": node:inputifindex,ipsource,ipdestinati
   elephant lives:   curl 'http://$HTTP/elephants/json'
   hop by hop now:   curl 'http://$HTTP/activeflows/ALL/elephant/json?minValue=1000000'
   agents:           curl 'http://$HTTP/agents/json'
+  BGP peers:        curl 'http://$HTTP/bgp/neighbors/json'
+  who owns .22:     curl 'http://$HTTP/rib/lookup/json?address=172.16.1.22'
   an elephant now:  kill -USR1 ${pids[1]}
 
   logs: $LOGS (collector.log, fabricsim.log; truth.json when the demo stops)
 
 Ctrl-C stops both. Elephants and ingest totals follow:
 MSG
-tail -n +1 -f "$LOGS/collector.log" --pid "${pids[0]}" | grep --line-buffered -E 'elephant|ingest totals|WARN|ERROR' &
+tail -n +1 -f "$LOGS/collector.log" --pid "${pids[0]}" | grep --line-buffered -E 'elephant|ingest totals|bgp peer|WARN|ERROR' &
 pids+=($!)
 wait "${pids[0]}"

@@ -18,6 +18,70 @@ import (
 // ASN:1 of that leaf, so a RIB can be filtered to container routes.
 const ContainerCommunity = 1
 
+// Speaker is one embedded GoBGP speaker that connects from its own source
+// address to a collector and announces host routes with an explicit next
+// hop. Speakers uses one per leaf; tests use it as any BGP peer.
+type Speaker struct {
+	bgp *server.BgpServer
+	asn uint32
+}
+
+// NewSpeaker starts a speaker for AS asn with the given router id,
+// connecting from source to collector (AS collectorASN).
+func NewSpeaker(ctx context.Context, asn uint32, routerID, source netip.Addr, collector netip.AddrPort, collectorASN uint32, log *slog.Logger) (*Speaker, error) {
+	bs := server.NewBgpServer(server.LoggerOption(bgplog.New(log)))
+	go bs.Serve()
+	sp := &Speaker{bgp: bs, asn: asn}
+	if err := bs.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
+		Asn: asn, RouterId: routerID.String(), ListenPort: -1}}); err != nil {
+		bs.Stop()
+		return nil, err
+	}
+	afis := []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: family4, Enabled: true}},
+		{Config: &api.AfiSafiConfig{Family: family6, Enabled: true}}}
+	err := bs.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
+		Conf: &api.PeerConf{NeighborAddress: collector.Addr().String(), PeerAsn: collectorASN,
+			Description: "fabrictrace collector"},
+		Transport: &api.Transport{LocalAddress: source.String(), RemotePort: uint32(collector.Port())},
+		// Retry every second, so a speaker finds a collector started after it.
+		Timers:   &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1, HoldTime: 9, KeepaliveInterval: 3}},
+		AfiSafis: afis,
+	}})
+	if err != nil {
+		bs.Stop()
+		return nil, err
+	}
+	return sp, nil
+}
+
+// Announce announces prefix with next hop nextHop, tagged asn:1.
+func (sp *Speaker) Announce(ctx context.Context, prefix netip.Prefix, nextHop netip.Addr) error {
+	path, err := hostRoute(prefix, nextHop, sp.asn)
+	if err != nil {
+		return err
+	}
+	if _, err := sp.bgp.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path}); err != nil {
+		return fmt.Errorf("announce %s: %w", prefix, err)
+	}
+	return nil
+}
+
+// Withdraw withdraws prefix.
+func (sp *Speaker) Withdraw(ctx context.Context, prefix netip.Prefix, nextHop netip.Addr) error {
+	path, err := hostRoute(prefix, nextHop, sp.asn)
+	if err != nil {
+		return err
+	}
+	if err := sp.bgp.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL,
+		Family: path.Family, Path: path}); err != nil {
+		return fmt.Errorf("withdraw %s: %w", prefix, err)
+	}
+	return nil
+}
+
+// Stop closes the session.
+func (sp *Speaker) Stop() { sp.bgp.Stop() }
+
 // Speakers are the leaves' BGP speakers: each an embedded GoBGP that
 // connects from its own loopback address to the collector and announces the
 // /32 and /128 of every container behind it, with the container's server as
@@ -25,7 +89,7 @@ const ContainerCommunity = 1
 type Speakers struct {
 	sim    *Sim
 	log    *slog.Logger
-	leaves map[*Node]*server.BgpServer
+	leaves map[*Node]*Speaker
 
 	mu        sync.Mutex
 	pending   []RouteChange
@@ -46,16 +110,15 @@ var (
 // alive now. Later container changes follow through Sim.OnRouteChange. Stop
 // them with Stop.
 func StartSpeakers(ctx context.Context, s *Sim, collector netip.AddrPort, collectorASN uint32, log *slog.Logger) (*Speakers, error) {
-	sp := &Speakers{sim: s, log: log, leaves: map[*Node]*server.BgpServer{},
+	sp := &Speakers{sim: s, log: log, leaves: map[*Node]*Speaker{},
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	for _, leaf := range s.fab.Leaves {
-		bs := server.NewBgpServer(server.LoggerOption(bgplog.New(log.With("speaker", leaf.Name))))
-		go bs.Serve()
-		sp.leaves[leaf] = bs
-		if err := sp.peer(ctx, bs, leaf, collector, collectorASN); err != nil {
+		speaker, err := NewSpeaker(ctx, leaf.ASN, leaf.Agent, leaf.BGPSource, collector, collectorASN, log.With("speaker", leaf.Name))
+		if err != nil {
 			sp.Stop()
 			return nil, fmt.Errorf("bgp speaker %s: %w", leaf.Name, err)
 		}
+		sp.leaves[leaf] = speaker
 	}
 	for _, c := range s.Containers() {
 		if err := sp.apply(ctx, RouteChange{Leaf: c.Server.Leaf, Container: c}); err != nil {
@@ -67,24 +130,6 @@ func StartSpeakers(ctx context.Context, s *Sim, collector netip.AddrPort, collec
 	sp.following = true
 	go sp.follow()
 	return sp, nil
-}
-
-func (sp *Speakers) peer(ctx context.Context, bs *server.BgpServer, leaf *Node, collector netip.AddrPort, asn uint32) error {
-	err := bs.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
-		Asn: leaf.ASN, RouterId: leaf.Agent.String(), ListenPort: -1}})
-	if err != nil {
-		return err
-	}
-	afis := []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: family4, Enabled: true}},
-		{Config: &api.AfiSafiConfig{Family: family6, Enabled: true}}}
-	return bs.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
-		Conf: &api.PeerConf{NeighborAddress: collector.Addr().String(), PeerAsn: asn,
-			Description: "fabrictrace collector"},
-		Transport: &api.Transport{LocalAddress: leaf.BGPSource.String(), RemotePort: uint32(collector.Port())},
-		// Retry every second, so the speakers find a collector started after them.
-		Timers:   &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1, HoldTime: 9, KeepaliveInterval: 3}},
-		AfiSafis: afis,
-	}})
 }
 
 // enqueue runs inside Sim.Step: it must not wait on GoBGP.
@@ -121,31 +166,29 @@ func (sp *Speakers) follow() {
 }
 
 func (sp *Speakers) apply(ctx context.Context, rc RouteChange) error {
-	bs := sp.leaves[rc.Leaf]
+	speaker := sp.leaves[rc.Leaf]
 	c := rc.Container
-	for _, p := range []struct {
-		family  *api.Family
-		prefix  netip.Addr
-		nextHop netip.Addr
-	}{{family4, c.Addr, c.Server.Agent}, {family6, c.Addr6, c.Server.Agent6}} {
-		path, err := hostRoute(p.family, p.prefix, p.nextHop, rc.Leaf.ASN)
+	for _, r := range []struct{ addr, nextHop netip.Addr }{{c.Addr, c.Server.Agent}, {c.Addr6, c.Server.Agent6}} {
+		prefix := netip.PrefixFrom(r.addr, r.addr.BitLen())
+		var err error
+		if rc.Withdraw {
+			err = speaker.Withdraw(ctx, prefix, r.nextHop)
+		} else {
+			err = speaker.Announce(ctx, prefix, r.nextHop)
+		}
 		if err != nil {
 			return err
-		}
-		if rc.Withdraw {
-			err = bs.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: p.family, Path: path})
-		} else {
-			_, err = bs.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path})
-		}
-		if err != nil {
-			return fmt.Errorf("%s %s: %w", map[bool]string{false: "announce", true: "withdraw"}[rc.Withdraw], p.prefix, err)
 		}
 	}
 	return nil
 }
 
-func hostRoute(family *api.Family, addr, nextHop netip.Addr, asn uint32) (*api.Path, error) {
-	nlri, err := anypb.New(&api.IPAddressPrefix{Prefix: addr.String(), PrefixLen: uint32(addr.BitLen())})
+func hostRoute(prefix netip.Prefix, nextHop netip.Addr, asn uint32) (*api.Path, error) {
+	family := family4
+	if prefix.Addr().Is6() {
+		family = family6
+	}
+	nlri, err := anypb.New(&api.IPAddressPrefix{Prefix: prefix.Addr().String(), PrefixLen: uint32(prefix.Bits())})
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +201,7 @@ func hostRoute(family *api.Family, addr, nextHop netip.Addr, asn uint32) (*api.P
 		return nil, err
 	}
 	var hop *anypb.Any
-	if addr.Is4() {
+	if family == family4 {
 		hop, err = anypb.New(&api.NextHopAttribute{NextHop: nextHop.String()})
 	} else {
 		hop, err = anypb.New(&api.MpReachNLRIAttribute{Family: family, NextHops: []string{nextHop.String()},
@@ -177,8 +220,8 @@ func (sp *Speakers) Stop() {
 		if sp.following {
 			<-sp.done
 		}
-		for _, bs := range sp.leaves {
-			bs.Stop()
+		for _, speaker := range sp.leaves {
+			speaker.Stop()
 		}
 	})
 }

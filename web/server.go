@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/rib"
 )
 
 // Version is what /version answers.
@@ -55,6 +56,7 @@ type Agent struct {
 type Config struct {
 	Engine   *flows.Engine
 	Agents   func() []Agent // from ingest's accounting
+	RIB      *rib.RIB       // nil when BGP is off
 	ReadOnly bool           // refuse writes with 403, as sFlow-RT's http.readonly
 	Logger   *slog.Logger
 }
@@ -93,6 +95,9 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/topology/json", s.getTopology).Methods(http.MethodGet)
 	r.HandleFunc("/topology/json", s.write(s.putTopology)).Methods(http.MethodPut, http.MethodPost)
 	r.HandleFunc("/analyzer/json", s.analyzer).Methods(http.MethodGet)
+	r.HandleFunc("/bgp/neighbors/json", s.neighbors).Methods(http.MethodGet)
+	r.HandleFunc("/rib/json", s.ribList).Methods(http.MethodGet)
+	r.HandleFunc("/rib/lookup/json", s.ribLookup).Methods(http.MethodGet)
 	r.HandleFunc("/version", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, Version)

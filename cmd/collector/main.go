@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/ingest"
+	"github.com/fabrictrace/fabrictrace/rib"
 	"github.com/fabrictrace/fabrictrace/web"
 )
 
@@ -39,6 +41,12 @@ type options struct {
 	readOnly      bool
 	maxFlows      int
 	define        string
+	bgp           string
+	bgpASN        uint
+	bgpRouterID   string
+	bgpAccept     string
+	bgpPeerASN    uint
+	bgpAll        bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -52,6 +60,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.http, "http", ":8008", "TCP `address` for the REST API (empty disables it)")
 	fs.BoolVar(&o.readOnly, "readonly", false, "refuse REST writes (flows, thresholds, topology) with 403")
 	fs.IntVar(&o.maxFlows, "max-flows", 100000, "flow entries kept per flow definition; beyond it the smallest are evicted")
+	fs.StringVar(&o.bgp, "bgp", ":179", "TCP `address` for passive BGP (empty disables it); ports below 1024 need root")
+	fs.UintVar(&o.bgpASN, "bgp-asn", 65000, "the collector's AS")
+	fs.StringVar(&o.bgpRouterID, "bgp-router-id", "", "BGP router id (default: the -bgp address, or 10.255.255.254)")
+	fs.StringVar(&o.bgpAccept, "bgp-accept", "", "`CIDR[,CIDR...]` from which any peer may connect; BGP starts only with some")
+	fs.UintVar(&o.bgpPeerASN, "bgp-peer-asn", 0, "the only AS accepted from peers (0 accepts any)")
+	fs.BoolVar(&o.bgpAll, "bgp-all-prefixes", false, "keep every prefix, not only host routes (/32, /128)")
 	fs.StringVar(&o.define, "define", "", "load flows, thresholds, groups and topology from this JSON `file` at start")
 	fs.BoolVar(&o.dump, "dump", false, "print every decoded sample to stdout as a JSON line (like sflowtool)")
 	fs.DurationVar(&o.statsInterval, "stats-interval", time.Minute, "how often to log ingest totals (0 disables)")
@@ -65,6 +79,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.bgpASN == 0 || o.bgpASN > 1<<32-1 || o.bgpPeerASN > 1<<32-1 {
+		return o, fmt.Errorf("-bgp-asn %d, -bgp-peer-asn %d: want 1 to 4294967295 (0 for any peer)", o.bgpASN, o.bgpPeerASN)
 	}
 	if o.sockets < 1 || o.sockets > 64 {
 		return o, fmt.Errorf("-sflow-sockets %d: want 1 to 64", o.sockets)
@@ -112,6 +129,13 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		}
 		return err
 	}
+	routes, err := startBGP(ctx, o, logger)
+	if err != nil {
+		return err
+	}
+	if routes != nil {
+		defer routes.Close()
+	}
 	var sink decode.Visitor = engine
 	if o.dump {
 		sink = tee{engine, &dumpSink{w: stdout}}
@@ -129,7 +153,7 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			return fmt.Errorf("-http: %w", err)
 		}
 		logger.Info("serving REST API", "http", ln.Addr().String(), "readonly", o.readOnly)
-		srv := &http.Server{Handler: web.New(web.Config{Engine: engine, Agents: agentsJSON(l), ReadOnly: o.readOnly,
+		srv := &http.Server{Handler: web.New(web.Config{Engine: engine, Agents: agentsJSON(l), RIB: routes, ReadOnly: o.readOnly,
 			Logger: logger}), ReadHeaderTimeout: 10 * time.Second}
 		g.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -154,17 +178,17 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 				case <-ctx.Done():
 					return nil
 				case <-t.C:
-					logStats(logger, "ingest totals", l.Stats())
+					logStats(logger, "ingest totals", l.Stats(), routes)
 				}
 			}
 		})
 	}
 	err = g.Wait()
-	logStats(logger, "stopped; ingest totals", l.Stats())
+	logStats(logger, "stopped; ingest totals", l.Stats(), routes)
 	return err
 }
 
-func logStats(logger *slog.Logger, msg string, s ingest.Stats) {
+func logStats(logger *slog.Logger, msg string, s ingest.Stats, routes *rib.RIB) {
 	var faults []string
 	for i, n := range s.Faults {
 		if n > 0 {
@@ -177,7 +201,44 @@ func logStats(logger *slog.Logger, msg string, s ingest.Stats) {
 	if s.KernelErr != nil {
 		attrs = append(attrs, "kernel_stats_err", s.KernelErr)
 	}
+	if routes != nil {
+		up := 0
+		for _, n := range routes.Neighbors() {
+			if n.State == "established" {
+				up++
+			}
+		}
+		attrs = append(attrs, "bgp_peers_up", up, "bgp_prefixes", routes.Len())
+	}
 	logger.Info(msg, attrs...)
+}
+
+// startBGP starts the passive BGP peer when there is someone to accept.
+func startBGP(ctx context.Context, o options, logger *slog.Logger) (*rib.RIB, error) {
+	if o.bgp == "" {
+		return nil, nil
+	}
+	if o.bgpAccept == "" {
+		logger.Info("BGP off: no -bgp-accept ranges to take peers from")
+		return nil, nil
+	}
+	cfg := rib.Config{Listen: o.bgp, ASN: uint32(o.bgpASN), PeerASN: uint32(o.bgpPeerASN),
+		AllPrefixes: o.bgpAll, Logger: logger}
+	for part := range strings.SplitSeq(o.bgpAccept, ",") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(part))
+		if err != nil {
+			return nil, fmt.Errorf("-bgp-accept: %w", err)
+		}
+		cfg.Accept = append(cfg.Accept, p.Masked())
+	}
+	if o.bgpRouterID != "" {
+		id, err := netip.ParseAddr(o.bgpRouterID)
+		if err != nil || !id.Is4() {
+			return nil, fmt.Errorf("-bgp-router-id %q: want an IPv4 address", o.bgpRouterID)
+		}
+		cfg.RouterID = id
+	}
+	return rib.Start(ctx, cfg)
 }
 
 // tee hands every sample to two visitors.

@@ -1,0 +1,458 @@
+package rib
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/apiutil"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v3/pkg/server"
+
+	"github.com/fabrictrace/fabrictrace/internal/bgplog"
+)
+
+// Config sets up the passive peer. Zero fields take the defaults in brackets.
+type Config struct {
+	Listen   string     // [":179"]
+	ASN      uint32     // [65000]
+	RouterID netip.Addr // [the listen address, or 10.255.255.254]
+	// Accept lists the ranges any peer may connect from (dynamic neighbours).
+	Accept []netip.Prefix
+	// PeerASN, when not 0, is the only AS accepted from them.
+	PeerASN uint32
+	// AllPrefixes keeps every prefix; by default only host routes (/32, /128).
+	AllPrefixes bool
+	Logger      *slog.Logger
+}
+
+// RIB is a passive BGP peer and the routes it learned. Lookups never take
+// a lock; updates arrive in batches on one goroutine.
+type RIB struct {
+	cfg   Config
+	bgp   *server.BgpServer
+	table *table
+	log   *slog.Logger
+
+	mu        sync.Mutex
+	pending   []op
+	neighbors map[netip.Addr]*Neighbor
+	wake      chan struct{}
+	quit      chan struct{}
+	done      chan struct{}
+	stop      context.CancelFunc
+}
+
+// op is an update from GoBGP's watch, queued for the applier.
+type op struct {
+	change
+	peerDown netip.Addr // a session left Established: drop its routes
+}
+
+// Neighbor is a BGP peer's state, as /bgp/neighbors/json serves it.
+type Neighbor struct {
+	Address   netip.Addr `json:"address"`
+	ASN       uint32     `json:"asn"`
+	State     string     `json:"state"`
+	Since     time.Time  `json:"since"` // of the state
+	Received  uint64     `json:"prefixesReceived"`
+	Accepted  int        `json:"prefixesAccepted"` // held now
+	Withdrawn uint64     `json:"prefixesWithdrawn"`
+	Ignored   uint64     `json:"prefixesIgnored"` // not host routes, without AllPrefixes
+	LastError string     `json:"lastError,omitempty"`
+}
+
+var (
+	family4 = &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+	family6 = &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+)
+
+// Start listens for BGP sessions and starts learning. Stop it with Close.
+func Start(ctx context.Context, cfg Config) (*RIB, error) {
+	if cfg.Listen == "" {
+		cfg.Listen = ":179"
+	}
+	if cfg.ASN == 0 {
+		cfg.ASN = 65000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	host, portText, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("bgp listen %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil || port == 0 {
+		return nil, fmt.Errorf("bgp listen %q: want a port from 1 to 65535", cfg.Listen)
+	}
+	var listenAddrs []string
+	if host != "" {
+		a, err := netip.ParseAddr(host)
+		if err != nil {
+			return nil, fmt.Errorf("bgp listen %q: %w", cfg.Listen, err)
+		}
+		listenAddrs = []string{a.String()}
+		if !cfg.RouterID.IsValid() && a.Is4() && !a.IsUnspecified() {
+			cfg.RouterID = a
+		}
+	}
+	if !cfg.RouterID.IsValid() {
+		cfg.RouterID = netip.MustParseAddr("10.255.255.254")
+	}
+	// GoBGP binds in StartBgp and reports a refusal only in its log, so
+	// find out first, with the error a person can act on.
+	if err := probeListen(cfg.Listen); err != nil {
+		return nil, err
+	}
+	r := &RIB{cfg: cfg, table: newTable(), log: cfg.Logger, neighbors: map[netip.Addr]*Neighbor{},
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	r.bgp = server.NewBgpServer(server.LoggerOption(bgplog.New(cfg.Logger.With("component", "bgp"))))
+	go r.bgp.Serve()
+	if err := r.configure(ctx, int32(port), listenAddrs); err != nil {
+		r.bgp.Stop()
+		return nil, err
+	}
+	wctx, stop := context.WithCancel(context.Background())
+	r.stop = stop
+	err = r.bgp.WatchEvent(wctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{},
+		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
+			{Type: api.WatchEventRequest_Table_Filter_ADJIN, Init: true}}}}, r.watch)
+	if err != nil {
+		stop()
+		r.bgp.Stop()
+		return nil, fmt.Errorf("bgp watch: %w", err)
+	}
+	go r.apply()
+	r.log.Info("listening for BGP (passive)", "tcp", cfg.Listen, "asn", cfg.ASN, "router_id", cfg.RouterID,
+		"accept", fmt.Sprint(cfg.Accept), "peer_asn", cfg.PeerASN, "host_routes_only", !cfg.AllPrefixes)
+	return r, nil
+}
+
+func probeListen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EACCES) {
+			return fmt.Errorf("bgp: %w (port 179 needs root or CAP_NET_BIND_SERVICE; use a high port such as -bgp :1179 and point the peers at it)", err)
+		}
+		return fmt.Errorf("bgp: %w", err)
+	}
+	return ln.Close()
+}
+
+func (r *RIB) configure(ctx context.Context, port int32, addrs []string) error {
+	if err := r.bgp.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: r.cfg.ASN,
+		RouterId: r.cfg.RouterID.String(), ListenPort: port, ListenAddresses: addrs}}); err != nil {
+		return fmt.Errorf("bgp start: %w", err)
+	}
+	if len(r.cfg.Accept) == 0 {
+		return nil
+	}
+	afis := []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: family4, Enabled: true}},
+		{Config: &api.AfiSafiConfig{Family: family6, Enabled: true}}}
+	if err := r.bgp.AddPeerGroup(ctx, &api.AddPeerGroupRequest{PeerGroup: &api.PeerGroup{
+		Conf:      &api.PeerGroupConf{PeerGroupName: "accept", PeerAsn: r.cfg.PeerASN},
+		Transport: &api.Transport{PassiveMode: true},
+		// The collector is rarely one hop from every leaf.
+		EbgpMultihop: &api.EbgpMultihop{Enabled: true, MultihopTtl: 255},
+		AfiSafis:     afis,
+		// It never announces anything.
+		ApplyPolicy: &api.ApplyPolicy{ExportPolicy: &api.PolicyAssignment{DefaultAction: api.RouteAction_REJECT}},
+	}}); err != nil {
+		return fmt.Errorf("bgp peer group: %w", err)
+	}
+	for _, p := range r.cfg.Accept {
+		if err := r.bgp.AddDynamicNeighbor(ctx, &api.AddDynamicNeighborRequest{DynamicNeighbor: &api.DynamicNeighbor{
+			Prefix: p.String(), PeerGroup: "accept"}}); err != nil {
+			return fmt.Errorf("bgp accept %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// watch is GoBGP's callback. Its queue is unbounded, so this only converts
+// and queues: the applier does the work.
+func (r *RIB) watch(resp *api.WatchEventResponse) {
+	var ops []op
+	if st := resp.GetPeer().GetPeer().GetState(); st != nil {
+		r.peerState(st, resp.GetPeer().GetType())
+		if st.SessionState != api.PeerState_ESTABLISHED {
+			if a, err := netip.ParseAddr(st.NeighborAddress); err == nil {
+				ops = append(ops, op{peerDown: a})
+			}
+		}
+	}
+	now := time.Now()
+	for _, p := range resp.GetTable().GetPaths() {
+		rt, ok := convert(p, now)
+		if !ok {
+			continue
+		}
+		ops = append(ops, op{change: change{route: rt, withdraw: p.IsWithdraw}})
+	}
+	if len(ops) == 0 {
+		return
+	}
+	r.mu.Lock()
+	r.pending = append(r.pending, ops...)
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *RIB) peerState(st *api.PeerState, typ api.WatchEventResponse_PeerEvent_Type) {
+	a, err := netip.ParseAddr(st.NeighborAddress)
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.neighbors[a]
+	if n == nil {
+		n = &Neighbor{Address: a}
+		r.neighbors[a] = n
+	}
+	if st.PeerAsn != 0 {
+		n.ASN = st.PeerAsn
+	}
+	state := stateName(st.SessionState)
+	if state != n.State {
+		// Sessions coming up and going down matter; the steps between do not.
+		level := slog.LevelDebug
+		if state == "established" || n.State == "established" {
+			level = slog.LevelInfo
+		}
+		n.State, n.Since = state, time.Now()
+		r.log.Log(context.Background(), level, "bgp peer", "peer", a, "asn", n.ASN, "state", state)
+	}
+}
+
+func stateName(s api.PeerState_SessionState) string {
+	switch s {
+	case api.PeerState_ESTABLISHED:
+		return "established"
+	case api.PeerState_IDLE:
+		return "idle"
+	case api.PeerState_CONNECT:
+		return "connect"
+	case api.PeerState_ACTIVE:
+		return "active"
+	case api.PeerState_OPENSENT:
+		return "opensent"
+	case api.PeerState_OPENCONFIRM:
+		return "openconfirm"
+	}
+	return "unknown"
+}
+
+// convert reads a GoBGP path into a Route.
+func convert(p *api.Path, now time.Time) (Route, bool) {
+	nlri, err := apiutil.GetNativeNlri(p)
+	if err != nil {
+		return Route{}, false
+	}
+	pfx, err := netip.ParsePrefix(nlri.String())
+	if err != nil {
+		return Route{}, false
+	}
+	peer, err := netip.ParseAddr(p.NeighborIp)
+	if err != nil {
+		return Route{}, false
+	}
+	rt := Route{Prefix: pfx.Masked(), Peer: peer, PeerASN: p.SourceAsn, Learned: now}
+	if p.IsWithdraw {
+		return rt, true // withdrawals carry no attributes
+	}
+	attrs, err := apiutil.GetNativePathAttributes(p)
+	if err != nil {
+		return Route{}, false
+	}
+	for _, a := range attrs {
+		switch a := a.(type) {
+		case *bgp.PathAttributeNextHop:
+			rt.NextHop, _ = netip.AddrFromSlice(a.Value.To4())
+		case *bgp.PathAttributeMpReachNLRI:
+			if nh, ok := netip.AddrFromSlice(a.Nexthop); ok {
+				rt.NextHop = nh.Unmap()
+			}
+		case *bgp.PathAttributeAsPath:
+			for _, seg := range a.Value {
+				rt.ASPath = append(rt.ASPath, seg.GetAS()...)
+			}
+		case *bgp.PathAttributeCommunities:
+			rt.Communities = a.Value
+		case *bgp.PathAttributeLocalPref:
+			rt.LocalPref = a.Value
+		case *bgp.PathAttributeMultiExitDisc:
+			rt.MED = a.Value
+		}
+	}
+	return rt, true
+}
+
+// apply drains queued updates in batches: while one batch is published,
+// the next gathers, so a flood costs few snapshot copies.
+func (r *RIB) apply() {
+	defer close(r.done)
+	for {
+		select {
+		case <-r.quit:
+			return
+		case <-r.wake:
+		}
+		r.mu.Lock()
+		batch := r.pending
+		r.pending = nil
+		r.mu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		var changes []change
+		for _, o := range batch {
+			if o.peerDown.IsValid() {
+				changes = append(changes, r.peerRoutes(o.peerDown, changes)...)
+				continue
+			}
+			changes = append(changes, o.change)
+		}
+		r.table.apply(r.count(changes))
+	}
+}
+
+// peerRoutes withdraws every route a peer holds, as of the snapshot plus
+// the changes before it in this batch.
+func (r *RIB) peerRoutes(peer netip.Addr, before []change) []change {
+	held := map[netip.Prefix]bool{}
+	s := r.table.current.Load()
+	for _, m := range s.shards {
+		for p, e := range m {
+			for _, rt := range e.Routes {
+				if rt.Peer == peer {
+					held[p] = true
+				}
+			}
+		}
+	}
+	for _, c := range before {
+		if c.route.Peer == peer {
+			held[c.route.Prefix] = !c.withdraw
+		}
+	}
+	var out []change
+	for p, ok := range held {
+		if ok {
+			out = append(out, change{route: Route{Prefix: p, Peer: peer}, withdraw: true})
+		}
+	}
+	return out
+}
+
+// count keeps the neighbours' prefix counters and returns the changes to
+// apply: without AllPrefixes, only host routes.
+func (r *RIB) count(changes []change) []change {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	keep := changes[:0]
+	for _, c := range changes {
+		n := r.neighbors[c.route.Peer]
+		if n == nil {
+			n = &Neighbor{Address: c.route.Peer, ASN: c.route.PeerASN}
+			r.neighbors[c.route.Peer] = n
+		}
+		host := c.route.Prefix.IsSingleIP()
+		switch {
+		case c.withdraw:
+			n.Withdrawn++
+		case !host && !r.cfg.AllPrefixes:
+			n.Received++
+			n.Ignored++
+			continue
+		default:
+			n.Received++
+		}
+		keep = append(keep, c)
+	}
+	clear(changes[len(keep):])
+	return keep
+}
+
+// Lookup returns the longest-prefix match for a, or nil. It takes no lock
+// and allocates nothing.
+func (r *RIB) Lookup(a netip.Addr) *Entry { return r.table.current.Load().lookup(a) }
+
+// Published returns a channel that is closed when the next batch of updates
+// is visible to lookups: a way to wait for the RIB without polling.
+func (r *RIB) Published() <-chan struct{} { return r.table.next() }
+
+// Len returns how many prefixes are held.
+func (r *RIB) Len() int { return r.table.current.Load().count }
+
+// Neighbors returns every peer seen, by address.
+func (r *RIB) Neighbors() []Neighbor {
+	held := map[netip.Addr]int{}
+	for _, m := range r.table.current.Load().shards {
+		for _, e := range m {
+			for _, rt := range e.Routes {
+				held[rt.Peer]++
+			}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Neighbor, 0, len(r.neighbors))
+	for a, n := range r.neighbors {
+		nb := *n
+		nb.Accepted = held[a]
+		out = append(out, nb)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Address.Less(out[j].Address) })
+	return out
+}
+
+// Entries returns held entries in prefix order, filtered, from offset, at
+// most limit, and how many matched in all.
+func (r *RIB) Entries(keep func(*Entry) bool, offset, limit int) ([]*Entry, int) {
+	var all []*Entry
+	for _, m := range r.table.current.Load().shards {
+		for _, e := range m {
+			if keep == nil || keep(e) {
+				all = append(all, e)
+			}
+		}
+	}
+	sort.Slice(all, func(i, j int) bool {
+		a, b := all[i].Prefix, all[j].Prefix
+		if a.Addr() != b.Addr() {
+			return a.Addr().Less(b.Addr())
+		}
+		return a.Bits() < b.Bits()
+	})
+	total := len(all)
+	if offset > len(all) {
+		offset = len(all)
+	}
+	all = all[offset:]
+	if limit > 0 && len(all) > limit {
+		all = all[:limit]
+	}
+	return all, total
+}
+
+// Close stops BGP (every session drops) and the applier.
+func (r *RIB) Close() {
+	r.stop()
+	r.bgp.Stop()
+	close(r.quit)
+	<-r.done
+}

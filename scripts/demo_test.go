@@ -1,0 +1,132 @@
+// Package scripts holds the demo's shell script and its definitions; its
+// test runs `make demo`'s script the way a new user would.
+package scripts
+
+import (
+	"bufio"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func freePort(t *testing.T, network string) string {
+	t.Helper()
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().String()
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// The demo, as a new user runs it: within 30 s it shows agents reporting,
+// BGP sessions up with routes learned, and elephant events; Ctrl-C stops it.
+func TestDemoShowsAgentsRoutesAndElephants(t *testing.T) {
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", bin+"/", "../cmd/collector", "../cmd/fabricsim")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	httpAddr := freePort(t, "tcp")
+	tmp := t.TempDir()
+	cmd := exec.Command("./demo.sh")
+	cmd.Env = append(os.Environ(), "BIN="+bin, "DEMO_SFLOW="+freePort(t, "udp"), "DEMO_HTTP="+httpAddr,
+		"DEMO_BGP="+freePort(t, "tcp"), "TMPDIR="+tmp)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			cmd.Wait()
+		}
+	}()
+
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	established, elephant, curlShown := 0, false, false
+	deadline := time.After(30 * time.Second)
+	for established < 4 || !elephant || !curlShown {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("demo exited early")
+			}
+			switch {
+			case strings.Contains(l, "bgp peer") && strings.Contains(l, "state=established"):
+				established++
+			case strings.Contains(l, "msg=elephant "):
+				elephant = true
+			case strings.Contains(l, "/events/json?thresholdID=elephant"):
+				curlShown = true
+			}
+		case <-deadline:
+			t.Fatalf("after 30 s: %d BGP sessions up, elephant %v, curl shown %v", established, elephant, curlShown)
+		}
+	}
+
+	get := func(path string, v any) {
+		t.Helper()
+		resp, err := http.Get("http://" + httpAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
+	var agents map[string]map[string]any
+	get("/agents/json", &agents)
+	var events []map[string]any
+	get("/events/json?thresholdID=elephant", &events)
+	var owner struct{ Best struct{ Nexthop string } }
+	get("/rib/lookup/json?address=172.16.1.22", &owner)
+	if len(agents) != 10 || len(events) == 0 || owner.Best.Nexthop != "10.0.0.2" {
+		t.Errorf("%d agents (want 10), %d events, 172.16.1.22 via %q (want 10.0.0.2)", len(agents), len(events), owner.Best.Nexthop)
+	}
+
+	// Ctrl-C reaches the whole process group, as a terminal's does.
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+	var tail []string
+	for l := range lines {
+		tail = append(tail, l)
+	}
+	err = cmd.Wait()
+	stopped = true
+	if !strings.Contains(strings.Join(tail, "\n"), "demo stopped") {
+		t.Errorf("no clean stop after Ctrl-C (%v):\n%s", err, strings.Join(tail, "\n"))
+	}
+	// The simulator wrote its truth on the way out: it stopped cleanly too.
+	if truth, _ := filepath.Glob(filepath.Join(tmp, "fabrictrace-demo.*", "truth.json")); len(truth) != 1 {
+		t.Errorf("no truth.json after the demo stopped")
+	}
+}
