@@ -168,6 +168,9 @@ type plan struct {
 	value  valueKind
 	values []extraValue
 	tau    float64 // seconds
+
+	table      *table       // set by Engine.rewire
+	thresholds []*threshold // on this flow, set by Engine.rewire
 }
 
 // extraValue is one of the definition's values: avg:key, or a plain value.

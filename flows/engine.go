@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fabrictrace/fabrictrace/decode"
@@ -53,12 +54,15 @@ var (
 // Engine turns samples into flows, thresholds, events and elephants. It is a
 // decode.Visitor; all its methods are safe for concurrent use.
 type Engine struct {
-	cfg   Config
-	epoch time.Time // clock zero: entry times are seconds since it
-	seed  maphash.Seed
+	cfg    Config
+	epoch  time.Time // clock zero: entry times are seconds since it
+	seed   maphash.Seed
+	coarse atomic.Int64 // nanoseconds since epoch, kept by Run every 5 ms; 0 when not running
+	system bool         // cfg.Now is the system clock
 
 	mu         sync.Mutex
 	plans      map[string]*plan
+	active     []*plan // plans in name order, wired to their tables and thresholds
 	tables     map[string]*table
 	thresholds map[string]*threshold
 	sources    map[sourceKey]*source
@@ -67,11 +71,16 @@ type Engine struct {
 	groups     groups
 	events     *ring[Event]
 	elephants  *elephantLog
-	scratch    []byte // text of one value being rendered
-	concat     []byte
-	keyBuf     []byte
-	identBuf   []byte
-	stats      Stats
+	smp        sample // the sample being taken
+	// memo holds each distinct top-level key's value for the sample being
+	// taken, so definitions that share keys extract them once.
+	memo     []memoValue
+	memoGen  uint64
+	scratch  []byte // text of one value being rendered
+	concat   []byte
+	keyBuf   []byte
+	identBuf []byte
+	stats    Stats
 }
 
 // Stats counts what the engine did and what it had to let go.
@@ -86,8 +95,9 @@ type Stats struct {
 
 // New returns an engine with no flows defined.
 func New(cfg Config) *Engine {
+	system := cfg.Now == nil
 	cfg = cfg.withDefaults()
-	e := &Engine{cfg: cfg, epoch: cfg.Now(), seed: maphash.MakeSeed(),
+	e := &Engine{cfg: cfg, epoch: cfg.Now(), seed: maphash.MakeSeed(), system: system,
 		plans: map[string]*plan{}, tables: map[string]*table{}, thresholds: map[string]*threshold{},
 		sources: map[sourceKey]*source{}, strings: newInterner(),
 		events: newRing[Event](cfg.MaxEvents), elephants: newElephantLog(cfg.MaxElephants)}
@@ -96,7 +106,15 @@ func New(cfg Config) *Engine {
 	return e
 }
 
-func (e *Engine) clock() float64 { return e.cfg.Now().Sub(e.epoch).Seconds() }
+// clock is seconds since the engine started. While Run runs (and no test
+// clock is set) it reads a 5 ms clock that Run keeps, which costs a load
+// instead of a clock read per sample.
+func (e *Engine) clock() float64 {
+	if c := e.coarse.Load(); c != 0 {
+		return float64(c) / 1e9
+	}
+	return e.cfg.Now().Sub(e.epoch).Seconds()
+}
 
 func (e *Engine) wall(t float64) int64 {
 	return e.epoch.Add(time.Duration(t * float64(time.Second))).UnixMilli()
@@ -190,21 +208,30 @@ func (e *Engine) Flow(dg *decode.Datagram, fs *decode.FlowSample) {
 	e.stats.Samples++
 	now := e.clock()
 	src := e.source(sourceKey{dg.Agent, fs.Source.Class, fs.Source.Index}, now)
-	s := sample{dg: dg, fs: fs, e: e}
+	// The sample lives in the engine: handed to extractors through function
+	// values, a local one would escape to the heap on every call.
+	s := &e.smp
+	*s = sample{dg: dg, fs: fs, e: e}
 	s.packet[0] = &fs.RawHeader.Packet
 	if fs.RawHeader.Inner.Layers != 0 {
 		s.packet[1] = &fs.RawHeader.Inner
 	}
 	s.scaled = src.weight(fs)
+	e.memoGen++
 	frameBytes := float64(fs.RawHeader.FrameLength) * s.scaled
-	for name, p := range e.plans {
-		if p.filter != nil && !p.filter.match(&s) {
+	for _, p := range e.active {
+		if p.filter != nil && !p.filter.match(s) {
 			continue
 		}
 		kb, ib := e.keyBuf[:0], e.identBuf[:0]
 		ok := true
-		for _, t := range p.keys {
-			v := t.get(&s)
+		for i := range p.keys {
+			t := &p.keys[i]
+			m := &e.memo[t.slot]
+			if m.gen != e.memoGen {
+				m.v, m.gen = t.get(s), e.memoGen
+			}
+			v := m.v
 			if v.kind == missing {
 				ok = false
 				break
@@ -218,25 +245,23 @@ func (e *Engine) Flow(dg *decode.Datagram, fs *decode.FlowSample) {
 		if !ok {
 			continue
 		}
-		x := p.amount(p.value, &s)
-		tb := e.tables[name]
+		x := p.amount(p.value, s)
+		tb := p.table
 		ent := tb.upsert(e, p, src, kb, ib, now)
 		ent.add(p, x, frameBytes, now)
 		for i, ev := range p.values {
 			if ev.avg != nil {
-				if v := ev.avg.get(&s); v.kind == num {
+				if v := ev.avg.get(s); v.kind == num {
 					ent.extras[i] += float64(v.n)
 					ent.avgN[i]++
 				}
 				continue
 			}
-			ent.extras[i] = ent.extras[i]*math.Exp(-(now-ent.extrasAt)/p.tau) + p.amount(ev.kind, &s)/p.tau
+			ent.extras[i] = ent.extras[i]*decay((now-ent.extrasAt)/p.tau) + p.amount(ev.kind, s)/p.tau
 		}
 		ent.extrasAt = now
-		for _, th := range e.thresholds {
-			if th.def.Metric == name {
-				th.update(e, p, tb, ent, now)
-			}
+		for _, th := range p.thresholds {
+			th.update(e, p, tb, ent, now)
 		}
 	}
 }
@@ -303,7 +328,45 @@ func (e *Engine) SetFlow(name string, d Definition) error {
 			th.reset()
 		}
 	}
+	e.rewire()
 	return nil
+}
+
+type memoValue struct {
+	gen uint64
+	v   value
+}
+
+// rewire rebuilds the hot path's view of the definitions: plans in a
+// slice, each with its table and thresholds, so a sample walks no maps;
+// and one memo slot per distinct key text.
+func (e *Engine) rewire() {
+	e.active = e.active[:0]
+	slots := map[string]int{}
+	for _, p := range e.plans {
+		for i := range p.keys {
+			slot, ok := slots[p.keys[i].text]
+			if !ok {
+				slot = len(slots)
+				slots[p.keys[i].text] = slot
+			}
+			p.keys[i].slot = slot
+		}
+	}
+	e.memo = make([]memoValue, len(slots))
+	e.memoGen = 0
+	for _, p := range e.plans {
+		p.table = e.tables[p.name]
+		p.thresholds = p.thresholds[:0]
+		for _, th := range e.thresholds {
+			if th.def.Metric == p.name {
+				p.thresholds = append(p.thresholds, th)
+			}
+		}
+		sort.Slice(p.thresholds, func(i, j int) bool { return p.thresholds[i].name < p.thresholds[j].name })
+		e.active = append(e.active, p)
+	}
+	sort.Slice(e.active, func(i, j int) bool { return e.active[i].name < e.active[j].name })
 }
 
 func validName(name string) error {
@@ -354,6 +417,7 @@ func (e *Engine) DeleteFlow(name string) error {
 			th.reset()
 		}
 	}
+	e.rewire()
 	return nil
 }
 
@@ -362,11 +426,11 @@ func (e *Engine) formatKey(p *plan, key []byte) string {
 	b := e.scratch[:0]
 	for i := range p.keys {
 		var v value
-		v, key = readKey(key, e.strings)
+		v, key = readKey(key)
 		if i > 0 {
 			b = append(b, p.def.FS...)
 		}
-		b = v.appendText(b)
+		b = v.appendText(b, e.strings)
 	}
 	e.scratch = b
 	return string(b)
@@ -381,12 +445,12 @@ func (e *Engine) formatIdent(p *plan, ident []byte) string {
 			continue
 		}
 		var v value
-		v, ident = readKey(ident, e.strings)
+		v, ident = readKey(ident)
 		if !first {
 			b = append(b, p.def.FS...)
 		}
 		first = false
-		b = v.appendText(b)
+		b = v.appendText(b, e.strings)
 	}
 	e.scratch = b
 	return string(b)
@@ -516,14 +580,25 @@ func (e *Engine) Sweep() {
 	}
 }
 
-// Run sweeps every interval until ctx ends.
+// Run sweeps every interval until ctx ends, and keeps the engine's 5 ms
+// clock.
 func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var tick <-chan time.Time
+	if e.system {
+		ms := time.NewTicker(5 * time.Millisecond)
+		defer ms.Stop()
+		tick = ms.C
+		e.coarse.Store(max(int64(time.Since(e.epoch)), 1))
+		defer e.coarse.Store(0)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-tick:
+			e.coarse.Store(max(int64(time.Since(e.epoch)), 1))
 		case <-t.C:
 			e.Sweep()
 		}

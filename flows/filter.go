@@ -44,30 +44,30 @@ func (c *compare) match(s *sample) bool {
 		if v.kind == missing {
 			return c.negate
 		}
-		b := v.appendText(s.e.scratch[:0])
+		b := v.appendText(s.e.scratch[:0], s.e.strings)
 		s.e.scratch = b
 		return c.re.Match(b) != c.negate
 	}
 	for i := range c.values {
-		if c.values[i].equal(v) {
+		if c.values[i].equal(v, s.e.strings) {
 			return !c.negate
 		}
 	}
 	return c.negate
 }
 
-func (o *operand) equal(v value) bool {
+func (o *operand) equal(v value, in *interner) bool {
 	switch v.kind {
 	case missing:
 		return o.text == "null"
-	case addr:
-		return o.prefix.IsValid() && o.prefix.Contains(v.a)
+	case addr4, addr6:
+		return o.prefix.IsValid() && o.prefix.Contains(v.addr())
 	case num:
 		return o.isNum && o.n == v.n
 	case mac:
 		return o.isMAC && o.mac == v.n
 	case str:
-		return o.text == v.s
+		return o.text == in.lookup(uint32(v.n))
 	}
 	return false
 }

@@ -26,6 +26,7 @@ type token struct {
 	text     string
 	get      extractor
 	location bool
+	slot     int // in the engine's per-sample memo; set by Engine.rewire
 }
 
 // baseKeys are the keys read straight from a sample. Those that take the
@@ -219,19 +220,19 @@ func (e *Engine) portValue(p decode.Port) value {
 }
 
 func (e *Engine) strValue(s string) value {
-	id, s, ok := e.strings.idString(s)
+	id, _, ok := e.strings.idString(s)
 	if !ok {
 		return value{}
 	}
-	return value{kind: str, n: uint64(id), s: s}
+	return value{kind: str, n: uint64(id)}
 }
 
 func (e *Engine) strBytes(b []byte) value {
-	id, s, ok := e.strings.id(b)
+	id, _, ok := e.strings.id(b)
 	if !ok {
 		return value{}
 	}
-	return value{kind: str, n: uint64(id), s: s}
+	return value{kind: str, n: uint64(id)}
 }
 
 // text renders a value to a string value, through the scratch buffer.
@@ -239,7 +240,7 @@ func (e *Engine) text(v value) value {
 	if v.kind == str || v.kind == missing {
 		return v
 	}
-	b := v.appendText(e.scratch[:0])
+	b := v.appendText(e.scratch[:0], e.strings)
 	e.scratch = b
 	return e.strBytes(b)
 }
@@ -456,7 +457,7 @@ func firstFunc(args []string) (extractor, bool, error) {
 		if v.kind == missing {
 			return value{}
 		}
-		for rest, more := v.s, true; more; {
+		for rest, more := s.e.strings.lookup(uint32(v.n)), true; more; {
 			var part string
 			part, rest, more = strings.Cut(rest, sep)
 			for _, w := range want {
@@ -489,26 +490,27 @@ func affixFunc(front bool) func(args []string) (extractor, bool, error) {
 			if v.kind == missing {
 				return value{}
 			}
+			vs := s.e.strings.lookup(uint32(v.n))
 			if front {
 				cut := 0
 				for k := 0; k < n; k++ {
-					i := strings.Index(v.s[cut:], sep)
+					i := strings.Index(vs[cut:], sep)
 					if i < 0 {
 						return v
 					}
 					cut += i + len(sep)
 				}
-				return s.e.strValue(v.s[:cut-len(sep)])
+				return s.e.strValue(vs[:cut-len(sep)])
 			}
-			cut := len(v.s)
+			cut := len(vs)
 			for k := 0; k < n; k++ {
-				i := strings.LastIndex(v.s[:cut], sep)
+				i := strings.LastIndex(vs[:cut], sep)
 				if i < 0 {
 					return v
 				}
 				cut = i
 			}
-			return s.e.strValue(v.s[cut+len(sep):])
+			return s.e.strValue(vs[cut+len(sep):])
 		}, t.location, nil
 	}
 }
@@ -585,7 +587,7 @@ func concatFunc(args []string) (extractor, bool, error) {
 			if i > 0 {
 				b = append(b, sep...)
 			}
-			b = v.appendText(b)
+			b = v.appendText(b, s.e.strings)
 		}
 		s.e.concat = b
 		return s.e.strBytes(b)
@@ -605,11 +607,11 @@ func groupFunc(args []string) (extractor, bool, error) {
 	names := args[1:]
 	return func(s *sample) value {
 		v := t.get(s)
-		if v.kind != addr {
+		if !v.isAddr() {
 			return value{}
 		}
 		for _, n := range names {
-			if label, ok := s.e.groups.lookup(n, v.a); ok {
+			if label, ok := s.e.groups.lookup(n, v.addr()); ok {
 				return s.e.strValue(label)
 			}
 		}

@@ -240,6 +240,7 @@ func (e *Engine) SetThreshold(name string, t Threshold) error {
 	th := &threshold{name: name, def: t}
 	th.reset()
 	e.thresholds[name] = th
+	e.rewire()
 	return nil
 }
 
@@ -273,6 +274,7 @@ func (e *Engine) DeleteThreshold(name string) error {
 		return fmt.Errorf("threshold %q: %w", name, ErrNotFound)
 	}
 	delete(e.thresholds, name)
+	e.rewire()
 	return nil
 }
 

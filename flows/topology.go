@@ -56,6 +56,9 @@ type topology struct {
 	hosts     map[netip.Addr]string // host_descr hostnames
 	portIndex map[namedPort]uint32  // from the document, else port_name
 	links     map[portRef]string    // link name of each linked port
+	nodes     map[netip.Addr]value  // node: values by agent, made on first use
+	lastAgent netip.Addr
+	lastNode  value
 	version   int64
 }
 
@@ -64,6 +67,7 @@ func (t *topology) init() {
 	t.hosts = map[netip.Addr]string{}
 	t.portIndex = map[namedPort]uint32{}
 	t.links = map[portRef]string{}
+	t.nodes = map[netip.Addr]value{}
 }
 
 // maxLearned caps what counters can teach the topology, per map.
@@ -141,6 +145,8 @@ func (t *topology) rebuild() {
 		}
 	}
 	t.links = map[portRef]string{}
+	t.nodes = map[netip.Addr]value{}
+	t.lastNode = value{}
 	for name, l := range t.doc.Links {
 		for _, end := range []namedPort{{l.Node1, l.Port1}, {l.Node2, l.Port2}} {
 			a, okA := agentOf[end.node]
@@ -155,10 +161,21 @@ func (t *topology) rebuild() {
 // node names the node of (agent, port): the document's or host_descr's
 // name for the agent, else the agent address itself.
 func (t *topology) node(e *Engine, agent netip.Addr, port value) value {
-	if n := t.nodeName(agent); n != "" {
-		return e.strValue(n)
+	if t.lastNode.kind != missing && t.lastAgent == agent {
+		return t.lastNode // a datagram's samples share an agent
 	}
-	return e.text(addrValue(agent))
+	if v, ok := t.nodes[agent]; ok {
+		t.lastAgent, t.lastNode = agent, v
+		return v
+	}
+	v := e.text(addrValue(agent))
+	if n := t.nodeName(agent); n != "" {
+		v = e.strValue(n)
+	}
+	if len(t.nodes) < maxLearned {
+		t.nodes[agent] = v
+	}
+	return v
 }
 
 func (t *topology) link(e *Engine, agent netip.Addr, port value) value {

@@ -12,18 +12,18 @@ type kind uint8
 const (
 	missing kind = iota
 	num
-	addr
+	addr4
+	addr6
 	mac
 	str
 )
 
-// value is one extracted key field. Strings are interned (id), so a value
-// can be written into a flow key and read back without allocating.
+// value is one extracted key field, 24 bytes that copy cheaply: numbers,
+// MACs and interned string ids in n, addresses as two halves.
 type value struct {
 	kind kind
-	n    uint64 // num; mac in the low 48 bits; str: the interned id
-	a    netip.Addr
-	s    string // str only
+	n    uint64 // num; mac in the low 48 bits; str: the interned id; an address's low half
+	hi   uint64 // an address's high half
 }
 
 func numValue(n uint64) value { return value{kind: num, n: n} }
@@ -32,17 +32,35 @@ func addrValue(a netip.Addr) value {
 	if !a.IsValid() {
 		return value{}
 	}
-	return value{kind: addr, a: a}
+	b := a.As16()
+	k := addr6
+	if a.Is4() {
+		k = addr4
+	}
+	return value{kind: k, hi: binary.BigEndian.Uint64(b[:8]), n: binary.BigEndian.Uint64(b[8:])}
+}
+
+func (v value) isAddr() bool { return v.kind == addr4 || v.kind == addr6 }
+
+func (v value) addr() netip.Addr {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], v.hi)
+	binary.BigEndian.PutUint64(b[8:], v.n)
+	a := netip.AddrFrom16(b)
+	if v.kind == addr4 {
+		a = a.Unmap()
+	}
+	return a
 }
 
 // appendText writes v as sFlow-RT prints it: decimal numbers, dotted or
 // colon addresses, MACs as 12 upper-case hex digits.
-func (v value) appendText(b []byte) []byte {
+func (v value) appendText(b []byte, in *interner) []byte {
 	switch v.kind {
 	case num:
 		return strconv.AppendUint(b, v.n, 10)
-	case addr:
-		return v.a.AppendTo(b)
+	case addr4, addr6:
+		return v.addr().AppendTo(b)
 	case mac:
 		const hexdigits = "0123456789ABCDEF"
 		for i := 40; i >= 0; i -= 8 {
@@ -51,48 +69,42 @@ func (v value) appendText(b []byte) []byte {
 		}
 		return b
 	case str:
-		return append(b, v.s...)
+		return append(b, in.lookup(uint32(v.n))...)
 	}
 	return b
 }
 
-// appendKey writes v into a binary flow key: a kind byte, then a fixed
-// width payload, so distinct values never encode alike.
+// appendKey writes v into a binary flow key: a kind byte, then a payload of
+// the kind's fixed width, so distinct values never encode alike.
 func (v value) appendKey(b []byte) []byte {
 	b = append(b, byte(v.kind))
 	switch v.kind {
 	case num, mac, str:
 		b = binary.BigEndian.AppendUint64(b, v.n)
-	case addr:
-		a := v.a.As16()
-		b = append(b, a[:]...)
-		if v.a.Is4() {
-			b = append(b, 4)
-		} else {
-			b = append(b, 6)
-		}
+	case addr4:
+		b = binary.BigEndian.AppendUint32(b, uint32(v.n))
+	case addr6:
+		b = binary.BigEndian.AppendUint64(b, v.hi)
+		b = binary.BigEndian.AppendUint64(b, v.n)
 	}
 	return b
 }
 
-// readKey reads back a value written by appendKey; in resolves strings.
-func readKey(b []byte, in *interner) (value, []byte) {
+// readKey reads back a value written by appendKey.
+func readKey(b []byte) (value, []byte) {
 	v := value{kind: kind(b[0])}
 	b = b[1:]
 	switch v.kind {
 	case num, mac, str:
 		v.n = binary.BigEndian.Uint64(b)
 		b = b[8:]
-		if v.kind == str {
-			v.s = in.lookup(uint32(v.n))
-		}
-	case addr:
-		a := netip.AddrFrom16([16]byte(b[:16]))
-		if b[16] == 4 {
-			a = a.Unmap()
-		}
-		v.a = a
-		b = b[17:]
+	case addr4:
+		v.n = 0xFFFF<<32 | uint64(binary.BigEndian.Uint32(b))
+		b = b[4:]
+	case addr6:
+		v.hi = binary.BigEndian.Uint64(b)
+		v.n = binary.BigEndian.Uint64(b[8:])
+		b = b[16:]
 	}
 	return v, b
 }

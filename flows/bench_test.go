@@ -1,0 +1,116 @@
+package flows_test
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
+	"github.com/fabrictrace/fabrictrace/flows"
+)
+
+// benchDatagram: 7 flow samples with 128-byte headers, 7 different flows.
+func benchDatagram() []byte {
+	d := sflowtest.Datagram{Agent: agent, Sequence: 1}
+	for i := range 7 {
+		f := testFrame()
+		f.Src = netip.AddrFrom4([4]byte{10, 1, 1, byte(i)})
+		f.Pad = 128
+		hdr := f.Bytes()[:128]
+		d.Samples = append(d.Samples, &sflowtest.FlowSample{Sequence: uint32(i), Source: decode.DataSource{Index: 3},
+			SamplingRate: 1000, SamplePool: uint32(1000 * i), Input: decode.Port{Value: 3}, Output: decode.Port{Value: 5},
+			Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 1518, Stripped: 4, Header: hdr}}})
+	}
+	return d.Bytes()
+}
+
+type nop struct{}
+
+func (nop) Flow(*decode.Datagram, *decode.FlowSample)       {}
+func (nop) Counter(*decode.Datagram, *decode.CounterSample) {}
+
+// BenchmarkDecodeOnly is the baseline for BenchmarkDecodeAndEngine: the same
+// datagram, decoded with its headers parsed, handed to nobody.
+func BenchmarkDecodeOnly(b *testing.B) {
+	dg := benchDatagram()
+	var dec decode.Decoder
+	b.SetBytes(int64(len(dg)))
+	for b.Loop() {
+		dec.Decode(dg, nop{})
+	}
+}
+
+// BenchmarkDecodeAndEngine: decode plus the engine with the elephant-path
+// flow, a 5-tuple flow and a node:inputifindex flow, and a threshold.
+func BenchmarkDecodeAndEngine(b *testing.B) {
+	e := flows.New(flows.Config{})
+	for name, keys := range map[string]string{
+		"elephant": "node:inputifindex,ipsource,ipdestination,ipttl",
+		"tuple":    "ipsource,ipdestination,ipprotocol,or:tcpsourceport:udpsourceport,or:tcpdestinationport:udpdestinationport",
+		"ports":    "node:inputifindex",
+	} {
+		if err := e.SetFlow(name, flows.Definition{Keys: flows.KeyList(keys)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := e.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 1e15, ByFlow: true}); err != nil {
+		b.Fatal(err)
+	}
+	// As in the collector: Run keeps the engine's clock.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.Run(ctx, time.Second)
+	dg := benchDatagram()
+	var dec decode.Decoder
+	dec.Decode(dg, e)
+	b.SetBytes(int64(len(dg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		dec.Decode(dg, e)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/7/3, "ns/sample/definition")
+	// 7 flows in each of the first two definitions, 1 in node:inputifindex.
+	if n := e.Stats().Flows; n != 15 {
+		b.Fatalf("engine holds %d flows, want 15", n)
+	}
+}
+
+// BenchmarkEventFanOut: one event wakes 100 long-poll waiters.
+func BenchmarkEventFanOut(b *testing.B) {
+	now := time.Unix(0, 0)
+	e := flows.New(flows.Config{Now: func() time.Time { return now }})
+	if err := e.SetFlow("f", flows.Definition{Keys: "ipsource", Value: "frames"}); err != nil {
+		b.Fatal(err)
+	}
+	var dec decode.Decoder
+	f := testFrame()
+	for i := 0; b.Loop(); i++ {
+		if err := e.SetThreshold("t", flows.Threshold{Metric: "f", Value: 1, ByFlow: true}); err != nil {
+			b.Fatal(err)
+		}
+		last := e.Events(context.Background(), -1, "", 1, 0)
+		after := int64(-1)
+		if len(last) > 0 {
+			after = last[0].EventID
+		}
+		var ready, done sync.WaitGroup
+		for range 100 {
+			ready.Add(1)
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				ready.Done()
+				if evs := e.Events(context.Background(), after, "", 10, 10*time.Second); len(evs) == 0 {
+					b.Error("waiter timed out")
+				}
+			}()
+		}
+		ready.Wait()
+		f.Src = netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)})
+		dec.Decode(datagram(f, decode.Port{Value: 5}, uint32(i+1)), e)
+		done.Wait()
+	}
+}

@@ -1,0 +1,245 @@
+package flows_test
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
+	"github.com/fabrictrace/fabrictrace/flows"
+)
+
+var agent = netip.MustParseAddr("192.0.2.1")
+
+// testFrame: 10.1.1.2:40000 -> 10.2.2.3:443, TCP SYN ACK, TTL 62, VLAN 10.
+func testFrame() *sflowtest.Frame {
+	return &sflowtest.Frame{SrcMAC: decode.MAC{0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f}, DstMAC: decode.MAC{2, 0, 0, 0, 0, 1},
+		VLANs: []uint16{10}, Src: netip.MustParseAddr("10.1.1.2"), Dst: netip.MustParseAddr("10.2.2.3"),
+		Protocol: sflowtest.ProtoTCP, TTL: 62, DSCP: 46, SrcPort: 40000, DstPort: 443, TCPFlags: 0x12, Pad: 40}
+}
+
+func datagram(frame *sflowtest.Frame, out decode.Port, seq uint32) []byte {
+	d := sflowtest.Datagram{Agent: agent, Sequence: seq, Samples: []sflowtest.Sample{&sflowtest.FlowSample{
+		Sequence: seq, Source: decode.DataSource{Index: 3}, SamplingRate: 100, SamplePool: 100 * seq,
+		Input: decode.Port{Value: 3}, Output: out,
+		Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 1000, Stripped: 4, Header: frame.Bytes()}},
+	}}}
+	return d.Bytes()
+}
+
+// keyOf defines a flow with keys and returns the key one sample gives it,
+// or "" when the sample is dropped from the flow.
+func keyOf(t *testing.T, e *flows.Engine, keys, fs string, b []byte) string {
+	t.Helper()
+	if err := e.SetFlow("k", flows.Definition{Keys: flows.KeyList(keys), FS: fs}); err != nil {
+		t.Fatalf("%s: %v", keys, err)
+	}
+	var dec decode.Decoder
+	if _, err := dec.Decode(b, e); err != nil {
+		t.Fatal(err)
+	}
+	af, err := e.ActiveFlows("k", func(netip.Addr) bool { return true }, 10, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(af) == 0 {
+		return ""
+	}
+	return af[0].Key
+}
+
+func TestKeys(t *testing.T) {
+	vxlan := &sflowtest.Frame{Src: netip.MustParseAddr("192.168.0.1"), Dst: netip.MustParseAddr("192.168.0.2"),
+		Protocol: sflowtest.ProtoUDP, SrcPort: 5555, VNI: 77, Inner: testFrame()}
+	for _, c := range []struct {
+		keys, want string
+		frame      *sflowtest.Frame
+		out        decode.Port
+	}{
+		{keys: "ipsource,ipdestination", want: "10.1.1.2,10.2.2.3"},
+		{keys: "ipttl,ipprotocol,ipdscp", want: "62,6,46"},
+		{keys: "tcpflags", want: "000010010"},
+		{keys: "inputifindex,outputifindex", want: "3,5"},
+		{keys: "outputifindex", want: "internal", out: decode.Port{Value: decode.IfIndexInternal}},
+		{keys: "outputifindex", want: "discard", out: decode.Port{Format: decode.PortDiscard, Value: 1}},
+		{keys: "outputifindex", want: "multiple", out: decode.Port{Format: decode.PortMultiple, Value: 2}},
+		{keys: "direction", want: "ingress"},
+		{keys: "stack", want: "eth.ip.tcp"},
+		{keys: "macsource,vlan", want: "0A0B0C0D0E0F,10"},
+		{keys: "agent", want: "192.0.2.1"},
+		{keys: "node:inputifindex", want: "192.0.2.1"}, // no topology, no host_descr: the agent
+		{keys: "udpsourceport", want: ""},              // missing: the sample is dropped from the flow
+		{keys: "or:udpsourceport:tcpsourceport", want: "40000"},
+		{keys: "null:udpsourceport:none", want: "none"},
+		{keys: "null:udpsourceport", want: "null"},
+		{keys: "first:stack:.:ip:ip6", want: "ip"},
+		{keys: "prefix:stack:.:2", want: "eth.ip"},
+		{keys: "suffix:stack:.:1", want: "tcp"},
+		{keys: "range:ipttl:60:64", want: "true"},
+		{keys: "range:ipttl:0:10", want: "false"},
+		{keys: "eq:ipsource:ipsource", want: "true"},
+		{keys: `concat:\::ipsource:tcpdestinationport`, want: "10.1.1.2:443"},
+		{keys: "concat:-:[prefix:stack:.:2]:ipttl", want: "eth.ip-62"},
+		{keys: "link:inputifindex", want: ""},
+		{keys: "ipsource.1,tcpdestinationport.1,vni,ipsource", want: "10.1.1.2,443,77,192.168.0.1", frame: vxlan},
+		{keys: "stack", want: "eth.ip.udp.vxlan", frame: vxlan},
+	} {
+		e := flows.New(flows.Config{})
+		frame := c.frame
+		if frame == nil {
+			frame = testFrame()
+		}
+		out := c.out
+		if out == (decode.Port{}) {
+			out = decode.Port{Value: 5}
+		}
+		if got := keyOf(t, e, c.keys, "", datagram(frame, out, 1)); got != c.want {
+			t.Errorf("%s: %q, want %q", c.keys, got, c.want)
+		}
+	}
+}
+
+func TestKeysFromTopologyAndGroups(t *testing.T) {
+	e := flows.New(flows.Config{})
+	if err := e.SetTopology(flows.Topology{
+		Nodes: map[string]flows.TopologyNode{"leaf1": {Agent: "192.0.2.1", Ports: map[string]flows.TopologyPort{"swp3": {IfIndex: "3"}}},
+			"spine1": {Agent: "192.0.2.9", Ports: map[string]flows.TopologyPort{"swp1": {IfIndex: "1"}}}},
+		Links: map[string]flows.TopologyLink{"leaf1-spine1": {Node1: "leaf1", Port1: "swp3", Node2: "spine1", Port2: "swp1"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetGroup("zones", []byte(`{"inside":["10.1.0.0/16"],"outside":["0.0.0.0/0"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	b := datagram(testFrame(), decode.Port{Value: 5}, 1)
+	if got := keyOf(t, e, "node:inputifindex,link:inputifindex,group:ipsource:zones,group:ipdestination:zones", "|", b); got != "leaf1|leaf1-spine1|inside|outside" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestFilters(t *testing.T) {
+	b := datagram(testFrame(), decode.Port{Value: 5}, 1)
+	for filter, match := range map[string]bool{
+		"ipprotocol=6":                              true,
+		"ipprotocol=17":                             false,
+		"ipsource=10.1.0.0/16":                      true,
+		"ipsource=10.9.9.9,10.1.1.2":                true,
+		"ipsource!=10.1.1.2":                        false,
+		"tcpflags~.......1.":                        true, // SYN
+		"tcpflags~........1":                        false,
+		"stack!~udp":                                true,
+		"(ipttl=1|ipttl=62)&vlan=10":                true,
+		"ipttl=1|ipttl=2":                           false,
+		"udpsourceport=null":                        true,
+		"macsource=0a:0b:0c:0d:0e:0f":               true,
+		"first:stack:.:ip:ip6=ip&direction=ingress": true,
+		"outputifindex!=discard":                    true,
+	} {
+		e := flows.New(flows.Config{})
+		f := filter
+		if err := e.SetFlow("k", flows.Definition{Keys: "ipsource", Filter: &f}); err != nil {
+			t.Fatalf("%s: %v", filter, err)
+		}
+		var dec decode.Decoder
+		dec.Decode(b, e)
+		af, _ := e.ActiveFlows("k", func(netip.Addr) bool { return true }, 10, 0, "")
+		if (len(af) == 1) != match {
+			t.Errorf("filter %s: matched %v, want %v", filter, len(af) == 1, match)
+		}
+	}
+}
+
+func TestBadDefinitionsAreRefused(t *testing.T) {
+	e := flows.New(flows.Config{})
+	for _, d := range []flows.Definition{
+		{Keys: "ipsource,nonsense"},
+		{Keys: "ipsource.2"},
+		{Keys: "agent.1"},
+		{Keys: "prefix:stack:.:zero"},
+		{Keys: "range:ipttl:x"},
+		{Keys: "node"},
+		{Keys: "or:ipsource"},
+		{Keys: "ipsource", Value: "furlongs"},
+		{Keys: "ipsource", Values: "count:ipdestination"},
+		{Keys: "ipsource", AggMode: "median"},
+		{Keys: "ipsource", Filter: ptr("ipsource=1.2.3.4&(")},
+		{Keys: "ipsource", Filter: ptr("ipsource~(")},
+		{Keys: "ipsource", Filter: ptr("ipsource")},
+		{Keys: "ipsource", Filter: ptr("bogus=1")},
+	} {
+		if err := e.SetFlow("bad", d); !errors.Is(err, flows.ErrInvalid) {
+			t.Errorf("%+v: err %v, want ErrInvalid", d, err)
+		}
+	}
+}
+
+func ptr(s string) *string { return &s }
+
+// The steady state allocates nothing: a known flow, sample after sample.
+func TestSteadyStateAllocatesNothing(t *testing.T) {
+	e := flows.New(flows.Config{})
+	for name, keys := range map[string]string{
+		"elephant": "node:inputifindex,ipsource,ipdestination,ipttl",
+		"tuple":    "ipsource,ipdestination,ipprotocol,or:tcpsourceport:udpsourceport,or:tcpdestinationport:udpdestinationport",
+		"ports":    "node:inputifindex,inputifindex,stack,tcpflags",
+	} {
+		if err := e.SetFlow(name, flows.Definition{Keys: flows.KeyList(keys)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.SetThreshold("big", flows.Threshold{Metric: "elephant", Value: 1e12, ByFlow: true}); err != nil {
+		t.Fatal(err)
+	}
+	var dec decode.Decoder
+	b := datagram(testFrame(), decode.Port{Value: 5}, 1)
+	dec.Decode(b, e) // first sight of each flow allocates its entry
+	if n := testing.AllocsPerRun(200, func() { dec.Decode(b, e) }); n != 0 {
+		t.Errorf("%.1f allocations per sample in steady state", n)
+	}
+}
+
+// A flood of random 5-tuples stays under the cap, and the evictions are
+// counted.
+func TestFloodStaysUnderTheCap(t *testing.T) {
+	e := flows.New(flows.Config{MaxFlows: 1000})
+	if err := e.SetFlow("tuple", flows.Definition{Keys: "ipsource,ipdestination,tcpsourceport,tcpdestinationport"}); err != nil {
+		t.Fatal(err)
+	}
+	var dec decode.Decoder
+	f := testFrame()
+	for i := range 20_000 {
+		f.Src = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		f.SrcPort = uint16(i)
+		dec.Decode(datagram(f, decode.Port{Value: 5}, uint32(i+1)), e)
+	}
+	st := e.Stats()
+	if st.Flows > 1000 || st.FlowsEvicted < 19_000 {
+		t.Errorf("%d flows held, %d evicted; want at most 1000 and the rest evicted", st.Flows, st.FlowsEvicted)
+	}
+}
+
+// Samples lost between agent and collector are made up for from the
+// sample_pool: the estimate stays right when half the datagrams vanish.
+func TestRenormalisesFromSamplePool(t *testing.T) {
+	now := time.Unix(0, 0)
+	e := flows.New(flows.Config{Now: func() time.Time { return now }})
+	if err := e.SetFlow("all", flows.Definition{Keys: "ipsource", Value: "frames", T: 600}); err != nil {
+		t.Fatal(err)
+	}
+	var dec decode.Decoder
+	for seq := uint32(1); seq <= 2000; seq++ {
+		if seq%2 == 0 {
+			continue // lost on the way
+		}
+		dec.Decode(datagram(testFrame(), decode.Port{Value: 5}, seq), e)
+	}
+	// 2000 samples at 1 in 100 stood for 200000 frames; at t=600 s over
+	// "no time" the rate is total/t.
+	af, _ := e.ActiveFlows("all", func(netip.Addr) bool { return true }, 1, 0, "")
+	total := af[0].Value * 600
+	if total < 190_000 || total > 210_000 {
+		t.Errorf("estimated %.0f frames from half the samples, truth 200000", total)
+	}
+}
