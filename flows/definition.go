@@ -168,6 +168,8 @@ type plan struct {
 	value  valueKind
 	values []extraValue
 	tau    float64 // seconds
+	// agentMode merges an agent's data sources into one table (aggMode AGENT).
+	agentMode bool
 
 	table      *table       // set by Engine.rewire
 	thresholds []*threshold // on this flow, set by Engine.rewire
@@ -213,7 +215,9 @@ func compile(name string, d Definition) (*plan, error) {
 		}
 	}
 	switch strings.ToUpper(d.AggMode) {
-	case "", "AGENT":
+	case "":
+	case "AGENT":
+		p.agentMode = true
 	default:
 		return nil, fmt.Errorf("aggMode %q: want AGENT or nothing", d.AggMode)
 	}

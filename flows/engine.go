@@ -247,7 +247,12 @@ func (e *Engine) Flow(dg *decode.Datagram, fs *decode.FlowSample) {
 		}
 		x := p.amount(p.value, s)
 		tb := p.table
-		ent := tb.upsert(e, p, src, kb, ib, now)
+		at := src
+		if p.agentMode {
+			// aggMode AGENT: one table for all of the agent's data sources.
+			at = e.source(sourceKey{agent: dg.Agent}, now)
+		}
+		ent := tb.upsert(e, p, at, kb, ib, now)
 		ent.add(p, x, frameBytes, now)
 		for i, ev := range p.values {
 			if ev.avg != nil {
@@ -293,8 +298,12 @@ func (e *Engine) Counter(dg *decode.Datagram, cs *decode.CounterSample) {
 	src := e.source(sourceKey{dg.Agent, 0, g.IfIndex}, now)
 	src.counters.update(g, now)
 	if cs.Records&decode.HasPortName != 0 && len(cs.PortName) > 0 {
-		e.topo.learnPort(dg.Agent, string(cs.PortName), g.IfIndex)
+		if src.counters.name != string(cs.PortName) {
+			src.counters.name = string(cs.PortName)
+		}
+		e.topo.learnPort(dg.Agent, src.counters.name, g.IfIndex)
 	}
+	e.counterThresholds(src, now)
 }
 
 // Stats returns the engine's counters.

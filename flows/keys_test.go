@@ -243,3 +243,25 @@ func TestRenormalisesFromSamplePool(t *testing.T) {
 		t.Errorf("estimated %.0f frames from half the samples, truth 200000", total)
 	}
 }
+
+// aggMode AGENT keeps one table per agent: a flow seen on two ports of one
+// switch is one entry.
+func TestAggModeAgentMergesDataSources(t *testing.T) {
+	for mode, want := range map[string]int{"": 2, "AGENT": 1} {
+		e := flows.New(flows.Config{})
+		if err := e.SetFlow("k", flows.Definition{Keys: "ipsource", AggMode: mode}); err != nil {
+			t.Fatal(err)
+		}
+		var dec decode.Decoder
+		for ds := uint32(1); ds <= 2; ds++ {
+			d := sflowtest.Datagram{Agent: agent, Sequence: ds, Samples: []sflowtest.Sample{&sflowtest.FlowSample{
+				Source: decode.DataSource{Index: ds}, SamplingRate: 10, SamplePool: 10, Input: decode.Port{Value: ds},
+				Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 100, Header: testFrame().Bytes()}}}}}
+			dec.Decode(d.Bytes(), e)
+		}
+		af, _ := e.ActiveFlows("k", func(netip.Addr) bool { return true }, 10, 0, "sum")
+		if len(af) != 1 || af[0].FlowN != want {
+			t.Errorf("aggMode %q: %+v, want one key at %d places", mode, af, want)
+		}
+	}
+}

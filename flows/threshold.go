@@ -79,6 +79,7 @@ type Event struct {
 // threshold is a threshold's arm state: which flows (byFlow) or data
 // sources (not byFlow) have fired and not yet re-armed.
 type threshold struct {
+	counter  bool // on a counter metric, not a flow
 	name     string
 	def      Threshold
 	byEntry  map[*entry]*firing
@@ -160,6 +161,12 @@ func (th *threshold) fire(e *Engine, p *plan, ent *entry, v float64) {
 func (th *threshold) sweep(e *Engine, now float64) {
 	p := e.plans[th.def.Metric]
 	if p == nil {
+		// A counter threshold: counter samples say when it went under.
+		for src, f := range th.bySource {
+			if f.below >= 0 && now-f.below >= float64(th.def.Timeout) {
+				delete(th.bySource, src)
+			}
+		}
 		return
 	}
 	for ent, f := range th.byEntry {
@@ -237,7 +244,7 @@ func (e *Engine) SetThreshold(name string, t Threshold) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	th := &threshold{name: name, def: t}
+	th := &threshold{name: name, def: t, counter: isCounterMetric(t.Metric)}
 	th.reset()
 	e.thresholds[name] = th
 	e.rewire()

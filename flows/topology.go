@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
-
-	"github.com/fabrictrace/fabrictrace/decode"
 )
 
 // Topology is sFlow-RT's topology document: nodes (optional: host_descr and
@@ -277,23 +275,4 @@ func (e *Engine) Groups() map[string]map[string][]string {
 		out[k] = v
 	}
 	return out
-}
-
-// counterState is an interface's last counters and the rates between the
-// last two samples.
-type counterState struct {
-	at                  float64
-	speed               uint64
-	inOctets, outOctets uint64
-	inRate, outRate     float64 // bytes per second
-	have                bool
-}
-
-func (c *counterState) update(g *decode.GenericInterface, now float64) {
-	if c.have && now > c.at && g.InOctets >= c.inOctets && g.OutOctets >= c.outOctets {
-		dt := now - c.at
-		c.inRate = float64(g.InOctets-c.inOctets) / dt
-		c.outRate = float64(g.OutOctets-c.outOctets) / dt
-	}
-	c.at, c.speed, c.inOctets, c.outOctets, c.have = now, g.IfSpeed, g.InOctets, g.OutOctets, true
 }

@@ -1,0 +1,344 @@
+package flows
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/fabrictrace/fabrictrace/decode"
+)
+
+// counterState is a data source's last counters, and the rates between its
+// last two counter samples, in sFlow-RT's metric names.
+type counterState struct {
+	at    float64 // when the last counter sample came, 0 for never
+	speed uint64
+	raw   [nCounters]uint64
+	rate  [nCounters]float64 // per second, between the last two samples
+	have  bool
+	// Static attributes of the interface.
+	ifType, direction, status uint32
+	name                      string
+}
+
+// The counters that become per-second rate metrics.
+const (
+	cInOctets = iota
+	cOutOctets
+	cInPkts
+	cOutPkts
+	cInDiscards
+	cOutDiscards
+	cInErrors
+	cOutErrors
+	nCounters
+)
+
+var counterNames = [nCounters]string{"ifinoctets", "ifoutoctets", "ifinpkts", "ifoutpkts",
+	"ifindiscards", "ifoutdiscards", "ifinerrors", "ifouterrors"}
+
+func (c *counterState) update(g *decode.GenericInterface, now float64) {
+	raw := [nCounters]uint64{g.InOctets, g.OutOctets,
+		uint64(g.InUcastPkts) + uint64(g.InMulticastPkts) + uint64(g.InBroadcastPkts),
+		uint64(g.OutUcastPkts) + uint64(g.OutMulticastPkts) + uint64(g.OutBroadcastPkts),
+		uint64(g.InDiscards), uint64(g.OutDiscards), uint64(g.InErrors), uint64(g.OutErrors)}
+	if c.have && now > c.at {
+		dt := now - c.at
+		for i := range raw {
+			if raw[i] >= c.raw[i] { // a counter that went back (reset) gives no rate this time
+				c.rate[i] = float64(raw[i]-c.raw[i]) / dt
+			}
+		}
+	}
+	c.at, c.speed, c.raw, c.have = now, g.IfSpeed, raw, true
+	c.ifType, c.direction, c.status = g.IfType, g.IfDirection, g.IfStatus
+}
+
+// metric returns one counter metric of the data source: a number, or a
+// string for ifname and host_name, and whether it has it.
+func (e *Engine) metric(src *source, name string) (any, bool) {
+	c := &src.counters
+	if name == "host_name" {
+		if h, ok := e.topo.hosts[src.key.agent]; ok {
+			return h, true
+		}
+		return nil, false
+	}
+	if !c.have {
+		return nil, false
+	}
+	for i, n := range counterNames {
+		if n == name {
+			return c.rate[i], true
+		}
+	}
+	util := func(rate float64) float64 {
+		if c.speed == 0 {
+			return 0
+		}
+		return math.Min(100*rate*8/float64(c.speed), 100)
+	}
+	switch name {
+	case "ifindex":
+		return float64(src.key.index), true
+	case "ifspeed":
+		return float64(c.speed), true
+	case "iftype":
+		return float64(c.ifType), true
+	case "ifdirection":
+		return float64(c.direction), true
+	case "ifadminstatus":
+		return updown(c.status&1 != 0), true
+	case "ifoperstatus":
+		return updown(c.status&2 != 0), true
+	case "ifinutilization":
+		return util(c.rate[cInOctets]), true
+	case "ifoututilization":
+		return util(c.rate[cOutOctets]), true
+	case "ifname":
+		if c.name != "" {
+			return c.name, true
+		}
+	}
+	return nil, false
+}
+
+func updown(up bool) string {
+	if up {
+		return "up"
+	}
+	return "down"
+}
+
+// counterMetrics lists every counter metric name.
+var counterMetrics = append(counterNames[:], "ifindex", "ifspeed", "iftype", "ifdirection", "ifadminstatus",
+	"ifoperstatus", "ifinutilization", "ifoututilization", "ifname", "host_name")
+
+func isCounterMetric(name string) bool {
+	for _, m := range counterMetrics {
+		if m == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Metric is one metric of one data source, as /dump and /table serve it.
+// Flow metrics carry their top keys instead of a value.
+type Metric struct {
+	Agent       string   `json:"agent"`
+	DataSource  string   `json:"dataSource"`
+	MetricName  string   `json:"metricName"`
+	MetricValue any      `json:"metricValue,omitempty"`
+	TopKeys     []TopKey `json:"topKeys,omitempty"`
+	LastUpdate  int64    `json:"lastUpdate"` // ms ago
+}
+
+// TopKey is one of a flow's largest keys at a data source.
+type TopKey struct {
+	Key        string  `json:"key"`
+	Value      float64 `json:"value"`
+	LastUpdate int64   `json:"lastUpdate"` // ms ago
+}
+
+// Statistic is one metric summarised over the data sources that have it,
+// as /metric/{agents}/{metrics}/json serves it.
+type Statistic struct {
+	Agent         string  `json:"agent,omitempty"`
+	DataSource    string  `json:"dataSource,omitempty"`
+	MetricName    string  `json:"metricName"`
+	MetricValue   any     `json:"metricValue,omitempty"`
+	MetricN       int     `json:"metricN"`
+	LastUpdate    int64   `json:"lastUpdate,omitempty"`
+	LastUpdateMin int64   `json:"lastUpdateMin,omitempty"`
+	LastUpdateMax int64   `json:"lastUpdateMax,omitempty"`
+	value         float64 // for the summary
+}
+
+// metricRef is a requested metric: "[agg:][ds.]name".
+type metricRef struct {
+	text, agg, ds, name string
+}
+
+func parseMetricRef(text string) (metricRef, error) {
+	r := metricRef{text: text, agg: "max"}
+	rest := text
+	if agg, name, ok := strings.Cut(rest, ":"); ok {
+		switch agg {
+		case "max", "min", "sum", "avg", "any":
+		default:
+			return r, fmt.Errorf("%w: metric %q: aggregate %q: want max, min, sum, avg or any", ErrInvalid, text, agg)
+		}
+		r.agg, rest = agg, name
+	}
+	// A data source prefix is "N." or "N.M." before the name.
+	if i := strings.LastIndexByte(rest, '.'); i > 0 && strings.Trim(rest[:i], "0123456789.") == "" {
+		r.ds, rest = rest[:i], rest[i+1:]
+	}
+	r.name = rest
+	if r.name == "" {
+		return r, fmt.Errorf("%w: metric %q: no name", ErrInvalid, text)
+	}
+	return r, nil
+}
+
+// forEachMetric calls fn for every data source of the selected agents that
+// has the metric: counter metrics, or a flow's top keys.
+func (e *Engine) forEachMetric(agents func(netip.Addr) bool, ref metricRef, now float64, fn func(Metric, float64)) error {
+	if p, ok := e.plans[ref.name]; ok {
+		for src, m := range e.tables[ref.name].bySource {
+			if !agents(src.key.agent) || ref.ds != "" && src.key.dataSource() != ref.ds {
+				continue
+			}
+			keys := e.topKeys(p, m, now)
+			if len(keys) == 0 {
+				continue
+			}
+			fn(Metric{Agent: src.key.agent.String(), DataSource: src.key.dataSource(), MetricName: ref.name,
+				TopKeys: keys, LastUpdate: keys[0].LastUpdate}, keys[0].Value)
+		}
+		return nil
+	}
+	if !isCounterMetric(ref.name) {
+		return fmt.Errorf("metric %q: %w (neither a counter metric nor a flow)", ref.text, ErrNotFound)
+	}
+	for _, src := range e.sources {
+		if !agents(src.key.agent) || ref.ds != "" && src.key.dataSource() != ref.ds {
+			continue
+		}
+		v, ok := e.metric(src, ref.name)
+		if !ok {
+			continue
+		}
+		f, _ := v.(float64)
+		fn(Metric{Agent: src.key.agent.String(), DataSource: src.key.dataSource(), MetricName: ref.name,
+			MetricValue: v, LastUpdate: int64((now - src.counters.at) * 1000)}, f)
+	}
+	return nil
+}
+
+// topKeys returns a data source's n largest flows.
+func (e *Engine) topKeys(p *plan, m map[uint64]*entry, now float64) []TopKey {
+	var out []TopKey
+	for _, ent := range m {
+		for ; ent != nil; ent = ent.next {
+			if v := ent.valueAt(p, now); v > 0 {
+				out = append(out, TopKey{Key: e.formatKey(p, ent.key), Value: v, LastUpdate: int64((now - ent.last) * 1000)})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Value > out[j].Value })
+	if len(out) > p.def.N {
+		out = out[:p.def.N]
+	}
+	return out
+}
+
+// Dump returns every selected metric of every selected data source.
+func (e *Engine) Dump(agents func(netip.Addr) bool, metrics []string) ([]Metric, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clock()
+	if len(metrics) == 1 && metrics[0] == "ALL" {
+		metrics = append([]string(nil), counterMetrics...)
+		for name := range e.plans {
+			metrics = append(metrics, name)
+		}
+	}
+	out := []Metric{}
+	for _, m := range metrics {
+		ref, err := parseMetricRef(m)
+		if err != nil {
+			return nil, err
+		}
+		err = e.forEachMetric(agents, ref, now, func(mt Metric, _ float64) { out = append(out, mt) })
+		if err != nil && !(len(metrics) > 1 && strings.Contains(err.Error(), "neither")) {
+			return nil, err
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Agent != out[j].Agent {
+			return out[i].Agent < out[j].Agent
+		}
+		return out[i].DataSource < out[j].DataSource
+	})
+	return out, nil
+}
+
+// Metrics summarises each requested metric over the selected agents, in
+// request order: max by default, or the aggregate its prefix names.
+func (e *Engine) Metrics(agents func(netip.Addr) bool, metrics []string) ([]Statistic, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clock()
+	out := make([]Statistic, 0, len(metrics))
+	for _, m := range metrics {
+		ref, err := parseMetricRef(m)
+		if err != nil {
+			return nil, err
+		}
+		st := Statistic{MetricName: ref.text}
+		var sum float64
+		err = e.forEachMetric(agents, ref, now, func(mt Metric, v float64) {
+			st.MetricN++
+			sum += v
+			if st.MetricN == 1 {
+				st.LastUpdateMin, st.LastUpdateMax = mt.LastUpdate, mt.LastUpdate
+			}
+			st.LastUpdateMin = min(st.LastUpdateMin, mt.LastUpdate)
+			st.LastUpdateMax = max(st.LastUpdateMax, mt.LastUpdate)
+			take := st.MetricN == 1 || ref.agg == "max" && v > st.value || ref.agg == "min" && v < st.value
+			if take {
+				st.value, st.Agent, st.DataSource, st.LastUpdate = v, mt.Agent, mt.DataSource, mt.LastUpdate
+				st.MetricValue = mt.MetricValue
+				if mt.TopKeys != nil {
+					st.MetricValue = mt.TopKeys
+				}
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		switch ref.agg {
+		case "sum":
+			st.MetricValue, st.Agent, st.DataSource = sum, "", ""
+		case "avg":
+			if st.MetricN > 0 {
+				st.MetricValue, st.Agent, st.DataSource = sum/float64(st.MetricN), "", ""
+			}
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// counterThresholds checks thresholds on counter metrics against a data
+// source's new counters.
+func (e *Engine) counterThresholds(src *source, now float64) {
+	for _, th := range e.thresholds {
+		if !th.counter || e.plans[th.def.Metric] != nil || !th.applies(e, src) {
+			continue
+		}
+		v, ok := e.metric(src, th.def.Metric)
+		f, isNum := v.(float64)
+		if !ok || !isNum {
+			continue
+		}
+		if fired := th.bySource[src]; fired != nil {
+			if f > th.def.Value {
+				fired.below = -1
+			} else if fired.below < 0 {
+				fired.below = now
+			}
+			continue
+		}
+		if f > th.def.Value {
+			th.bySource[src] = &firing{below: -1}
+			ev := Event{Timestamp: e.wall(now), ThresholdID: th.name, Metric: th.def.Metric,
+				Agent: src.key.agent.String(), DataSource: src.key.dataSource(), Value: f, Threshold: th.def.Value}
+			e.events.add(ev, func(ev *Event, id int64) { ev.EventID = id })
+		}
+	}
+}

@@ -1,0 +1,77 @@
+package web_test
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/sim"
+)
+
+func TestCounterMetricsDumpTableAndThresholds(t *testing.T) {
+	// 1 Gbit/s from server01 into leaf01 swp1 (a 10G port): 10 % in.
+	r := newRig(t, sim.Config{Seed: 2, Mice: -1, CounterInterval: time.Second, Elephants: []sim.Elephant{{
+		Src: mustAddr("172.16.1.11"), Dst: mustAddr("172.16.1.41"), Rate: 1e9, Duration: time.Hour}}}, false)
+	r.must("PUT", "/flow/pairs/json", `{"keys":"ipsource,ipdestination","value":"bps","n":3}`, 204)
+	r.must("PUT", "/threshold/busy/json", `{"metric":"ifinutilization","value":5,"filter":{"ifspeed":[10000000000]}}`, 204)
+	for r.sim.Now() < 5*time.Second {
+		r.step()
+	}
+	var stats []flows.Statistic
+	json.Unmarshal([]byte(r.must("GET", "/metric/10.255.1.1/1.ifinoctets,1.ifinutilization,1.ifname,host_name/json", "", 200)), &stats)
+	if len(stats) != 4 {
+		t.Fatalf("stats %+v", stats)
+	}
+	want := 1e9 / 8 * 1514 / 1500
+	if v := stats[0].MetricValue.(float64); math.Abs(v-want)/want > 0.02 {
+		t.Errorf("leaf01 swp1 ifinoctets %.0f B/s, want about %.0f", v, want)
+	}
+	if v := stats[1].MetricValue.(float64); math.Abs(v-10.1) > 0.3 {
+		t.Errorf("leaf01 swp1 ifinutilization %.2f %%, want about 10.1", v)
+	}
+	if stats[2].MetricValue != "swp1" || stats[3].MetricValue != "leaf01" {
+		t.Errorf("names: %v %v", stats[2].MetricValue, stats[3].MetricValue)
+	}
+	r.must("GET", "/metric/ALL/bogus/json", "", 404)
+	r.must("GET", "/metric/ALL/median:ifspeed/json", "", 400)
+
+	var sum []flows.Statistic
+	json.Unmarshal([]byte(r.must("GET", "/metric/ALL/sum:ifspeed/json", "", 200)), &sum)
+	// 4 leaves x (1 server port at 10G + 2 uplinks at 100G), 2 spines x 4 x 100G.
+	if sum[0].MetricValue != float64(4*(10e9+2*100e9)+2*4*100e9) || sum[0].MetricN != 20 {
+		t.Errorf("sum:ifspeed %+v", sum[0])
+	}
+
+	var dump []flows.Metric
+	json.Unmarshal([]byte(r.must("GET", "/dump/10.255.1.1/pairs/json", "", 200)), &dump)
+	// swp1 takes the elephant in; swp52 (or 51) its ACKs.
+	if len(dump) != 2 || dump[0].DataSource != "1" || len(dump[0].TopKeys) == 0 ||
+		dump[0].TopKeys[0].Key != "172.16.1.11,172.16.1.41" {
+		t.Errorf("dump of pairs at leaf01: %+v", dump)
+	}
+	var table [][]flows.Metric
+	json.Unmarshal([]byte(r.must("GET", "/table/10.255.1.1/ifname,ifspeed/json", "", 200)), &table)
+	if len(table) != 3 || table[0][0].MetricName != "ifname" || table[0][1].MetricName != "ifspeed" {
+		t.Errorf("table %+v", table)
+	}
+
+	var events []flows.Event
+	json.Unmarshal([]byte(r.must("GET", "/events/json?thresholdID=busy", "", 200)), &events)
+	places := map[string]bool{}
+	for _, ev := range events {
+		places[ev.Agent+":"+ev.DataSource] = true
+	}
+	// Only 10G ports pass the filter, and only leaf01 swp1 takes the
+	// elephant in.
+	if len(places) != 1 || !places["10.255.1.1:1"] || len(events) != 1 {
+		t.Errorf("busy events %+v", events)
+	}
+	for p := range places {
+		if strings.HasPrefix(p, "10.255.0.") {
+			t.Errorf("event on a 100G spine port %s despite the ifspeed filter", p)
+		}
+	}
+}
