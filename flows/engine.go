@@ -22,6 +22,8 @@ type Config struct {
 	MaxEvents    int // events kept for /events/json [10000]
 	MaxElephants int // elephant records kept, active and ended [10000]
 	MaxSources   int // data sources (agent, ifIndex) tracked [100000]
+	// Routes answers the bgp* keys; nil leaves them missing.
+	Routes Routes
 	// Now is the clock; tests set it to step time by hand.
 	Now func() time.Time
 }
@@ -78,6 +80,7 @@ type Engine struct {
 	memoGen  uint64
 	scratch  []byte // text of one value being rendered
 	concat   []byte
+	u32      []uint32 // an AS path or communities being rendered
 	keyBuf   []byte
 	identBuf []byte
 	stats    Stats

@@ -62,6 +62,8 @@ func (o *operand) equal(v value, in *interner) bool {
 		return o.text == "null"
 	case addr4, addr6:
 		return o.prefix.IsValid() && o.prefix.Contains(v.addr())
+	case prefix4, prefix6:
+		return o.prefix.IsValid() && o.prefix == v.prefix()
 	case num:
 		return o.isNum && o.n == v.n
 	case mac:

@@ -261,6 +261,9 @@ func compileKey(text string) (token, error) {
 			name, layerIndex = text[:i], n
 		}
 	}
+	if get, ok := bgpKeys[text]; ok {
+		return token{text: text, get: get}, nil
+	}
 	bk, ok := baseKeys[name]
 	if !ok {
 		return token{}, fmt.Errorf("unknown key %q", text)

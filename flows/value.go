@@ -16,12 +16,23 @@ const (
 	addr6
 	mac
 	str
+	prefix4
+	prefix6
 )
+
+// prefixKind is the prefix kind for an address kind.
+func prefixKind(k kind) kind {
+	if k == addr4 {
+		return prefix4
+	}
+	return prefix6
+}
 
 // value is one extracted key field, 24 bytes that copy cheaply: numbers,
 // MACs and interned string ids in n, addresses as two halves.
 type value struct {
 	kind kind
+	bits uint8  // a prefix's length
 	n    uint64 // num; mac in the low 48 bits; str: the interned id; an address's low half
 	hi   uint64 // an address's high half
 }
@@ -47,11 +58,13 @@ func (v value) addr() netip.Addr {
 	binary.BigEndian.PutUint64(b[:8], v.hi)
 	binary.BigEndian.PutUint64(b[8:], v.n)
 	a := netip.AddrFrom16(b)
-	if v.kind == addr4 {
+	if v.kind == addr4 || v.kind == prefix4 {
 		a = a.Unmap()
 	}
 	return a
 }
+
+func (v value) prefix() netip.Prefix { return netip.PrefixFrom(v.addr(), int(v.bits)) }
 
 // appendText writes v as sFlow-RT prints it: decimal numbers, dotted or
 // colon addresses, MACs as 12 upper-case hex digits.
@@ -70,6 +83,8 @@ func (v value) appendText(b []byte, in *interner) []byte {
 		return b
 	case str:
 		return append(b, in.lookup(uint32(v.n))...)
+	case prefix4, prefix6:
+		return v.prefix().AppendTo(b)
 	}
 	return b
 }
@@ -86,6 +101,13 @@ func (v value) appendKey(b []byte) []byte {
 	case addr6:
 		b = binary.BigEndian.AppendUint64(b, v.hi)
 		b = binary.BigEndian.AppendUint64(b, v.n)
+	case prefix4:
+		b = binary.BigEndian.AppendUint32(b, uint32(v.n))
+		b = append(b, v.bits)
+	case prefix6:
+		b = binary.BigEndian.AppendUint64(b, v.hi)
+		b = binary.BigEndian.AppendUint64(b, v.n)
+		b = append(b, v.bits)
 	}
 	return b
 }
@@ -105,6 +127,15 @@ func readKey(b []byte) (value, []byte) {
 		v.hi = binary.BigEndian.Uint64(b)
 		v.n = binary.BigEndian.Uint64(b[8:])
 		b = b[16:]
+	case prefix4:
+		v.n = 0xFFFF<<32 | uint64(binary.BigEndian.Uint32(b))
+		v.bits = b[4]
+		b = b[5:]
+	case prefix6:
+		v.hi = binary.BigEndian.Uint64(b)
+		v.n = binary.BigEndian.Uint64(b[8:])
+		v.bits = b[16]
+		b = b[17:]
 	}
 	return v, b
 }

@@ -336,10 +336,10 @@ func (r *RIB) peerRoutes(peer netip.Addr, before []change) []change {
 	held := map[netip.Prefix]bool{}
 	s := r.table.current.Load()
 	for _, m := range s.shards {
-		for p, e := range m {
+		for _, e := range m {
 			for _, rt := range e.Routes {
 				if rt.Peer == peer {
-					held[p] = true
+					held[e.Prefix] = true
 				}
 			}
 		}

@@ -1,6 +1,7 @@
 package rib
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"sort"
 	"sync"
@@ -52,11 +53,47 @@ func better(a, b Route) bool {
 
 const shardCount = 256
 
+// pkey is a prefix as a map key: the 16-byte form of its masked address and
+// its length in that form (IPv4 lengths plus 96). It holds no pointer, so it
+// hashes faster than a netip.Prefix.
+type pkey struct {
+	hi, lo uint64
+	bits   uint8
+}
+
+func keyOf(p netip.Prefix) pkey {
+	b := p.Masked().Addr().As16()
+	bits := p.Bits()
+	if p.Addr().Is4() {
+		bits += 96
+	}
+	return pkey{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:]), bits: uint8(bits)}
+}
+
+// masked is the key of the length-bits prefix holding (hi, lo).
+func masked(hi, lo uint64, bits int) pkey {
+	switch {
+	case bits >= 128:
+		return pkey{hi, lo, 128}
+	case bits > 64:
+		return pkey{hi, lo &^ (1<<(128-bits) - 1), uint8(bits)}
+	case bits == 64:
+		return pkey{hi, 0, 64}
+	case bits > 0:
+		return pkey{hi &^ (1<<(64-bits) - 1), 0, uint8(bits)}
+	}
+	return pkey{}
+}
+
+func (k pkey) shard() int {
+	return int(((k.hi ^ k.lo ^ uint64(k.bits)<<56) * 0x9E3779B97F4A7C15) >> 56)
+}
+
 // snapshot is an immutable longest-prefix-match table. A batch of updates
 // copies only the shards it touches, then swaps the snapshot in; lookups
 // read whatever snapshot is current without a lock.
 type snapshot struct {
-	shards [shardCount]map[netip.Prefix]*Entry
+	shards [shardCount]map[pkey]*Entry
 	lens4  []int // prefix lengths present, longest first
 	lens6  []int
 	per4   [33]int // prefixes of each length
@@ -64,29 +101,18 @@ type snapshot struct {
 	count  int
 }
 
-func shardOf(p netip.Prefix) int {
-	a := p.Addr().As16()
-	h := uint32(2166136261)
-	for _, c := range a {
-		h = (h ^ uint32(c)) * 16777619
-	}
-	return int((h ^ uint32(p.Bits())) % shardCount)
-}
-
 // lookup finds the longest prefix holding a. It allocates nothing.
 func (s *snapshot) lookup(a netip.Addr) *Entry {
-	lens := s.lens6
+	a = a.Unmap()
+	b := a.As16()
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	lens, offset := s.lens6, 0
 	if a.Is4() {
-		lens = s.lens4
-	} else if a.Is4In6() {
-		a, lens = a.Unmap(), s.lens4
+		lens, offset = s.lens4, 96
 	}
 	for _, l := range lens {
-		p, err := a.Prefix(l)
-		if err != nil {
-			continue
-		}
-		if e := s.shards[shardOf(p)][p]; e != nil {
+		k := masked(hi, lo, l+offset)
+		if e := s.shards[k.shard()][k]; e != nil {
 			return e
 		}
 	}
@@ -104,7 +130,7 @@ func newTable() *table {
 	t := &table{published: make(chan struct{})}
 	s := &snapshot{}
 	for i := range s.shards {
-		s.shards[i] = map[netip.Prefix]*Entry{}
+		s.shards[i] = map[pkey]*Entry{}
 	}
 	t.current.Store(s)
 	return t
@@ -125,13 +151,14 @@ func (t *table) apply(changes []change) {
 	count := old.count
 	for _, c := range changes {
 		p := c.route.Prefix
-		i := shardOf(p)
+		k := keyOf(p)
+		i := k.shard()
 		if !copied[i] {
 			next.shards[i] = cloneMap(old.shards[i])
 			copied[i] = true
 		}
 		m := next.shards[i]
-		prev := m[p]
+		prev := m[k]
 		var routes []Route
 		if prev != nil {
 			routes = make([]Route, 0, len(prev.Routes)+1)
@@ -148,7 +175,7 @@ func (t *table) apply(changes []change) {
 		switch {
 		case len(routes) == 0:
 			if prev != nil {
-				delete(m, p)
+				delete(m, k)
 				count--
 				next.countLength(p, -1)
 			}
@@ -157,7 +184,7 @@ func (t *table) apply(changes []change) {
 				count++
 				next.countLength(p, 1)
 			}
-			m[p] = &Entry{Prefix: p, Routes: routes}
+			m[k] = &Entry{Prefix: p, Routes: routes}
 		}
 	}
 	next.count = count
@@ -194,8 +221,8 @@ func (s *snapshot) countLength(p netip.Prefix, d int) {
 	}
 }
 
-func cloneMap(m map[netip.Prefix]*Entry) map[netip.Prefix]*Entry {
-	out := make(map[netip.Prefix]*Entry, len(m)+1)
+func cloneMap(m map[pkey]*Entry) map[pkey]*Entry {
+	out := make(map[pkey]*Entry, len(m)+1)
 	for k, v := range m {
 		out[k] = v
 	}

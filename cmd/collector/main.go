@@ -113,7 +113,16 @@ func main() {
 }
 
 func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) error {
-	engine := flows.New(flows.Config{MaxFlows: o.maxFlows})
+	routes, err := startBGP(ctx, o, logger)
+	if err != nil {
+		return err
+	}
+	ecfg := flows.Config{MaxFlows: o.maxFlows}
+	if routes != nil {
+		defer routes.Close()
+		ecfg.Routes = ribRoutes{routes}
+	}
+	engine := flows.New(ecfg)
 	if o.define != "" {
 		if err := loadDefinitions(o.define, engine); err != nil {
 			return err
@@ -129,12 +138,8 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		}
 		return err
 	}
-	routes, err := startBGP(ctx, o, logger)
-	if err != nil {
-		return err
-	}
-	if routes != nil {
-		defer routes.Close()
+	if routes == nil && o.bgp != "" {
+		logger.Info("BGP off: no -bgp-accept ranges to take peers from")
 	}
 	var sink decode.Visitor = engine
 	if o.dump {
@@ -219,8 +224,7 @@ func startBGP(ctx context.Context, o options, logger *slog.Logger) (*rib.RIB, er
 		return nil, nil
 	}
 	if o.bgpAccept == "" {
-		logger.Info("BGP off: no -bgp-accept ranges to take peers from")
-		return nil, nil
+		return nil, nil // run says so once sFlow is listening
 	}
 	cfg := rib.Config{Listen: o.bgp, ASN: uint32(o.bgpASN), PeerASN: uint32(o.bgpPeerASN),
 		AllPrefixes: o.bgpAll, Logger: logger}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/rib"
+	"github.com/fabrictrace/fabrictrace/sim"
+)
+
+// A flow keyed ipdestination,bgpdestinationpeer names, for every container
+// the simulator sends to, the leaf that announced it; the other bgp keys
+// name its server, its leaf's AS and its community.
+func TestBGPKeysNameTheOwner(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.MustParseAddrPort(ln.Addr().String())
+	ln.Close()
+	routes, err := rib.Start(t.Context(), rib.Config{Listen: addr.String(), Logger: quiet,
+		Accept: []netip.Prefix{netip.MustParsePrefix("127.0.1.0/24")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer routes.Close()
+	s, err := sim.New(sim.Config{Seed: 8, Mice: 200, IPv6: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := sim.StartSpeakers(t.Context(), s, addr, 65000, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Stop()
+	deadline := time.After(20 * time.Second)
+	for next := routes.Published(); routes.Len() < 24; next = routes.Published() {
+		select {
+		case <-next:
+		case <-deadline:
+			t.Fatalf("%d routes learned", routes.Len())
+		}
+	}
+
+	e := flows.New(flows.Config{Routes: ribRoutes{routes}})
+	if err := e.SetFlow("owner", flows.Definition{
+		Keys: "or:ipdestination:ip6destination,bgpdestinationpeer,bgpnexthop,bgpdestinationas,bgpcommunities,bgpdestinationprefix"}); err != nil {
+		t.Fatal(err)
+	}
+	var dec decode.Decoder
+	s.RunFor(20*time.Second, func(b []byte) {
+		if _, err := dec.Decode(b, e); err != nil {
+			t.Fatal(err)
+		}
+	})
+	owners := map[netip.Addr]*sim.Container{}
+	for _, c := range s.Containers() {
+		owners[c.Addr], owners[c.Addr6] = c, c
+	}
+	rows, err := e.ActiveFlows("owner", func(netip.Addr) bool { return true }, 1000, 0, "max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v6 := 0
+	for _, row := range rows {
+		k := strings.Split(row.Key, ",")
+		dst := netip.MustParseAddr(k[0])
+		c := owners[dst]
+		if c == nil {
+			t.Errorf("%s: a destination with a route that is no container", row.Key)
+			continue
+		}
+		hop := c.Server.Agent
+		if dst.Is6() {
+			hop, v6 = c.Server.Agent6, v6+1
+		}
+		leaf := c.Server.Leaf
+		want := strings.Join([]string{dst.String(), leaf.BGPSource.String(), hop.String(),
+			itoa(leaf.ASN), itoa(leaf.ASN) + ":1", netip.PrefixFrom(dst, dst.BitLen()).String()}, ",")
+		if row.Key != want {
+			t.Errorf("key %s, want %s", row.Key, want)
+		}
+	}
+	if len(rows) < 12 || v6 == 0 {
+		t.Errorf("%d destinations (%d IPv6) keyed; want every container", len(rows), v6)
+	}
+	if n := testing.AllocsPerRun(100, func() { ribRoutes{routes}.RouteOf(netip.MustParseAddr("172.16.1.22")) }); n != 0 {
+		t.Errorf("RouteOf allocates %.1f times", n)
+	}
+}
+
+func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
