@@ -1,10 +1,12 @@
 //go:build e2e
 
-// Package e2e runs fabrictrace against real third-party peers inside network
-// namespaces that each test creates and deletes: a routed chain of
-// namespaces whose routers export sFlow from real agents (Open vSwitch,
-// pmacctd), so the TTL really drops hop by hop, with tshark decoding the
-// same datagrams as a cross-check. Run it with `make test-e2e` (as root).
+// Package e2e runs fabrictrace against real third-party peers: a routed
+// chain of network namespaces, created and deleted by each test, whose
+// routers export sFlow from real agents (Open vSwitch, pmacctd), so the TTL
+// really drops hop by hop, with tshark decoding the same datagrams as a
+// cross-check; and real BGP speakers (FRR, BIRD, gobgpd, ExaBGP) on
+// loopback, each from its own source address and private directory. Run it
+// with `make test-e2e` (as root).
 package e2e
 
 import (
