@@ -191,6 +191,14 @@ func (t *topology) onLink(agent netip.Addr, ifIndex uint32) bool {
 	return ok
 }
 
+// NodeName names the node whose agent address is a: from the topology
+// document, else from its host_descr counters; "" when unknown.
+func (e *Engine) NodeName(a netip.Addr) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.topo.nodeName(a)
+}
+
 // SetTopology installs a topology document; its version goes up by one.
 func (e *Engine) SetTopology(doc Topology) error {
 	e.mu.Lock()

@@ -62,6 +62,7 @@ type op struct {
 type Neighbor struct {
 	Address   netip.Addr `json:"address"`
 	ASN       uint32     `json:"asn"`
+	RouterID  netip.Addr `json:"routerId,omitzero"`
 	State     string     `json:"state"`
 	Since     time.Time  `json:"since"` // of the state
 	Received  uint64     `json:"prefixesReceived"`
@@ -225,6 +226,9 @@ func (r *RIB) peerState(st *api.PeerState, typ api.WatchEventResponse_PeerEvent_
 	}
 	if st.PeerAsn != 0 {
 		n.ASN = st.PeerAsn
+	}
+	if id, err := netip.ParseAddr(st.RouterId); err == nil && !id.IsUnspecified() {
+		n.RouterID = id
 	}
 	state := stateName(st.SessionState)
 	if state != n.State {
@@ -394,6 +398,17 @@ func (r *RIB) Lookup(a netip.Addr) *Entry { return r.table.current.Load().lookup
 // Published returns a channel that is closed when the next batch of updates
 // is visible to lookups: a way to wait for the RIB without polling.
 func (r *RIB) Published() <-chan struct{} { return r.table.next() }
+
+// RouterID returns a neighbour's BGP router id, often its loopback and
+// sFlow agent address, or the zero Addr.
+func (r *RIB) RouterID(peer netip.Addr) netip.Addr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n := r.neighbors[peer]; n != nil {
+		return n.RouterID
+	}
+	return netip.Addr{}
+}
 
 // Len returns how many prefixes are held.
 func (r *RIB) Len() int { return r.table.current.Load().count }

@@ -32,6 +32,14 @@ type ribEntry struct {
 	Prefix netip.Prefix `json:"prefix"`
 	Best   ribRoute     `json:"best"`
 	Routes []ribRoute   `json:"routes"`
+	Owner  *owner       `json:"owner,omitempty"`
+}
+
+// owner says where an address lives, in the topology's names: the leaf (or
+// host) that announced it, and the host its next hop is.
+type owner struct {
+	AnnouncedBy string `json:"announcedBy,omitempty"` // the BGP peer's node
+	Host        string `json:"host,omitempty"`        // the next hop's node
 }
 
 func entryJSON(e *rib.Entry) ribEntry {
@@ -129,5 +137,17 @@ func (s *Server) ribLookup(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusNotFound, errors.New("no route to "+a.String()))
 		return
 	}
-	s.reply(w, entryJSON(e))
+	out := entryJSON(e)
+	best := e.Best()
+	o := owner{Host: s.cfg.Engine.NodeName(best.NextHop)}
+	if id := s.cfg.RIB.RouterID(best.Peer); id.IsValid() {
+		o.AnnouncedBy = s.cfg.Engine.NodeName(id)
+	}
+	if o.AnnouncedBy == "" {
+		o.AnnouncedBy = s.cfg.Engine.NodeName(best.Peer)
+	}
+	if o != (owner{}) {
+		out.Owner = &o
+	}
+	s.reply(w, out)
 }

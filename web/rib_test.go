@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/rib"
 	"github.com/fabrictrace/fabrictrace/sim"
@@ -31,7 +32,7 @@ func TestRIBEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer routes.Close()
-	s, err := sim.New(sim.Config{Seed: 1, Mice: -1})
+	s, err := sim.New(sim.Config{Seed: 1, Mice: -1, ServerAgents: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,11 @@ func TestRIBEndpoints(t *testing.T) {
 			t.Fatalf("%d routes learned", routes.Len())
 		}
 	}
-	srv := httptest.NewServer(web.New(web.Config{Engine: flows.New(flows.Config{}), RIB: routes}))
+	// The agents' host_descr counters name the nodes (all within a second).
+	eng := flows.New(flows.Config{})
+	var dec decode.Decoder
+	s.RunFor(time.Second, func(b []byte) { dec.Decode(b, eng) })
+	srv := httptest.NewServer(web.New(web.Config{Engine: eng, RIB: routes}))
 	defer srv.Close()
 	r := &rig{t: t, srv: srv}
 
@@ -60,11 +65,13 @@ func TestRIBEndpoints(t *testing.T) {
 			Communities   []string
 		}
 		Routes []any
+		Owner  struct{ AnnouncedBy, Host string }
 	}
 	json.Unmarshal([]byte(r.must("GET", "/rib/lookup/json?address=172.16.1.22", "", 200)), &look)
 	if look.Prefix != "172.16.1.22/32" || look.Best.Nexthop != "10.0.0.2" || look.Best.Peer != "127.0.1.2" ||
 		len(look.Best.Aspath) != 1 || look.Best.Aspath[0] != 65102 || len(look.Best.Communities) != 1 ||
-		look.Best.Communities[0] != "65102:1" || len(look.Routes) != 1 {
+		look.Best.Communities[0] != "65102:1" || len(look.Routes) != 1 ||
+		look.Owner.AnnouncedBy != "leaf02" || look.Owner.Host != "server02" {
 		t.Errorf("lookup of 172.16.1.22: %+v", look)
 	}
 	r.must("GET", "/rib/lookup/json?address=192.0.2.1", "", 404)
