@@ -27,9 +27,12 @@ test-e2e:
 	fi; \
 	./e2e/setup.sh && cd e2e && $(GO) test -tags e2e -count=1 -v -timeout 15m .
 
-# Decoder benchmarks beside a bare walk of the same datagram as the baseline.
+# Benchmarks, each beside a baseline measured in the same run (a bare walk
+# of the datagram; decoding alone), then one peer's 1,000,000-route table
+# learned by the RIB (FABRICTRACE_ROUTES to change the size).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./decode/ ./ingest/
+	$(GO) test -run '^$$' -bench . -skip LearnRoutes -benchmem -count 5 ./decode/ ./ingest/ ./flows/ ./rib/
+	$(GO) test -run '^$$' -bench LearnRoutes -benchtime 1x -timeout 20m ./rib/
 
 # Fuzz every parser for FUZZTIME each (make fuzz FUZZTIME=10m).
 fuzz:

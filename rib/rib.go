@@ -2,6 +2,7 @@ package rib
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,6 +47,8 @@ type RIB struct {
 	mu        sync.Mutex
 	pending   []op
 	neighbors map[netip.Addr]*Neighbor
+	lists     map[string][]uint32 // shared AS paths and communities, by their bytes
+	scratch   []byte
 	wake      chan struct{}
 	quit      chan struct{}
 	done      chan struct{}
@@ -116,7 +119,8 @@ func Start(ctx context.Context, cfg Config) (*RIB, error) {
 		return nil, err
 	}
 	r := &RIB{cfg: cfg, table: newTable(), log: cfg.Logger, neighbors: map[netip.Addr]*Neighbor{},
-		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+		lists: map[string][]uint32{},
+		wake:  make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	r.bgp = server.NewBgpServer(server.LoggerOption(bgplog.New(cfg.Logger.With("component", "bgp"))))
 	go r.bgp.Serve()
 	if err := r.configure(ctx, int32(port), listenAddrs); err != nil {
@@ -194,11 +198,11 @@ func (r *RIB) watch(resp *api.WatchEventResponse) {
 	}
 	now := time.Now()
 	for _, p := range resp.GetTable().GetPaths() {
-		rt, ok := convert(p, now)
+		pfx, rt, ok := convert(p, now)
 		if !ok {
 			continue
 		}
-		ops = append(ops, op{change: change{route: rt, withdraw: p.IsWithdraw}})
+		ops = append(ops, op{change: change{prefix: pfx, route: rt, withdraw: p.IsWithdraw}})
 	}
 	if len(ops) == 0 {
 		return
@@ -261,26 +265,26 @@ func stateName(s api.PeerState_SessionState) string {
 }
 
 // convert reads a GoBGP path into a Route.
-func convert(p *api.Path, now time.Time) (Route, bool) {
+func convert(p *api.Path, now time.Time) (netip.Prefix, Route, bool) {
 	nlri, err := apiutil.GetNativeNlri(p)
 	if err != nil {
-		return Route{}, false
+		return netip.Prefix{}, Route{}, false
 	}
 	pfx, err := netip.ParsePrefix(nlri.String())
 	if err != nil {
-		return Route{}, false
+		return netip.Prefix{}, Route{}, false
 	}
 	peer, err := netip.ParseAddr(p.NeighborIp)
 	if err != nil {
-		return Route{}, false
+		return netip.Prefix{}, Route{}, false
 	}
-	rt := Route{Prefix: pfx.Masked(), Peer: peer, PeerASN: p.SourceAsn, Learned: now}
+	rt := Route{Peer: peer, PeerASN: p.SourceAsn, Learned: now.UnixMilli()}
 	if p.IsWithdraw {
-		return rt, true // withdrawals carry no attributes
+		return pfx.Masked(), rt, true // withdrawals carry no attributes
 	}
 	attrs, err := apiutil.GetNativePathAttributes(p)
 	if err != nil {
-		return Route{}, false
+		return netip.Prefix{}, Route{}, false
 	}
 	for _, a := range attrs {
 		switch a := a.(type) {
@@ -302,7 +306,7 @@ func convert(p *api.Path, now time.Time) (Route, bool) {
 			rt.MED = a.Value
 		}
 	}
-	return rt, true
+	return pfx.Masked(), rt, true
 }
 
 // apply drains queued updates in batches: while one batch is published,
@@ -350,13 +354,13 @@ func (r *RIB) peerRoutes(peer netip.Addr, before []change) []change {
 	}
 	for _, c := range before {
 		if c.route.Peer == peer {
-			held[c.route.Prefix] = !c.withdraw
+			held[c.prefix] = !c.withdraw
 		}
 	}
 	var out []change
 	for p, ok := range held {
 		if ok {
-			out = append(out, change{route: Route{Prefix: p, Peer: peer}, withdraw: true})
+			out = append(out, change{prefix: p, route: Route{Peer: peer}, withdraw: true})
 		}
 	}
 	return out
@@ -374,7 +378,7 @@ func (r *RIB) count(changes []change) []change {
 			n = &Neighbor{Address: c.route.Peer, ASN: c.route.PeerASN}
 			r.neighbors[c.route.Peer] = n
 		}
-		host := c.route.Prefix.IsSingleIP()
+		host := c.prefix.IsSingleIP()
 		switch {
 		case c.withdraw:
 			n.Withdrawn++
@@ -385,11 +389,36 @@ func (r *RIB) count(changes []change) []change {
 		default:
 			n.Received++
 		}
+		c.route.ASPath = r.shared(c.route.ASPath)
+		c.route.Communities = r.shared(c.route.Communities)
 		keep = append(keep, c)
 	}
 	clear(changes[len(keep):])
 	return keep
 }
+
+// shared returns one array for every equal list of AS numbers or
+// communities: a fabric's routes carry few distinct ones. Past maxShared
+// lists it stops sharing rather than grow.
+func (r *RIB) shared(list []uint32) []uint32 {
+	if len(list) == 0 {
+		return nil
+	}
+	b := r.scratch[:0]
+	for _, v := range list {
+		b = binary.BigEndian.AppendUint32(b, v)
+	}
+	r.scratch = b
+	if s, ok := r.lists[string(b)]; ok {
+		return s
+	}
+	if len(r.lists) < maxShared {
+		r.lists[string(b)] = list
+	}
+	return list
+}
+
+const maxShared = 100_000
 
 // Lookup returns the longest-prefix match for a, or nil. It takes no lock
 // and allocates nothing.

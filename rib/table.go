@@ -6,20 +6,20 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
-// Route is one peer's route to a prefix.
+// Route is one peer's route to a prefix. A million of them may be held, so
+// it stays small: the prefix lives in its Entry, identical AS paths and
+// community lists share one array.
 type Route struct {
-	Prefix      netip.Prefix `json:"prefix"`
-	Peer        netip.Addr   `json:"peer"`
-	PeerASN     uint32       `json:"peerAS"`
-	NextHop     netip.Addr   `json:"nexthop"`
-	ASPath      []uint32     `json:"aspath"`
-	Communities []uint32     `json:"-"`
-	LocalPref   uint32       `json:"localpref,omitempty"`
-	MED         uint32       `json:"med,omitempty"`
-	Learned     time.Time    `json:"learned"`
+	Peer        netip.Addr `json:"peer"`
+	NextHop     netip.Addr `json:"nexthop"`
+	ASPath      []uint32   `json:"aspath"`
+	Communities []uint32   `json:"-"`
+	PeerASN     uint32     `json:"peerAS"`
+	LocalPref   uint32     `json:"localpref,omitempty"`
+	MED         uint32     `json:"med,omitempty"`
+	Learned     int64      `json:"learned"` // ms since the epoch
 }
 
 // Entry is every peer's route to one prefix, best first. Entries belong to
@@ -27,6 +27,7 @@ type Route struct {
 type Entry struct {
 	Prefix netip.Prefix
 	Routes []Route
+	one    [1]Route // Routes' backing when there is one, the common case: one allocation
 }
 
 // Best returns the entry's best route.
@@ -45,8 +46,8 @@ func better(a, b Route) bool {
 	if a.MED != b.MED {
 		return a.MED < b.MED
 	}
-	if !a.Learned.Equal(b.Learned) {
-		return a.Learned.Before(b.Learned)
+	if a.Learned != b.Learned {
+		return a.Learned < b.Learned
 	}
 	return a.Peer.Less(b.Peer)
 }
@@ -138,6 +139,7 @@ func newTable() *table {
 
 // change is one update to apply: a route from a peer, or its withdrawal.
 type change struct {
+	prefix   netip.Prefix
 	route    Route
 	withdraw bool
 }
@@ -150,7 +152,7 @@ func (t *table) apply(changes []change) {
 	copied := [shardCount]bool{}
 	count := old.count
 	for _, c := range changes {
-		p := c.route.Prefix
+		p := c.prefix
 		k := keyOf(p)
 		i := k.shard()
 		if !copied[i] {
@@ -184,7 +186,14 @@ func (t *table) apply(changes []change) {
 				count++
 				next.countLength(p, 1)
 			}
-			m[k] = &Entry{Prefix: p, Routes: routes}
+			e := &Entry{Prefix: p}
+			if len(routes) == 1 {
+				e.one[0] = routes[0]
+				e.Routes = e.one[:]
+			} else {
+				e.Routes = routes
+			}
+			m[k] = e
 		}
 	}
 	next.count = count

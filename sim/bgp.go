@@ -22,36 +22,52 @@ const ContainerCommunity = 1
 // address to a collector and announces host routes with an explicit next
 // hop. Speakers uses one per leaf; tests use it as any BGP peer.
 type Speaker struct {
-	bgp *server.BgpServer
-	asn uint32
+	bgp    *server.BgpServer
+	asn    uint32
+	source netip.Addr
 }
 
 // NewSpeaker starts a speaker for AS asn with the given router id,
 // connecting from source to collector (AS collectorASN).
 func NewSpeaker(ctx context.Context, asn uint32, routerID, source netip.Addr, collector netip.AddrPort, collectorASN uint32, log *slog.Logger) (*Speaker, error) {
+	sp, err := NewSpeakerPaused(ctx, asn, routerID, source, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := sp.Connect(ctx, collector, collectorASN); err != nil {
+		sp.Stop()
+		return nil, err
+	}
+	return sp, nil
+}
+
+// NewSpeakerPaused starts a speaker with no peer yet: routes announced
+// before Connect go out as one table dump when the session comes up, which
+// is how a load test builds a big table quickly.
+func NewSpeakerPaused(ctx context.Context, asn uint32, routerID, source netip.Addr, log *slog.Logger) (*Speaker, error) {
 	bs := server.NewBgpServer(server.LoggerOption(bgplog.New(log)))
 	go bs.Serve()
-	sp := &Speaker{bgp: bs, asn: asn}
 	if err := bs.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
 		Asn: asn, RouterId: routerID.String(), ListenPort: -1}}); err != nil {
 		bs.Stop()
 		return nil, err
 	}
+	return &Speaker{bgp: bs, asn: asn, source: source}, nil
+}
+
+// Connect peers with the collector (AS collectorASN) from the speaker's
+// source address.
+func (sp *Speaker) Connect(ctx context.Context, collector netip.AddrPort, collectorASN uint32) error {
 	afis := []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: family4, Enabled: true}},
 		{Config: &api.AfiSafiConfig{Family: family6, Enabled: true}}}
-	err := bs.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
+	return sp.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
 		Conf: &api.PeerConf{NeighborAddress: collector.Addr().String(), PeerAsn: collectorASN,
 			Description: "fabrictrace collector"},
-		Transport: &api.Transport{LocalAddress: source.String(), RemotePort: uint32(collector.Port())},
+		Transport: &api.Transport{LocalAddress: sp.source.String(), RemotePort: uint32(collector.Port())},
 		// Retry every second, so a speaker finds a collector started after it.
 		Timers:   &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1, HoldTime: 9, KeepaliveInterval: 3}},
 		AfiSafis: afis,
 	}})
-	if err != nil {
-		bs.Stop()
-		return nil, err
-	}
-	return sp, nil
 }
 
 // Announce announces prefix with next hop nextHop, tagged asn:1.
