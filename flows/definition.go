@@ -108,29 +108,33 @@ func ParseDefinition(body []byte) (Definition, error) {
 			return d, fmt.Errorf("flow definition field %q: %w", field, err)
 		}
 	}
+	if _, ok := raw["t"]; ok && d.T == 0 {
+		d.T = 0.2 // sFlow-RT clamps an explicit 0 to its minimum
+	}
 	if len(d.unknown) > 0 {
 		return d, fmt.Errorf("flow definition field %q: not supported by fabrictrace", d.unknown[0])
 	}
 	return d, nil
 }
 
-// normalize applies sFlow-RT's defaults and clamps.
+// normalize applies sFlow-RT's defaults to fields left zero (or absent
+// from a PUT body), and its clamps.
 func (d *Definition) normalize() {
 	if d.Value == "" {
 		d.Value = "bytes"
 	}
-	if d.N < 0 {
+	if d.N <= 0 {
 		d.N = 5
 	}
 	d.N = min(max(d.N, 5), 20)
-	if d.T < 0 {
+	if d.T <= 0 {
 		d.T = 2
 	}
 	d.T = math.Min(math.Max(d.T, 0.2), 600)
 	if d.FS == "" {
 		d.FS = ","
 	}
-	if d.ActiveTimeout < 0 {
+	if d.ActiveTimeout <= 0 {
 		d.ActiveTimeout = 60
 	}
 	if d.Filter != nil && strings.TrimSpace(*d.Filter) == "" {
@@ -168,6 +172,10 @@ type plan struct {
 	value  valueKind
 	values []extraValue
 	tau    float64 // seconds
+	counts bool    // some value is a count:, so entries carry distinct-value sketches
+	// burstLevel is a hundredth of the lowest byFlow threshold on the flow: a
+	// sample that finds an entry below it starts a new burst. Set by rewire.
+	burstLevel float64
 	// agentMode merges an agent's data sources into one table (aggMode AGENT).
 	agentMode bool
 
@@ -175,10 +183,12 @@ type plan struct {
 	thresholds []*threshold // on this flow, set by Engine.rewire
 }
 
-// extraValue is one of the definition's values: avg:key, or a plain value.
+// extraValue is one of the definition's values: avg:key, count:key, or a
+// plain value.
 type extraValue struct {
-	kind valueKind
-	avg  *token // avg:key averages the key's number over the flow's samples
+	kind  valueKind
+	avg   *token // avg:key averages the key's number over the flow's samples
+	count *token // count:key estimates how many distinct values the key took
 }
 
 func compile(name string, d Definition) (*plan, error) {
@@ -205,6 +215,9 @@ func compile(name string, d Definition) (*plan, error) {
 			return nil, fmt.Errorf("values: %w", err)
 		}
 		p.values = append(p.values, ev)
+	}
+	for _, ev := range p.values {
+		p.counts = p.counts || ev.count != nil
 	}
 	if len(p.values) > maxValues {
 		return nil, fmt.Errorf("values: %d values, at most %d", len(p.values), maxValues)
@@ -237,8 +250,12 @@ func compileExtraValue(v string) (extraValue, error) {
 		}
 		return extraValue{avg: &t}, nil
 	}
-	if strings.HasPrefix(v, "count:") {
-		return extraValue{}, fmt.Errorf("%q: count: (distinct counts) is not supported yet", v)
+	if k, ok := strings.CutPrefix(v, "count:"); ok {
+		t, err := compileKey(k)
+		if err != nil {
+			return extraValue{}, err
+		}
+		return extraValue{count: &t}, nil
 	}
 	kind, err := parseValue(v)
 	return extraValue{kind: kind}, err

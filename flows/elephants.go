@@ -37,10 +37,11 @@ type Location struct {
 
 // elephant is the live state behind an Elephant record.
 type elephant struct {
-	rec     Elephant
-	entries map[*entry]bool // locations over the threshold, or waiting to re-arm
-	first   float64
-	last    float64
+	rec       Elephant
+	entries   map[*entry]bool // locations over the threshold, or waiting to re-arm
+	first     float64
+	last      float64
+	threshold float64
 }
 
 type elephantKey struct {
@@ -66,7 +67,7 @@ func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v flo
 	el := l.active[k]
 	if el == nil {
 		l.nextID++
-		el = &elephant{entries: map[*entry]bool{}, first: ent.first,
+		el = &elephant{entries: map[*entry]bool{}, first: ent.since, threshold: th.def.Value,
 			rec: Elephant{ElephantID: l.nextID, ThresholdID: th.name, Metric: th.def.Metric,
 				FlowKey: e.formatIdent(p, ent.ident), Active: true, Threshold: th.def.Value}}
 		l.active[k] = el
@@ -74,19 +75,23 @@ func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v flo
 	el.entries[ent] = true
 	el.rec.Locations = append(el.rec.Locations, Location{Agent: ent.src.key.agent.String(),
 		DataSource: ent.src.key.dataSource(), FlowKey: e.formatKey(p, ent.key)})
-	el.first = math.Min(el.first, ent.first)
+	el.first = math.Min(el.first, ent.since)
 	el.seen(ent, v)
 	l.publish(e, el)
 	return el
 }
 
-// seen takes a new value of one of the elephant's locations.
+// seen takes a new value of one of the elephant's locations. Only samples
+// over the threshold extend its life: traffic of the same key while it
+// clears is not the elephant.
 func (el *elephant) seen(ent *entry, v float64) {
 	el.rec.Peak = math.Max(el.rec.Peak, v)
-	el.last = math.Max(el.last, ent.last)
+	if v > el.threshold {
+		el.last = math.Max(el.last, ent.last)
+	}
 	// Every location sees the whole flow: the best-sampled one is the size.
-	el.rec.Total = math.Max(el.rec.Total, ent.total)
-	el.rec.Bytes = math.Max(el.rec.Bytes, ent.bytes)
+	el.rec.Total = math.Max(el.rec.Total, ent.total-ent.burstTotal)
+	el.rec.Bytes = math.Max(el.rec.Bytes, ent.bytes-ent.burstBytes)
 }
 
 // leave takes away a location whose threshold re-armed (or whose flow was

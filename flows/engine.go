@@ -258,6 +258,12 @@ func (e *Engine) Flow(dg *decode.Datagram, fs *decode.FlowSample) {
 		ent := tb.upsert(e, p, at, kb, ib, now)
 		ent.add(p, x, frameBytes, now)
 		for i, ev := range p.values {
+			if ev.count != nil {
+				if v := ev.count.get(s); v.kind != missing {
+					ent.sketches[i].add(v)
+				}
+				continue
+			}
 			if ev.avg != nil {
 				if v := ev.avg.get(s); v.kind == num {
 					ent.extras[i] += float64(v.n)
@@ -376,6 +382,12 @@ func (e *Engine) rewire() {
 			}
 		}
 		sort.Slice(p.thresholds, func(i, j int) bool { return p.thresholds[i].name < p.thresholds[j].name })
+		p.burstLevel = 0
+		for _, th := range p.thresholds {
+			if th.def.ByFlow && (p.burstLevel == 0 || th.def.Value/100 < p.burstLevel) {
+				p.burstLevel = th.def.Value / 100
+			}
+		}
 		e.active = append(e.active, p)
 	}
 	sort.Slice(e.active, func(i, j int) bool { return e.active[i].name < e.active[j].name })

@@ -162,7 +162,7 @@ func TestBadDefinitionsAreRefused(t *testing.T) {
 		{Keys: "node"},
 		{Keys: "or:ipsource"},
 		{Keys: "ipsource", Value: "furlongs"},
-		{Keys: "ipsource", Values: "count:ipdestination"},
+		{Keys: "ipsource", Values: "count:bogus"},
 		{Keys: "ipsource", AggMode: "median"},
 		{Keys: "ipsource", Filter: ptr("ipsource=1.2.3.4&(")},
 		{Keys: "ipsource", Filter: ptr("ipsource~(")},
@@ -263,5 +263,35 @@ func TestAggModeAgentMergesDataSources(t *testing.T) {
 		if len(af) != 1 || af[0].FlowN != want {
 			t.Errorf("aggMode %q: %+v, want one key at %d places", mode, af, want)
 		}
+	}
+}
+
+// values: count: estimates distinct values, avg: averages a number; both
+// reach the event.
+func TestEventValuesCountAndAvg(t *testing.T) {
+	e := flows.New(flows.Config{})
+	if err := e.SetFlow("scan", flows.Definition{Keys: "ipsource", Value: "frames",
+		Values: "count:ipdestination,avg:ipbytes"}); err != nil {
+		t.Fatal(err)
+	}
+	// Fires when the 60th sample (rate 100 each, t=2: 60*100/2 = 3000) lands.
+	if err := e.SetThreshold("scan", flows.Threshold{Metric: "scan", Value: 2950, ByFlow: true}); err != nil {
+		t.Fatal(err)
+	}
+	var dec decode.Decoder
+	f := testFrame()
+	for i := range 60 {
+		f.Dst = netip.AddrFrom4([4]byte{10, 2, 0, byte(i)})
+		dec.Decode(datagram(f, decode.Port{Value: 5}, uint32(i+1)), e)
+	}
+	evs := e.Events(t.Context(), -1, "scan", 10, 0)
+	if len(evs) != 1 || len(evs[0].Values) != 2 {
+		t.Fatalf("events %+v", evs)
+	}
+	if c := evs[0].Values[0]; c < 54 || c > 66 {
+		t.Errorf("count:ipdestination %.1f, truth 60 (event %+v)", c, evs[0])
+	}
+	if a := evs[0].Values[1]; a != 80 {
+		t.Errorf("avg:ipbytes %.1f, truth 80", a)
 	}
 }

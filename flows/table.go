@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"hash/maphash"
 	"math"
+	"math/bits"
 )
 
 // table holds one definition's flows, per data source, under a cap.
@@ -17,19 +18,25 @@ type table struct {
 // adds amount/tau, and the sum decays with time constant tau, so a steady
 // flow of R units per second reads R.
 type entry struct {
-	hash     uint64
-	key      []byte // the binary flow key
-	ident    []byte // the key without location fields: the flow itself
-	src      *source
-	value    float64 // rate at last
-	last     float64
-	first    float64
-	total    float64 // value units since first, undecayed
-	bytes    float64 // frame bytes since first, whatever the value
-	extras   [maxValues]float64
-	avgN     [maxValues]float64
-	extrasAt float64
-	next     *entry // another flow whose key hashes alike
+	hash  uint64
+	key   []byte // the binary flow key
+	ident []byte // the key without location fields: the flow itself
+	src   *source
+	value float64 // rate at last
+	last  float64
+	first float64
+	total float64 // value units since first, undecayed
+	bytes float64 // frame bytes since first, whatever the value
+	// The current burst: since when, and the totals when it began. A burst
+	// begins with a sample that finds the flow decayed to nearly nothing, so
+	// an elephant's life is not stretched by the mice of the same key before it.
+	since                  float64
+	burstTotal, burstBytes float64
+	extras                 [maxValues]float64
+	avgN                   [maxValues]float64
+	extrasAt               float64
+	sketches               *[maxValues]distinct // for count: values; nil without them
+	next                   *entry               // another flow whose key hashes alike
 }
 
 func newTable() *table { return &table{bySource: map[*source]map[uint64]*entry{}} }
@@ -48,7 +55,11 @@ func decay(x float64) float64 {
 }
 
 func (ent *entry) add(p *plan, x, frameBytes, now float64) {
-	ent.value = ent.valueAt(p, now) + x/p.tau
+	before := ent.valueAt(p, now)
+	if before < p.burstLevel {
+		ent.since, ent.burstTotal, ent.burstBytes = now, ent.total, ent.bytes
+	}
+	ent.value = before + x/p.tau
 	ent.last = now
 	ent.total += x
 	ent.bytes += frameBytes
@@ -77,10 +88,42 @@ func (t *table) upsert(e *Engine, p *plan, src *source, key, ident []byte, now f
 	copy(kb, key)
 	copy(kb[len(key):], ident)
 	ent := &entry{hash: h, key: kb[:len(key):len(key)], ident: kb[len(key):], src: src,
-		first: now, last: now, extrasAt: now, next: m[h]}
+		first: now, last: now, since: now, extrasAt: now, next: m[h]}
+	if p.counts {
+		ent.sketches = new([maxValues]distinct)
+	}
 	m[h] = ent
 	t.n++
 	return ent
+}
+
+// distinct is a linear-counting sketch of the distinct values a key took:
+// 256 bits, good to a few hundred values, 32 bytes.
+type distinct [4]uint64
+
+func (d *distinct) add(v value) {
+	h := v.n ^ v.hi*0x9E3779B97F4A7C15 ^ uint64(v.kind)<<56 ^ uint64(v.bits)<<48
+	h ^= h >> 30 // splitmix64's finaliser
+	h *= 0xBF58476D1CE4E5B9
+	h ^= h >> 27
+	h *= 0x94D049BB133111EB
+	h ^= h >> 31
+	bit := h >> 56
+	d[bit>>6] |= 1 << (bit & 63)
+}
+
+// estimate is -m ln(zeros/m); a full sketch reads as its ceiling, m ln m.
+func (d *distinct) estimate() float64 {
+	const m = 256.0
+	ones := 0
+	for _, w := range d {
+		ones += bits.OnesCount64(w)
+	}
+	zeros := m - float64(ones)
+	if zeros == 0 {
+		return m * math.Log(m)
+	}
+	return -m * math.Log(zeros/m)
 }
 
 // evict drops the smallest of a few flows: Go's map order is random, so

@@ -149,6 +149,9 @@ func (th *threshold) fire(e *Engine, p *plan, ent *entry, v float64) {
 		Threshold: th.def.Value, FlowKey: e.formatKey(p, ent.key)}
 	for i, xv := range p.values {
 		x := ent.extras[i]
+		if xv.count != nil {
+			x = ent.sketches[i].estimate()
+		}
 		if xv.avg != nil {
 			x = x / math.Max(ent.avgN[i], 1)
 		}
