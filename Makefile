@@ -28,10 +28,12 @@ test-e2e:
 	./e2e/setup.sh && cd e2e && $(GO) test -tags e2e -count=1 -v -timeout 15m .
 
 # Benchmarks, each beside a baseline measured in the same run (a bare walk
-# of the datagram; decoding alone), then one peer's 1,000,000-route table
-# learned by the RIB (FABRICTRACE_ROUTES to change the size).
+# of the datagram; decoding alone); then a flood of 10,000,000 random
+# 5-tuples against the flow cap (FABRICTRACE_FLOOD), and one peer's
+# 1,000,000-route table learned by the RIB (FABRICTRACE_ROUTES).
 bench:
-	$(GO) test -run '^$$' -bench . -skip LearnRoutes -benchmem -count 5 ./decode/ ./ingest/ ./flows/ ./rib/
+	$(GO) test -run '^$$' -bench . -skip 'LearnRoutes|Flood' -benchmem -count 5 ./decode/ ./ingest/ ./flows/ ./rib/
+	$(GO) test -run '^$$' -bench Flood -benchtime 1x -timeout 20m ./flows/
 	$(GO) test -run '^$$' -bench LearnRoutes -benchtime 1x -timeout 20m ./rib/
 
 # Fuzz every parser for FUZZTIME each (make fuzz FUZZTIME=10m).

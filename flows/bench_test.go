@@ -1,8 +1,14 @@
 package flows_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"math/rand/v2"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -113,4 +119,52 @@ func BenchmarkEventFanOut(b *testing.B) {
 		dec.Decode(datagram(f, decode.Port{Value: 5}, uint32(i+1)), e)
 		done.Wait()
 	}
+}
+
+// BenchmarkFlood: FABRICTRACE_FLOOD (default 10,000,000) samples, each a
+// new random 5-tuple, against the default cap of 100,000 flows per
+// definition. The table must stay at the cap and memory with it; run with
+// -benchtime 1x.
+func BenchmarkFlood(b *testing.B) {
+	n := 10_000_000
+	if v := os.Getenv("FABRICTRACE_FLOOD"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	f := testFrame()
+	frame := f.Bytes()
+	dg := datagram(f, decode.Port{Value: 5}, 1)
+	at := bytes.Index(dg, frame)
+	src, sport := at+30, at+38 // after Ethernet with one VLAN tag: IPv4 source, TCP source port
+	rng := rand.New(rand.NewPCG(1, 2))
+	for b.Loop() {
+		e := flows.New(flows.Config{})
+		if err := e.SetFlow("tuple", flows.Definition{Keys: "ipsource,ipdestination,ipprotocol,tcpsourceport,tcpdestinationport"}); err != nil {
+			b.Fatal(err)
+		}
+		var dec decode.Decoder
+		start := time.Now()
+		for range n {
+			binary.BigEndian.PutUint32(dg[src:], rng.Uint32())
+			binary.BigEndian.PutUint16(dg[sport:], uint16(rng.Uint32()))
+			dec.Decode(dg, e)
+		}
+		st := e.Stats()
+		if st.Flows > 100_000 || st.FlowsEvicted < uint64(n)-100_000 {
+			b.Fatalf("%d flows held, %d evicted", st.Flows, st.FlowsEvicted)
+		}
+		b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(n), "ns/sample")
+		b.ReportMetric(float64(st.Flows), "flows-held")
+		b.ReportMetric(float64(peakRSS())/(1<<20), "MiB-peak-RSS")
+	}
+}
+
+func peakRSS() int64 {
+	s, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(s), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
