@@ -142,6 +142,90 @@ var baseKeys = map[string]struct {
 		return value{}
 	}},
 	"stack": {layered: true, get: func(s *sample, p *decode.Packet) value { return s.e.stack(p) }},
+	"stripped": {get: func(s *sample, _ *decode.Packet) value {
+		return numValue(uint64(s.fs.RawHeader.Stripped))
+	}},
+	"isbroadcast": {layered: true, get: func(s *sample, p *decode.Packet) value {
+		if p.Layers&decode.LayerEthernet == 0 {
+			return value{}
+		}
+		return s.e.boolValue(p.DstMAC == decode.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	}},
+	"ipflags": {layered: true, get: func(s *sample, p *decode.Packet) value {
+		if p.Layers&decode.LayerIPv4 == 0 {
+			return value{}
+		}
+		// Three bits, reserved first, as sFlow-RT prints them: 010 is DF.
+		b := append(s.e.scratch[:0], '0', '0'+p.FragFlags>>1&1, '0'+p.FragFlags&1)
+		s.e.scratch = b
+		return s.e.strBytes(b)
+	}},
+	"ipdscpname":    {layered: true, get: ip4Name},
+	"ip6dscpname":   {layered: true, get: ip6Name},
+	"ip6fragoffset": {layered: true, get: ip6(func(p *decode.Packet) value { return numValue(uint64(p.FragOffset)) })},
+	"ip6fragm": {layered: true, get: func(s *sample, p *decode.Packet) value {
+		if p.Layers&decode.LayerIPv6 == 0 {
+			return value{}
+		}
+		return s.e.boolValue(p.FragFlags&decode.FlagMoreFragments != 0)
+	}},
+	// From the extended switch and router records.
+	"vlansource":          {get: switchField(func(w *decode.ExtendedSwitch) uint32 { return w.SrcVLAN })},
+	"vlandestination":     {get: switchField(func(w *decode.ExtendedSwitch) uint32 { return w.DstVLAN })},
+	"prioritysource":      {get: switchField(func(w *decode.ExtendedSwitch) uint32 { return w.SrcPriority })},
+	"prioritydestination": {get: switchField(func(w *decode.ExtendedSwitch) uint32 { return w.DstPriority })},
+	"ipnexthoprouter": {get: func(s *sample, _ *decode.Packet) value {
+		if s.fs.Records&decode.HasExtendedRouter == 0 {
+			return value{}
+		}
+		return addrValue(s.fs.Router.NextHop)
+	}},
+	"ipsourcemaskbits":      {get: routerField(func(r *decode.ExtendedRouter) uint32 { return r.SrcMaskLen })},
+	"ipdestinationmaskbits": {get: routerField(func(r *decode.ExtendedRouter) uint32 { return r.DstMaskLen })},
+}
+
+func switchField(f func(*decode.ExtendedSwitch) uint32) func(*sample, *decode.Packet) value {
+	return func(s *sample, _ *decode.Packet) value {
+		if s.fs.Records&decode.HasExtendedSwitch == 0 {
+			return value{}
+		}
+		return numValue(uint64(f(&s.fs.Switch)))
+	}
+}
+
+func routerField(f func(*decode.ExtendedRouter) uint32) func(*sample, *decode.Packet) value {
+	return func(s *sample, _ *decode.Packet) value {
+		if s.fs.Records&decode.HasExtendedRouter == 0 {
+			return value{}
+		}
+		return numValue(uint64(f(&s.fs.Router)))
+	}
+}
+
+// dscpNames are the standard code points' names (RFC 2474, 2597, 3246, 5865).
+var dscpNames = map[uint8]string{0: "be", 8: "cs1", 10: "af11", 12: "af12", 14: "af13", 16: "cs2", 18: "af21",
+	20: "af22", 22: "af23", 24: "cs3", 26: "af31", 28: "af32", 30: "af33", 32: "cs4", 34: "af41", 36: "af42",
+	38: "af43", 40: "cs5", 44: "va", 46: "ef", 48: "cs6", 56: "cs7"}
+
+func dscpName(s *sample, p *decode.Packet) value {
+	if n, ok := dscpNames[p.DSCP]; ok {
+		return s.e.strValue(n)
+	}
+	return numValue(uint64(p.DSCP)) // no name: the number
+}
+
+func ip4Name(s *sample, p *decode.Packet) value {
+	if p.Layers&decode.LayerIPv4 == 0 {
+		return value{}
+	}
+	return dscpName(s, p)
+}
+
+func ip6Name(s *sample, p *decode.Packet) value {
+	if p.Layers&decode.LayerIPv6 == 0 {
+		return value{}
+	}
+	return dscpName(s, p)
 }
 
 func init() { baseKeys["vxlanvni"] = baseKeys["vni"] }

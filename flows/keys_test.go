@@ -85,6 +85,8 @@ func TestKeys(t *testing.T) {
 		{keys: "link:inputifindex", want: ""},
 		{keys: "ipsource.1,tcpdestinationport.1,vni,ipsource", want: "10.1.1.2,443,77,192.168.0.1", frame: vxlan},
 		{keys: "stack", want: "eth.ip.udp.vxlan", frame: vxlan},
+		{keys: "ipdscpname,ipflags,isbroadcast,stripped", want: "ef,000,false,4"},
+		{keys: "vlansource", want: ""}, // no extended switch record in this sample
 	} {
 		e := flows.New(flows.Config{})
 		frame := c.frame
@@ -293,5 +295,18 @@ func TestEventValuesCountAndAvg(t *testing.T) {
 	}
 	if a := evs[0].Values[1]; a != 80 {
 		t.Errorf("avg:ipbytes %.1f, truth 80", a)
+	}
+}
+
+func TestKeysFromSwitchAndRouterRecords(t *testing.T) {
+	d := sflowtest.Datagram{Agent: agent, Sequence: 1, Samples: []sflowtest.Sample{&sflowtest.FlowSample{
+		Source: decode.DataSource{Index: 3}, SamplingRate: 10, SamplePool: 10, Input: decode.Port{Value: 3},
+		Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 100, Header: testFrame().Bytes()},
+			&sflowtest.ExtendedSwitch{SrcVLAN: 10, DstVLAN: 20, SrcPriority: 3, DstPriority: 5},
+			&sflowtest.ExtendedRouter{NextHop: netip.MustParseAddr("10.9.9.9"), SrcMaskLen: 24, DstMaskLen: 16}}}}}
+	got := keyOf(t, flows.New(flows.Config{}),
+		"vlansource,vlandestination,prioritysource,prioritydestination,ipnexthoprouter,ipsourcemaskbits,ipdestinationmaskbits", "", d.Bytes())
+	if want := "10,20,3,5,10.9.9.9,24,16"; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }
