@@ -57,6 +57,8 @@ type Packet struct {
 	TCPFlags    uint16 // including NS, CWR, ECE
 	ICMPType    uint8
 	ICMPCode    uint8
+	ICMPSeq     uint16 // echo request and reply only
+	L4Offset    int    // where the transport header starts in the bytes parsed; 0 without one
 	VNI         uint32 // VXLAN network identifier, when LayerVXLAN is set
 	PayloadSize int    // bytes of the header left after the last parsed layer
 }
@@ -99,9 +101,11 @@ func ParsePacket(protocol uint32, b []byte, p, inner *Packet) {
 		p.PayloadSize = len(b)
 		return
 	}
+	p.L4Offset = l4Offset(p.L4Offset, b)
 	if p.Layers&LayerVXLAN != 0 && inner != nil {
 		*inner = Packet{}
 		inner.parseEthernet(rest)
+		inner.L4Offset = l4Offset(inner.L4Offset, rest)
 	}
 }
 
@@ -218,11 +222,29 @@ walk:
 }
 
 // parseL4 reads the transport header; it returns a VXLAN payload if one follows.
+// isEcho reports ICMP echo request or reply (ICMPv6: 128, 129).
+func isEcho(proto, typ uint8) bool {
+	if proto == protoICMP {
+		return typ == 0 || typ == 8
+	}
+	return typ == 128 || typ == 129
+}
+
+// l4Offset turns what parseL4 left in L4Offset, minus the capacity of the
+// transport header's slice, into its offset in b, of which it is a tail.
+func l4Offset(mark int, b []byte) int {
+	if mark >= 0 {
+		return 0
+	}
+	return cap(b) + mark
+}
+
 func (p *Packet) parseL4(b []byte) []byte {
 	p.PayloadSize = len(b)
 	if p.FragOffset != 0 {
 		return nil // a later fragment carries no transport header
 	}
+	p.L4Offset = -cap(b)
 	switch p.Protocol {
 	case protoTCP:
 		if len(b) < 20 {
@@ -262,6 +284,9 @@ func (p *Packet) parseL4(b []byte) []byte {
 		}
 		p.ICMPType, p.ICMPCode = b[0], b[1]
 		p.PayloadSize = len(b) - 4
+		if isEcho(p.Protocol, p.ICMPType) && len(b) >= 8 {
+			p.ICMPSeq = be16(b[6:])
+		}
 	}
 	return nil
 }

@@ -89,6 +89,14 @@ func TestParsePacket(t *testing.T) {
 			}
 			var p, inner decode.Packet
 			decode.ParsePacket(tc.proto, b, &p, &inner)
+			// The transport header sits at L4Offset: its first bytes are the
+			// source port, or the ICMP type.
+			if l := p.L4Offset; p.Layers&(decode.LayerTCP|decode.LayerUDP) != 0 &&
+				(l == 0 || int(b[l])<<8|int(b[l+1]) != int(p.SrcPort)) ||
+				p.Layers&(decode.LayerICMP|decode.LayerICMPv6) != 0 && (l == 0 || b[l] != p.ICMPType) {
+				t.Errorf("transport header not at L4Offset %d", l)
+			}
+			p.L4Offset, inner.L4Offset = 0, 0
 			if p != want {
 				t.Errorf("\n got %+v\nwant %+v", p, want)
 			}
@@ -102,5 +110,27 @@ func TestParsePacket(t *testing.T) {
 func TestMACString(t *testing.T) {
 	if s := (decode.MAC{0x02, 0xab, 0, 0, 0, 0x0a}).String(); s != "02ab0000000a" {
 		t.Errorf("got %q", s)
+	}
+}
+
+func TestICMPEchoSequence(t *testing.T) {
+	for _, tc := range []struct {
+		proto, typ byte
+		seq        uint16
+	}{{1, 8, 0x0102}, {1, 0, 7}, {58, 128, 300}, {1, 3, 0}} {
+		ip := []byte{0x45, 0, 0, 28, 0, 0, 0, 0, 64, tc.proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2}
+		icmp := []byte{tc.typ, 0, 0, 0, 0, 9, byte(tc.seq >> 8), byte(tc.seq)}
+		var p decode.Packet
+		if tc.proto == 58 {
+			ip6 := make([]byte, 40)
+			ip6[0], ip6[6], ip6[7] = 0x60, 58, 64
+			ip6[5] = 8
+			decode.ParsePacket(decode.HeaderIPv6, append(ip6, icmp...), &p, nil)
+		} else {
+			decode.ParsePacket(decode.HeaderIPv4, append(ip, icmp...), &p, nil)
+		}
+		if p.ICMPType != tc.typ || p.ICMPSeq != tc.seq {
+			t.Errorf("type %d: seq %d, want %d", tc.typ, p.ICMPSeq, tc.seq)
+		}
 	}
 }

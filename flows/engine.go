@@ -73,7 +73,8 @@ type Engine struct {
 	groups     groups
 	events     *ring[Event]
 	elephants  *elephantLog
-	smp        sample // the sample being taken
+	smp        sample        // the sample being taken
+	quoted     decode.Packet // the packet an ICMP error quotes
 	// memo holds each distinct top-level key's value for the sample being
 	// taken, so definitions that share keys extract them once.
 	memo     []memoValue

@@ -169,6 +169,16 @@ var baseKeys = map[string]struct {
 		}
 		return s.e.boolValue(p.FragFlags&decode.FlagMoreFragments != 0)
 	}},
+	"icmpseqno": {layered: true, get: func(s *sample, p *decode.Packet) value {
+		if p.Layers&(decode.LayerICMP|decode.LayerICMPv6) == 0 || !isEcho(p) {
+			return value{}
+		}
+		return numValue(uint64(p.ICMPSeq))
+	}},
+	"icmpunreachablenet":      {get: unreachable(0, 0)},
+	"icmpunreachablehost":     {get: unreachable(1, 3)},
+	"icmpunreachableprotocol": {get: unreachable(2, -1)},
+	"icmpunreachableport":     {get: unreachable(3, 4)},
 	// From the extended switch and router records.
 	"vlansource":          {get: switchField(func(w *decode.ExtendedSwitch) uint32 { return w.SrcVLAN })},
 	"vlandestination":     {get: switchField(func(w *decode.ExtendedSwitch) uint32 { return w.DstVLAN })},
@@ -182,6 +192,47 @@ var baseKeys = map[string]struct {
 	}},
 	"ipsourcemaskbits":      {get: routerField(func(r *decode.ExtendedRouter) uint32 { return r.SrcMaskLen })},
 	"ipdestinationmaskbits": {get: routerField(func(r *decode.ExtendedRouter) uint32 { return r.DstMaskLen })},
+}
+
+func isEcho(p *decode.Packet) bool {
+	if p.Layers&decode.LayerICMP != 0 {
+		return p.ICMPType == 0 || p.ICMPType == 8
+	}
+	return p.ICMPType == 128 || p.ICMPType == 129
+}
+
+// unreachable reads an ICMP destination unreachable of the given code
+// (ICMPv6 code code6; -1 for none) from the outer header: the quoted
+// packet's destination address, or protocol for code 2, or port for code 3.
+func unreachable(code4, code6 int) func(*sample, *decode.Packet) value {
+	return func(s *sample, _ *decode.Packet) value {
+		p := s.packet[0] // the outer packet: its raw bytes hold the quote
+		v4 := p.Layers&decode.LayerICMP != 0 && p.ICMPType == 3 && int(p.ICMPCode) == code4
+		v6 := p.Layers&decode.LayerICMPv6 != 0 && p.ICMPType == 1 && int(p.ICMPCode) == code6
+		quoted := s.fs.RawHeader.Bytes
+		if !v4 && !v6 || p.L4Offset+8 > len(quoted) {
+			return value{}
+		}
+		proto := decode.HeaderIPv4
+		if v6 {
+			proto = decode.HeaderIPv6
+		}
+		q := &s.e.quoted
+		decode.ParsePacket(uint32(proto), quoted[p.L4Offset+8:], q, nil)
+		switch code4 {
+		case 2:
+			if q.Layers&(decode.LayerIPv4|decode.LayerIPv6) == 0 {
+				return value{}
+			}
+			return numValue(uint64(q.Protocol))
+		case 3:
+			if q.Layers&(decode.LayerTCP|decode.LayerUDP) == 0 {
+				return value{}
+			}
+			return numValue(uint64(q.DstPort))
+		}
+		return addrValue(q.Dst)
+	}
 }
 
 func switchField(f func(*decode.ExtendedSwitch) uint32) func(*sample, *decode.Packet) value {

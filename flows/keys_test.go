@@ -310,3 +310,31 @@ func TestKeysFromSwitchAndRouterRecords(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+func TestICMPKeys(t *testing.T) {
+	quotedUDP := (&sflowtest.Frame{Src: netip.MustParseAddr("10.1.1.2"), Dst: netip.MustParseAddr("10.9.9.9"),
+		Protocol: sflowtest.ProtoUDP, SrcPort: 5000, DstPort: 53}).Bytes()[14 : 14+28]
+	for _, c := range []struct {
+		typ, code uint8
+		keys      string
+		want      string
+	}{
+		{3, 3, "icmpunreachableport,icmpunreachableprotocol", ""}, // one of them is always missing
+		{3, 3, "icmpunreachableport", "53"},
+		{3, 2, "icmpunreachableprotocol", "17"},
+		{3, 1, "icmpunreachablehost", "10.9.9.9"},
+		{3, 0, "icmpunreachablenet", "10.9.9.9"},
+		{3, 0, "icmpunreachablehost", ""},
+		{8, 0, "icmptype,icmpseqno", "8,0"},
+	} {
+		outer := &sflowtest.Frame{Src: netip.MustParseAddr("10.255.0.1"), Dst: netip.MustParseAddr("10.1.1.2"),
+			Protocol: sflowtest.ProtoICMP, ICMPType: c.typ, ICMPCode: c.code}
+		hdr := append(outer.Bytes(), quotedUDP...)
+		d := sflowtest.Datagram{Agent: agent, Sequence: 1, Samples: []sflowtest.Sample{&sflowtest.FlowSample{
+			Source: decode.DataSource{Index: 3}, SamplingRate: 10, SamplePool: 10, Input: decode.Port{Value: 3},
+			Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: uint32(len(hdr) + 4), Header: hdr}}}}}
+		if got := keyOf(t, flows.New(flows.Config{}), c.keys, "", d.Bytes()); got != c.want {
+			t.Errorf("type %d code %d %s: %q, want %q", c.typ, c.code, c.keys, got, c.want)
+		}
+	}
+}
