@@ -13,6 +13,7 @@ type Route struct {
 	Prefix      netip.Prefix
 	NextHop     netip.Addr
 	Peer        netip.Addr // the neighbour that announced it: a container's leaf or host
+	PeerID      netip.Addr // the neighbour's router id, often its sFlow agent address
 	ASPath      []uint32
 	Communities []uint32
 }

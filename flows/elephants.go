@@ -3,7 +3,9 @@ package flows
 import (
 	"context"
 	"math"
+	"net/netip"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -18,14 +20,27 @@ type Elephant struct {
 	Metric      string     `json:"metric"`
 	FlowKey     string     `json:"flowKey"` // the flow's key without location fields
 	Active      bool       `json:"active"`
-	Start       int64      `json:"start"`         // ms since the epoch: the flow's first sample
-	End         int64      `json:"end,omitempty"` // its last sample, once it has cleared
-	Duration    float64    `json:"duration"`      // seconds, so far
-	Peak        float64    `json:"peak"`          // highest rate, in the flow's value units per second
-	Total       float64    `json:"total"`         // in value units, over the life so far
-	Bytes       float64    `json:"bytes"`         // frame bytes, over the life so far
-	Threshold   float64    `json:"threshold"`     // the threshold it crossed
-	Locations   []Location `json:"locations"`     // where it was seen over the threshold
+	Start       int64      `json:"start"`           // ms since the epoch: the flow's first sample
+	End         int64      `json:"end,omitempty"`   // its last sample, once it has cleared
+	Duration    float64    `json:"duration"`        // seconds, so far
+	Peak        float64    `json:"peak"`            // highest rate, in the flow's value units per second
+	Total       float64    `json:"total"`           // in value units, over the life so far
+	Bytes       float64    `json:"bytes"`           // frame bytes, over the life so far
+	Threshold   float64    `json:"threshold"`       // the threshold it crossed
+	Locations   []Location `json:"locations"`       // where it was seen over the threshold
+	Owner       *Owner     `json:"owner,omitempty"` // where its destination lives, from the RIB
+}
+
+// Owner is where an address lives: its route, and the topology's names for
+// the leaf (or host) that announced it and the host its next hop is.
+type Owner struct {
+	Address     netip.Addr   `json:"address"`
+	Prefix      netip.Prefix `json:"prefix"`
+	NextHop     netip.Addr   `json:"nexthop"`
+	Peer        netip.Addr   `json:"peer"`
+	AnnouncedBy string       `json:"announcedBy,omitempty"`
+	Host        string       `json:"host,omitempty"`
+	Gone        int64        `json:"gone,omitempty"` // ms since the epoch: when its route was withdrawn
 }
 
 // Location is one place an elephant was seen.
@@ -70,6 +85,7 @@ func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v flo
 		el = &elephant{entries: map[*entry]bool{}, first: ent.since, threshold: th.def.Value,
 			rec: Elephant{ElephantID: l.nextID, ThresholdID: th.name, Metric: th.def.Metric,
 				FlowKey: e.formatIdent(p, ent.ident), Active: true, Threshold: th.def.Value}}
+		el.rec.Owner = e.owner(destination(p, ent.ident))
 		l.active[k] = el
 	}
 	el.entries[ent] = true
@@ -79,6 +95,54 @@ func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v flo
 	el.seen(ent, v)
 	l.publish(e, el)
 	return el
+}
+
+// destination finds the flow's destination address among its key fields.
+func destination(p *plan, ident []byte) netip.Addr {
+	for _, t := range p.keys {
+		if t.location {
+			continue
+		}
+		var v value
+		v, ident = readKey(ident)
+		if strings.Contains(t.text, "destination") && v.isAddr() {
+			return v.addr()
+		}
+	}
+	return netip.Addr{}
+}
+
+// owner attributes an address through the RIB and the topology.
+func (e *Engine) owner(a netip.Addr) *Owner {
+	if !a.IsValid() || e.cfg.Routes == nil {
+		return nil
+	}
+	r, ok := e.cfg.Routes.RouteOf(a)
+	if !ok {
+		return nil
+	}
+	o := &Owner{Address: a, Prefix: r.Prefix, NextHop: r.NextHop, Peer: r.Peer,
+		AnnouncedBy: e.topo.nodeName(r.PeerID), Host: e.topo.nodeName(r.NextHop)}
+	if o.AnnouncedBy == "" {
+		o.AnnouncedBy = e.topo.nodeName(r.Peer)
+	}
+	return o
+}
+
+// Withdrawn marks the active elephants whose destination lost its last
+// route: the container is gone. Their records say so from now on.
+func (e *Engine) Withdrawn(prefix netip.Prefix) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clock()
+	for _, el := range e.elephants.active {
+		if o := el.rec.Owner; o != nil && o.Gone == 0 && prefix.Contains(o.Address) {
+			gone := *o
+			gone.Gone = e.wall(now)
+			el.rec.Owner = &gone
+			e.elephants.publish(e, el)
+		}
+	}
 }
 
 // seen takes a new value of one of the elephant's locations. Only samples

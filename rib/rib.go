@@ -33,7 +33,10 @@ type Config struct {
 	PeerASN uint32
 	// AllPrefixes keeps every prefix; by default only host routes (/32, /128).
 	AllPrefixes bool
-	Logger      *slog.Logger
+	// Gone, if set, hears of each prefix that lost its last route, from the
+	// applier goroutine: it must return quickly.
+	Gone   func(netip.Prefix)
+	Logger *slog.Logger
 }
 
 // RIB is a passive BGP peer and the routes it learned. Lookups never take
@@ -334,7 +337,12 @@ func (r *RIB) apply() {
 			}
 			changes = append(changes, o.change)
 		}
-		r.table.apply(r.count(changes))
+		gone := r.table.apply(r.count(changes))
+		if r.cfg.Gone != nil {
+			for _, p := range gone {
+				r.cfg.Gone(p)
+			}
+		}
 	}
 }
 
@@ -389,6 +397,7 @@ func (r *RIB) count(changes []change) []change {
 		default:
 			n.Received++
 		}
+		c.route.RouterID = n.RouterID
 		c.route.ASPath = r.shared(c.route.ASPath)
 		c.route.Communities = r.shared(c.route.Communities)
 		keep = append(keep, c)

@@ -13,6 +13,7 @@ import (
 // community lists share one array.
 type Route struct {
 	Peer        netip.Addr `json:"peer"`
+	RouterID    netip.Addr `json:"routerId,omitzero"` // the peer's, often its loopback and sFlow agent address
 	NextHop     netip.Addr `json:"nexthop"`
 	ASPath      []uint32   `json:"aspath"`
 	Communities []uint32   `json:"-"`
@@ -144,9 +145,11 @@ type change struct {
 	withdraw bool
 }
 
-// apply makes and publishes a snapshot with the changes applied. Only the
-// applier goroutine calls it.
-func (t *table) apply(changes []change) {
+// apply makes and publishes a snapshot with the changes applied, and
+// returns the prefixes that lost their last route. Only the applier
+// goroutine calls it.
+func (t *table) apply(changes []change) []netip.Prefix {
+	var gone []netip.Prefix
 	old := t.current.Load()
 	next := *old
 	copied := [shardCount]bool{}
@@ -180,6 +183,7 @@ func (t *table) apply(changes []change) {
 				delete(m, k)
 				count--
 				next.countLength(p, -1)
+				gone = append(gone, p)
 			}
 		default:
 			if prev == nil {
@@ -213,6 +217,7 @@ func (t *table) apply(changes []change) {
 	close(t.published)
 	t.published = make(chan struct{})
 	t.mu.Unlock()
+	return gone
 }
 
 // next returns a channel closed when the next snapshot is published.

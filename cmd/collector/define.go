@@ -72,10 +72,17 @@ func logElephants(ctx context.Context, e *flows.Engine, logger *slog.Logger) err
 		for i := len(recs) - 1; i >= 0; i-- {
 			r := recs[i]
 			after = max(after, r.UpdateID)
+			var owner []any
+			if o := r.Owner; o != nil {
+				owner = []any{"dst_host", o.Host, "dst_leaf", o.AnnouncedBy, "dst_prefix", o.Prefix}
+			}
 			if r.Active {
-				if len(r.Locations) == 1 { // its first crossing
-					logger.Info("elephant", "flow", r.FlowKey, "threshold", r.ThresholdID,
-						"at", r.Locations[0].FlowKey, "rate", r.Peak)
+				switch {
+				case r.Owner != nil && r.Owner.Gone != 0:
+					logger.Info("elephant's destination withdrawn: container gone", append([]any{"flow", r.FlowKey}, owner...)...)
+				case len(r.Locations) == 1: // its first crossing
+					logger.Info("elephant", append([]any{"flow", r.FlowKey, "threshold", r.ThresholdID,
+						"at", r.Locations[0].FlowKey, "rate", r.Peak}, owner...)...)
 				}
 				continue
 			}

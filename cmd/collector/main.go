@@ -113,7 +113,14 @@ func main() {
 }
 
 func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) error {
-	routes, err := startBGP(ctx, o, logger)
+	// The RIB tells the engine of withdrawn containers; the engine is made
+	// second, so the hook reaches it through this variable.
+	var engine *flows.Engine
+	routes, err := startBGP(ctx, o, logger, func(p netip.Prefix) {
+		if engine != nil {
+			engine.Withdrawn(p)
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -122,7 +129,7 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		defer routes.Close()
 		ecfg.Routes = ribRoutes{routes}
 	}
-	engine := flows.New(ecfg)
+	engine = flows.New(ecfg)
 	if o.define != "" {
 		if err := loadDefinitions(o.define, engine); err != nil {
 			return err
@@ -219,7 +226,7 @@ func logStats(logger *slog.Logger, msg string, s ingest.Stats, routes *rib.RIB) 
 }
 
 // startBGP starts the passive BGP peer when there is someone to accept.
-func startBGP(ctx context.Context, o options, logger *slog.Logger) (*rib.RIB, error) {
+func startBGP(ctx context.Context, o options, logger *slog.Logger, gone func(netip.Prefix)) (*rib.RIB, error) {
 	if o.bgp == "" {
 		return nil, nil
 	}
@@ -227,7 +234,7 @@ func startBGP(ctx context.Context, o options, logger *slog.Logger) (*rib.RIB, er
 		return nil, nil // run says so once sFlow is listening
 	}
 	cfg := rib.Config{Listen: o.bgp, ASN: uint32(o.bgpASN), PeerASN: uint32(o.bgpPeerASN),
-		AllPrefixes: o.bgpAll, Logger: logger}
+		AllPrefixes: o.bgpAll, Gone: gone, Logger: logger}
 	for part := range strings.SplitSeq(o.bgpAccept, ",") {
 		p, err := netip.ParsePrefix(strings.TrimSpace(part))
 		if err != nil {

@@ -17,6 +17,6 @@ func (r ribRoutes) RouteOf(a netip.Addr) (flows.Route, bool) {
 		return flows.Route{}, false
 	}
 	best := &e.Routes[0]
-	return flows.Route{Prefix: e.Prefix, NextHop: best.NextHop, Peer: best.Peer, ASPath: best.ASPath,
+	return flows.Route{Prefix: e.Prefix, NextHop: best.NextHop, Peer: best.Peer, PeerID: best.RouterID, ASPath: best.ASPath,
 		Communities: best.Communities}, true
 }

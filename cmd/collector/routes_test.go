@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/rib"
 	"github.com/fabrictrace/fabrictrace/sim"
@@ -99,3 +100,77 @@ func TestBGPKeysNameTheOwner(t *testing.T) {
 }
 
 func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
+
+// An elephant names where its destination lives, and when that container's
+// route is withdrawn its record says it is gone.
+func TestElephantOwnerAndGone(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.MustParseAddrPort(ln.Addr().String())
+	ln.Close()
+	var engine *flows.Engine
+	routes, err := rib.Start(t.Context(), rib.Config{Listen: addr.String(), Logger: quiet,
+		Accept: []netip.Prefix{netip.MustParsePrefix("127.0.1.0/24")},
+		Gone:   func(p netip.Prefix) { engine.Withdrawn(p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer routes.Close()
+	engine = flows.New(flows.Config{Routes: ribRoutes{routes}})
+	if err := engine.SetTopology(flows.Topology{Nodes: map[string]flows.TopologyNode{
+		"leaf09": {Agent: "10.255.1.9"}, "server09": {Agent: "10.0.0.9"}}}); err != nil {
+		t.Fatal(err)
+	}
+	src := netip.MustParseAddr("127.0.1.9")
+	sp, err := sim.NewSpeaker(t.Context(), 65109, netip.MustParseAddr("10.255.1.9"), src, addr, 65000, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Stop()
+	container := netip.MustParsePrefix("172.16.1.99/32")
+	if err := sp.Announce(t.Context(), container, netip.MustParseAddr("10.0.0.9")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(20 * time.Second)
+	for next := routes.Published(); routes.Lookup(container.Addr()) == nil; next = routes.Published() {
+		select {
+		case <-next:
+		case <-deadline:
+			t.Fatal("route never learned")
+		}
+	}
+
+	if err := engine.SetFlow("pair", flows.Definition{Keys: "ipsource,ipdestination"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.SetThreshold("big", flows.Threshold{Metric: "pair", Value: 1e6, ByFlow: true}); err != nil {
+		t.Fatal(err)
+	}
+	frame := (&sflowtest.Frame{Src: netip.MustParseAddr("172.16.1.11"), Dst: container.Addr(),
+		Protocol: sflowtest.ProtoTCP, SrcPort: 40000, DstPort: 443, Pad: 100}).Bytes()
+	var dec decode.Decoder
+	for seq := uint32(1); seq <= 10; seq++ {
+		d := sflowtest.Datagram{Agent: netip.MustParseAddr("10.255.1.1"), Sequence: seq, Samples: []sflowtest.Sample{
+			&sflowtest.FlowSample{Sequence: seq, Source: decode.DataSource{Index: 1}, SamplingRate: 1000, SamplePool: 1000 * seq,
+				Input: decode.Port{Value: 1}, Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 1518, Header: frame}}}}}
+		dec.Decode(d.Bytes(), engine)
+	}
+	recs := engine.Elephants(t.Context(), 0, 10, 0)
+	if len(recs) != 1 || recs[0].Owner == nil {
+		t.Fatalf("elephants %+v", recs)
+	}
+	if o := recs[0].Owner; o.AnnouncedBy != "leaf09" || o.Host != "server09" || o.Prefix != container || o.Gone != 0 {
+		t.Errorf("owner %+v, want leaf09 and server09", o)
+	}
+
+	if err := sp.Withdraw(t.Context(), container, netip.MustParseAddr("10.0.0.9")); err != nil {
+		t.Fatal(err)
+	}
+	got := engine.Elephants(t.Context(), recs[0].UpdateID, 10, 20*time.Second)
+	if len(got) != 1 || got[0].Owner == nil || got[0].Owner.Gone == 0 || !got[0].Active {
+		t.Fatalf("after the withdrawal: %+v", got)
+	}
+}
