@@ -22,6 +22,7 @@ type Config struct {
 	MaxEvents    int // events kept for /events/json [10000]
 	MaxElephants int // elephant records kept, active and ended [10000]
 	MaxSources   int // data sources (agent, ifIndex) tracked [100000]
+	MaxPaths     int // 5-tuples whose paths are tracked [100000]
 	// Routes answers the bgp* keys; nil leaves them missing.
 	Routes Routes
 	// Now is the clock; tests set it to step time by hand.
@@ -40,6 +41,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxSources == 0 {
 		c.MaxSources = 100_000
+	}
+	if c.MaxPaths == 0 {
+		c.MaxPaths = 100_000
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -73,6 +77,7 @@ type Engine struct {
 	groups     groups
 	events     *ring[Event]
 	elephants  *elephantLog
+	paths      pathTracker
 	smp        sample        // the sample being taken
 	quoted     decode.Packet // the packet an ICMP error quotes
 	// memo holds each distinct top-level key's value for the sample being
@@ -95,6 +100,8 @@ type Stats struct {
 	SourcesEvicted uint64 // data sources dropped to stay under MaxSources
 	StringsRefused uint64 // key strings refused by the interner's cap
 	Events         uint64
+	PathsTracked   uint64 // 5-tuples whose paths are held
+	PathsEvicted   uint64 // 5-tuples dropped to stay under MaxPaths
 }
 
 // New returns an engine with no flows defined.
@@ -107,6 +114,7 @@ func New(cfg Config) *Engine {
 		events: newRing[Event](cfg.MaxEvents), elephants: newElephantLog(cfg.MaxElephants)}
 	e.topo.init()
 	e.groups.init()
+	e.paths.init(cfg.MaxPaths)
 	return e
 }
 
@@ -211,6 +219,7 @@ func (e *Engine) Flow(dg *decode.Datagram, fs *decode.FlowSample) {
 	defer e.mu.Unlock()
 	e.stats.Samples++
 	now := e.clock()
+	e.topo.refresh(now, false)
 	src := e.source(sourceKey{dg.Agent, fs.Source.Class, fs.Source.Index}, now)
 	// The sample lives in the engine: handed to extractors through function
 	// values, a local one would escape to the heap on every call.
@@ -223,6 +232,7 @@ func (e *Engine) Flow(dg *decode.Datagram, fs *decode.FlowSample) {
 	s.scaled = src.weight(fs)
 	e.memoGen++
 	frameBytes := float64(fs.RawHeader.FrameLength) * s.scaled
+	e.paths.observe(dg, fs, frameBytes, now)
 	for _, p := range e.active {
 		if p.filter != nil && !p.filter.match(s) {
 			continue
@@ -326,6 +336,7 @@ func (e *Engine) Stats() Stats {
 		s.Flows += uint64(t.n)
 	}
 	s.Events = uint64(e.events.last)
+	s.PathsTracked, s.PathsEvicted = uint64(len(e.paths.flows)), e.paths.evicted
 	return s
 }
 
@@ -500,6 +511,7 @@ func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows
 	if !ok {
 		return nil, fmt.Errorf("flow %q: %w", name, ErrNotFound)
 	}
+	e.topo.refresh(e.clock(), true)
 	mode := aggModeOf(aggMode)
 	if mode < 0 {
 		return nil, fmt.Errorf("%w: aggMode %q: want max, sum, edge or core", ErrInvalid, aggMode)
@@ -603,7 +615,11 @@ func (e *Engine) Sweep() {
 	for name, t := range e.tables {
 		t.expire(e, e.plans[name], now)
 	}
+	e.paths.expire(now, pathMaxAge)
 }
+
+// pathMaxAge is how long a 5-tuple's path is kept after its last sample.
+const pathMaxAge = 600
 
 // Run sweeps every interval until ctx ends, and keeps the engine's 5 ms
 // clock.

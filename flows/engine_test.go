@@ -20,12 +20,14 @@ func (c *fakeClock) now() time.Time { return c.t }
 
 // fabric drives an engine from a simulator, step by step on one clock.
 type fabric struct {
-	t     *testing.T
-	sim   *sim.Sim
-	eng   *flows.Engine
-	clock *fakeClock
-	dec   decode.Decoder
-	steps int
+	// dropAgents, when set, loses the datagrams of the agents it picks.
+	dropAgents func(netip.Addr) bool
+	t          *testing.T
+	sim        *sim.Sim
+	eng        *flows.Engine
+	clock      *fakeClock
+	dec        decode.Decoder
+	steps      int
 }
 
 func newFabric(t *testing.T, cfg sim.Config, ecfg flows.Config) *fabric {
@@ -43,6 +45,9 @@ func (f *fabric) run(d time.Duration) {
 	f.t.Helper()
 	for end := f.sim.Now() + d; f.sim.Now() < end; {
 		f.sim.Step(func(b []byte) {
+			if f.dropAgents != nil && f.dropAgents(netip.AddrFrom4([4]byte(b[8:12]))) {
+				return
+			}
 			if _, err := f.dec.Decode(b, f.eng); err != nil {
 				f.t.Fatalf("decode: %v", err)
 			}

@@ -241,6 +241,7 @@ func (e *Engine) Dump(agents func(netip.Addr) bool, metrics []string) ([]Metric,
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.clock()
+	e.topo.refresh(now, true)
 	if len(metrics) == 1 && metrics[0] == "ALL" {
 		metrics = append([]string(nil), counterMetrics...)
 		for name := range e.plans {

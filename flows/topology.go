@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+
+	"github.com/fabrictrace/fabrictrace/decode"
 )
 
 // Topology is sFlow-RT's topology document: nodes (optional: host_descr and
@@ -52,20 +54,38 @@ type topology struct {
 	doc       Topology
 	agentNode map[netip.Addr]string // from the document, else host_descr
 	hosts     map[netip.Addr]string // host_descr hostnames
-	portIndex map[namedPort]uint32  // from the document, else port_name
+	portIndex map[namedPort]uint32  // from the document, else port_name (derived)
+	learned   map[portRef]string    // port_name counters, by agent and ifIndex
 	links     map[portRef]string    // link name of each linked port
+	portNames map[portRef]string    // port name of each known port
 	nodes     map[netip.Addr]value  // node: values by agent, made on first use
 	lastAgent netip.Addr
 	lastNode  value
 	version   int64
+	// What counters teach is folded in by rebuild at most once a second
+	// (refresh), so a fabric of thousands of ports costs a few rebuilds, not
+	// one per port.
+	dirty   bool
+	builtAt float64
+}
+
+// refresh rebuilds what counters changed, unless it did less than a second
+// ago (force skips the wait).
+func (t *topology) refresh(now float64, force bool) {
+	if t.dirty && (force || now-t.builtAt >= 1) {
+		t.rebuild()
+		t.builtAt = now
+	}
 }
 
 func (t *topology) init() {
 	t.agentNode = map[netip.Addr]string{}
 	t.hosts = map[netip.Addr]string{}
 	t.portIndex = map[namedPort]uint32{}
+	t.learned = map[portRef]string{}
 	t.links = map[portRef]string{}
 	t.nodes = map[netip.Addr]value{}
+	t.portNames = map[portRef]string{}
 }
 
 // maxLearned caps what counters can teach the topology, per map.
@@ -76,20 +96,18 @@ func (t *topology) learnHost(agent netip.Addr, hostname string) {
 		return
 	}
 	t.hosts[agent] = hostname
-	t.rebuild()
+	t.dirty = true
 }
 
+// learnPort keeps a port_name by agent and ifIndex: the agent's name may
+// come later, in its host_descr, and rebuild joins the two.
 func (t *topology) learnPort(agent netip.Addr, name string, ifIndex uint32) {
-	node := t.nodeName(agent)
-	if node == "" {
-		return // not known yet; the next counter sample will tell
-	}
-	k := namedPort{node, name}
-	if _, ok := t.portIndex[k]; ok || len(t.portIndex) >= maxLearned {
+	k := portRef{agent, ifIndex}
+	if t.learned[k] == name || len(t.learned) >= maxLearned {
 		return
 	}
-	t.portIndex[k] = ifIndex
-	t.rebuild()
+	t.learned[k] = name
+	t.dirty = true
 }
 
 func (t *topology) nodeName(agent netip.Addr) string {
@@ -127,10 +145,22 @@ func (t *topology) set(doc Topology) error {
 
 // rebuild derives the lookup maps: the document first, counters for the rest.
 func (t *topology) rebuild() {
+	t.dirty = false
 	t.agentNode = map[netip.Addr]string{}
+	t.portIndex = map[namedPort]uint32{}
 	agentOf := map[string]netip.Addr{}
 	for agent, host := range t.hosts {
 		agentOf[host] = agent
+	}
+	for name, n := range t.doc.Nodes {
+		if a, err := netip.ParseAddr(n.Agent); err == nil {
+			t.agentNode[a] = name
+		}
+	}
+	for k, port := range t.learned {
+		if node := t.nodeName(k.agent); node != "" {
+			t.portIndex[namedPort{node, port}] = k.ifIndex
+		}
 	}
 	for name, n := range t.doc.Nodes {
 		if a, err := netip.ParseAddr(n.Agent); err == nil {
@@ -145,6 +175,12 @@ func (t *topology) rebuild() {
 	t.links = map[portRef]string{}
 	t.nodes = map[netip.Addr]value{}
 	t.lastNode = value{}
+	t.portNames = map[portRef]string{}
+	for np, i := range t.portIndex {
+		if a, ok := agentOf[np.node]; ok {
+			t.portNames[portRef{a, i}] = np.port
+		}
+	}
 	for name, l := range t.doc.Links {
 		for _, end := range []namedPort{{l.Node1, l.Port1}, {l.Node2, l.Port2}} {
 			a, okA := agentOf[end.node]
@@ -186,6 +222,26 @@ func (t *topology) link(e *Engine, agent netip.Addr, port value) value {
 	return value{}
 }
 
+// peerNode names the node at the far end of the link on (agent, port), or "".
+func (t *topology) peerNode(agent netip.Addr, p decode.Port) string {
+	if p.Format != decode.PortIfIndex {
+		return ""
+	}
+	name, ok := t.links[portRef{agent, p.Value}]
+	if !ok {
+		return ""
+	}
+	l := t.doc.Links[name]
+	if l.Node1 == t.nodeName(agent) {
+		return l.Node2
+	}
+	return l.Node1
+}
+
+func (t *topology) portName(agent netip.Addr, ifIndex uint32) string {
+	return t.portNames[portRef{agent, ifIndex}]
+}
+
 func (t *topology) onLink(agent netip.Addr, ifIndex uint32) bool {
 	_, ok := t.links[portRef{agent, ifIndex}]
 	return ok
@@ -196,6 +252,7 @@ func (t *topology) onLink(agent netip.Addr, ifIndex uint32) bool {
 func (e *Engine) NodeName(a netip.Addr) string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.topo.refresh(e.clock(), true)
 	return e.topo.nodeName(a)
 }
 
@@ -213,6 +270,7 @@ func (e *Engine) SetTopology(doc Topology) error {
 func (e *Engine) Topology() Topology {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.topo.refresh(e.clock(), true)
 	doc := e.topo.doc
 	doc.Version = e.topo.version
 	return doc

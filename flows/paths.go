@@ -1,0 +1,376 @@
+package flows
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/fabrictrace/fabrictrace/decode"
+)
+
+// The path tracker keeps, for each sampled 5-tuple, where its samples were
+// taken: agent, ports and the TTL each switch saw. Ordered by TTL, highest
+// first, those observations are the flow's hop-by-hop path, since each
+// routed hop takes one off the TTL.
+
+type tuple struct {
+	src, dst     netip.Addr
+	proto        uint8
+	sport, dport uint16
+}
+
+type pair struct{ src, dst netip.Addr }
+
+// hopSeen is one place a 5-tuple was sampled.
+type hopSeen struct {
+	agent   netip.Addr
+	in, out decode.Port
+	ttl     uint8
+	samples uint32
+	bytes   float64
+	last    float64
+}
+
+type tracked struct {
+	t     tuple
+	hops  []hopSeen
+	bytes float64
+	first float64
+	last  float64
+}
+
+// maxHopsSeen bounds the observations of one 5-tuple: a path longer than
+// this is no fabric path.
+const maxHopsSeen = 32
+
+type pathTracker struct {
+	flows   map[tuple]*tracked
+	byPair  map[pair]map[tuple]*tracked
+	max     int
+	evicted uint64
+}
+
+func (pt *pathTracker) init(max int) {
+	pt.flows = map[tuple]*tracked{}
+	pt.byPair = map[pair]map[tuple]*tracked{}
+	pt.max = max
+}
+
+// observe records a sample's hop. Only a new 5-tuple allocates.
+func (pt *pathTracker) observe(dg *decode.Datagram, fs *decode.FlowSample, frameBytes, now float64) {
+	p := &fs.RawHeader.Packet
+	if p.Layers&(decode.LayerIPv4|decode.LayerIPv6) == 0 {
+		return
+	}
+	t := tuple{src: p.Src, dst: p.Dst, proto: p.Protocol}
+	if p.Layers&(decode.LayerTCP|decode.LayerUDP) != 0 {
+		t.sport, t.dport = p.SrcPort, p.DstPort
+	}
+	tr := pt.flows[t]
+	if tr == nil {
+		if len(pt.flows) >= pt.max {
+			pt.evict()
+		}
+		tr = &tracked{t: t, first: now}
+		pt.flows[t] = tr
+		pr := pair{t.src, t.dst}
+		if pt.byPair[pr] == nil {
+			pt.byPair[pr] = map[tuple]*tracked{}
+		}
+		pt.byPair[pr][t] = tr
+	}
+	tr.last = now
+	tr.bytes += frameBytes
+	for i := range tr.hops {
+		h := &tr.hops[i]
+		if h.agent == dg.Agent && h.ttl == p.TTL && h.in == fs.Input && h.out == fs.Output {
+			h.samples++
+			h.bytes += frameBytes
+			h.last = now
+			return
+		}
+	}
+	if len(tr.hops) < maxHopsSeen {
+		tr.hops = append(tr.hops, hopSeen{agent: dg.Agent, in: fs.Input, out: fs.Output, ttl: p.TTL,
+			samples: 1, bytes: frameBytes, last: now})
+	}
+}
+
+// evict drops the stalest of a few 5-tuples.
+func (pt *pathTracker) evict() {
+	var victim *tracked
+	n := 0
+	for _, tr := range pt.flows {
+		if victim == nil || tr.last < victim.last {
+			victim = tr
+		}
+		if n++; n == 16 {
+			break
+		}
+	}
+	pt.remove(victim)
+	pt.evicted++
+}
+
+func (pt *pathTracker) remove(tr *tracked) {
+	delete(pt.flows, tr.t)
+	pr := pair{tr.t.src, tr.t.dst}
+	delete(pt.byPair[pr], tr.t)
+	if len(pt.byPair[pr]) == 0 {
+		delete(pt.byPair, pr)
+	}
+}
+
+// expire drops 5-tuples not sampled for maxAge seconds.
+func (pt *pathTracker) expire(now, maxAge float64) {
+	for _, tr := range pt.flows {
+		if now-tr.last > maxAge {
+			pt.remove(tr)
+		}
+	}
+}
+
+// PathHop is one hop of a path.
+type PathHop struct {
+	TTL        uint8   `json:"ttl"`
+	Node       string  `json:"node"`
+	Agent      string  `json:"agent,omitempty"`
+	In         string  `json:"in,omitempty"`
+	Out        string  `json:"out,omitempty"`
+	InIfIndex  string  `json:"inIfIndex,omitempty"`
+	OutIfIndex string  `json:"outIfIndex,omitempty"`
+	Samples    uint32  `json:"samples"`
+	Bytes      float64 `json:"bytes"`
+	// How the hop is known: "sampled"; "inferred" (not sampled, but a
+	// topology link says which node must sit there); "missing" (not sampled
+	// and not inferable); "l2" (a second node at one TTL: bridged, or a
+	// conflict).
+	Kind string `json:"kind"`
+}
+
+// PathFlow is one 5-tuple that took a path.
+type PathFlow struct {
+	Proto    uint8   `json:"proto"`
+	SrcPort  uint16  `json:"srcPort"`
+	DstPort  uint16  `json:"dstPort"`
+	Bytes    float64 `json:"bytes"`
+	LastSeen int64   `json:"lastSeen"` // ms ago
+}
+
+// Path is one path a pair's traffic takes, with the 5-tuples on it.
+type Path struct {
+	Hops     []PathHop  `json:"hops"`
+	Flows    []PathFlow `json:"flows"`
+	Bytes    float64    `json:"bytes"`
+	Share    float64    `json:"share"`    // of the pair's bytes
+	Complete bool       `json:"complete"` // no TTL unaccounted for between the first and last hop
+}
+
+// Paths is the answer for a src/dst pair: every path, biggest first, and
+// where each end lives.
+type Paths struct {
+	Src   netip.Addr `json:"src"`
+	Dst   netip.Addr `json:"dst"`
+	Paths []Path     `json:"paths"`
+	// ECMP: for each TTL where the paths part, the nodes and their shares.
+	Split  []Split `json:"split,omitempty"`
+	SrcEnd *Owner  `json:"srcOwner,omitempty"`
+	DstEnd *Owner  `json:"dstOwner,omitempty"`
+}
+
+// Split is where a pair's paths part: the nodes at one TTL and their shares.
+type Split struct {
+	TTL    uint8              `json:"ttl"`
+	Shares map[string]float64 `json:"shares"`
+	// Skewed is set when one node carries most (over 80 %) of the pair.
+	Skewed bool `json:"skewed"`
+}
+
+// PathQuery selects a pair's 5-tuples: zero fields match any.
+type PathQuery struct {
+	Src, Dst         netip.Addr
+	Proto            uint8
+	SrcPort, DstPort uint16
+}
+
+// Paths returns the paths of a src/dst pair's sampled 5-tuples.
+func (e *Engine) Paths(q PathQuery) (Paths, error) {
+	if !q.Src.IsValid() || !q.Dst.IsValid() {
+		return Paths{}, fmt.Errorf("%w: want a source and a destination address", ErrInvalid)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clock()
+	e.topo.refresh(now, true)
+	out := Paths{Src: q.Src, Dst: q.Dst, SrcEnd: e.owner(q.Src), DstEnd: e.owner(q.Dst), Paths: []Path{}}
+	groups := map[string]*Path{}
+	var order []string
+	total := 0.0
+	for t, tr := range e.paths.byPair[pair{q.Src, q.Dst}] {
+		if q.Proto != 0 && t.proto != q.Proto || q.SrcPort != 0 && t.sport != q.SrcPort || q.DstPort != 0 && t.dport != q.DstPort {
+			continue
+		}
+		hops, complete := e.assemble(tr)
+		sig := signature(hops)
+		g := groups[sig]
+		if g == nil {
+			g = &Path{Hops: hops, Complete: complete}
+			groups[sig] = g
+			order = append(order, sig)
+		} else {
+			mergeHops(g.Hops, hops)
+		}
+		g.Flows = append(g.Flows, PathFlow{Proto: t.proto, SrcPort: t.sport, DstPort: t.dport, Bytes: tr.bytes,
+			LastSeen: int64((now - tr.last) * 1000)})
+		g.Bytes += tr.bytes
+		total += tr.bytes
+	}
+	for _, sig := range order {
+		g := groups[sig]
+		if total > 0 {
+			g.Share = g.Bytes / total
+		}
+		sort.Slice(g.Flows, func(i, j int) bool { return g.Flows[i].Bytes > g.Flows[j].Bytes })
+		out.Paths = append(out.Paths, *g)
+	}
+	sort.Slice(out.Paths, func(i, j int) bool { return out.Paths[i].Bytes > out.Paths[j].Bytes })
+	out.Split = splits(out.Paths)
+	return out, nil
+}
+
+// assemble orders a 5-tuple's observations into hops by TTL, highest
+// first, and marks what is missing.
+func (e *Engine) assemble(tr *tracked) ([]PathHop, bool) {
+	// One observation per (agent, TTL): the most sampled ports.
+	type key struct {
+		agent netip.Addr
+		ttl   uint8
+	}
+	best := map[key]*hopSeen{}
+	for i := range tr.hops {
+		h := &tr.hops[i]
+		k := key{h.agent, h.ttl}
+		if b := best[k]; b == nil || h.samples > b.samples {
+			best[k] = h
+		}
+	}
+	seen := make([]*hopSeen, 0, len(best))
+	for _, h := range best {
+		seen = append(seen, h)
+	}
+	// Highest TTL first; at one TTL, a host's own egress sample (its input
+	// is internal) comes before the switch it sends to.
+	sort.Slice(seen, func(i, j int) bool {
+		a, b := seen[i], seen[j]
+		if a.ttl != b.ttl {
+			return a.ttl > b.ttl
+		}
+		ai, bi := a.in.Value == decode.IfIndexInternal, b.in.Value == decode.IfIndexInternal
+		if ai != bi {
+			return ai
+		}
+		return a.agent.Less(b.agent)
+	})
+	var hops []PathHop
+	complete := true
+	for i, h := range seen {
+		hop := e.pathHop(h)
+		if i > 0 {
+			prev := seen[i-1]
+			switch {
+			case prev.ttl == h.ttl && prev.in.Value != decode.IfIndexInternal:
+				hop.Kind = "l2"
+			case prev.ttl > h.ttl+1:
+				// Unsampled hops: what the previous hop's output link reaches,
+				// if the topology says, then unknowns.
+				for ttl := int(prev.ttl) - 1; ttl > int(h.ttl); ttl-- {
+					gap := PathHop{TTL: uint8(ttl), Node: "?", Kind: "missing"}
+					if ttl == int(prev.ttl)-1 {
+						if node := e.topo.peerNode(prev.agent, prev.out); node != "" {
+							gap.Node, gap.Kind = node, "inferred"
+						}
+					}
+					if gap.Kind == "missing" {
+						complete = false
+					}
+					hops = append(hops, gap)
+				}
+			}
+		}
+		hops = append(hops, hop)
+	}
+	return hops, complete
+}
+
+func (e *Engine) pathHop(h *hopSeen) PathHop {
+	hop := PathHop{TTL: h.ttl, Node: e.topo.nodeName(h.agent), Agent: h.agent.String(), Samples: h.samples,
+		Bytes: h.bytes, Kind: "sampled"}
+	if hop.Node == "" {
+		hop.Node = hop.Agent
+	}
+	hop.In, hop.InIfIndex = e.portName(h.agent, h.in)
+	hop.Out, hop.OutIfIndex = e.portName(h.agent, h.out)
+	return hop
+}
+
+// portName names a port: its port_name (or topology) name, and its ifIndex
+// as text, or internal, unknown, multiple, discard.
+func (e *Engine) portName(agent netip.Addr, p decode.Port) (name, index string) {
+	v := e.portValue(p)
+	if v.kind != num {
+		return "", string(v.appendText(nil, e.strings))
+	}
+	index = fmt.Sprint(v.n)
+	if src := e.sources[sourceKey{agent: agent, index: uint32(v.n)}]; src != nil && src.counters.name != "" {
+		return src.counters.name, index
+	}
+	return e.topo.portName(agent, uint32(v.n)), index
+}
+
+func signature(hops []PathHop) string {
+	var b strings.Builder
+	for _, h := range hops {
+		fmt.Fprintf(&b, "%d:%s/%s>%s;", h.TTL, h.Node, h.InIfIndex, h.OutIfIndex)
+	}
+	return b.String()
+}
+
+func mergeHops(into, from []PathHop) {
+	for i := range into {
+		into[i].Samples += from[i].Samples
+		into[i].Bytes += from[i].Bytes
+	}
+}
+
+// splits finds the TTLs where a pair's paths go through different nodes.
+func splits(paths []Path) []Split {
+	byTTL := map[uint8]map[string]float64{}
+	var total float64
+	for _, p := range paths {
+		total += p.Bytes
+		for _, h := range p.Hops {
+			if h.Kind == "missing" {
+				continue
+			}
+			if byTTL[h.TTL] == nil {
+				byTTL[h.TTL] = map[string]float64{}
+			}
+			byTTL[h.TTL][h.Node] += p.Bytes
+		}
+	}
+	var out []Split
+	for ttl, nodes := range byTTL {
+		if len(nodes) < 2 || total == 0 {
+			continue
+		}
+		s := Split{TTL: ttl, Shares: map[string]float64{}}
+		for n, b := range nodes {
+			s.Shares[n] = b / total
+			s.Skewed = s.Skewed || b/total > 0.8
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].TTL > out[j].TTL })
+	return out
+}
