@@ -343,29 +343,44 @@ func mergeHops(into, from []PathHop) {
 	}
 }
 
-// splits finds the TTLs where a pair's paths go through different nodes.
+// splits finds the TTLs where a pair's paths go through different nodes,
+// and each node's share of the pair's bytes there. A host and its leaf at
+// one TTL on every path are no split.
 func splits(paths []Path) []Split {
-	byTTL := map[uint8]map[string]float64{}
+	type atTTL struct {
+		sets  map[string]bool // the node sets the paths have at this TTL
+		bytes map[string]float64
+	}
+	by := map[uint8]*atTTL{}
 	var total float64
 	for _, p := range paths {
 		total += p.Bytes
+		nodes := map[uint8][]string{}
 		for _, h := range p.Hops {
-			if h.Kind == "missing" {
-				continue
+			if h.Kind != "missing" {
+				nodes[h.TTL] = append(nodes[h.TTL], h.Node)
 			}
-			if byTTL[h.TTL] == nil {
-				byTTL[h.TTL] = map[string]float64{}
+		}
+		for ttl, ns := range nodes {
+			a := by[ttl]
+			if a == nil {
+				a = &atTTL{sets: map[string]bool{}, bytes: map[string]float64{}}
+				by[ttl] = a
 			}
-			byTTL[h.TTL][h.Node] += p.Bytes
+			sort.Strings(ns)
+			a.sets[strings.Join(ns, ",")] = true
+			for _, n := range ns {
+				a.bytes[n] += p.Bytes
+			}
 		}
 	}
 	var out []Split
-	for ttl, nodes := range byTTL {
-		if len(nodes) < 2 || total == 0 {
+	for ttl, a := range by {
+		if len(a.sets) < 2 || total == 0 {
 			continue
 		}
 		s := Split{TTL: ttl, Shares: map[string]float64{}}
-		for n, b := range nodes {
+		for n, b := range a.bytes {
 			s.Shares[n] = b / total
 			s.Skewed = s.Skewed || b/total > 0.8
 		}

@@ -30,14 +30,17 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 
-"$BIN/fabricsim" -sflow "$SFLOW" -bgp "$BGP" -seed "$SEED" -truth "$LOGS/truth.json" 2>"$LOGS/fabricsim.log" &
+# One long elephant on a known pair, so pathtrace has a path to show at once.
+"$BIN/fabricsim" -sflow "$SFLOW" -bgp "$BGP" -elephant 172.16.1.11,172.16.1.42,300,1s,1h -seed "$SEED" -truth "$LOGS/truth.json" 2>"$LOGS/fabricsim.log" &
 pids+=($!)
 
 cat <<MSG
 fabrictrace demo: 2 spines, 4 leaves, 4 servers, 12 containers (172.16.1.11-43),
-sampling 1 in 1000, a 400 Mbit/s elephant every 20 s, over an elephant
+sampling 1 in 1000, a 300 Mbit/s elephant from 172.16.1.11 to 172.16.1.42 for
+the whole demo and a 400 Mbit/s one every 20 s between random pairs, over an elephant
 threshold of 100 Mbit/s (flow "elephant": node:inputifindex,ipsource,ipdestination,ipttl).
 
+  its path:         $BIN/pathtrace -collector http://$HTTP 172.16.1.11 172.16.1.42
   elephant events:  curl 'http://$HTTP/events/json?thresholdID=elephant&maxEvents=10&timeout=60'
   elephant lives:   curl 'http://$HTTP/elephants/json'
   hop by hop now:   curl 'http://$HTTP/activeflows/ALL/elephant/json?minValue=1000000'

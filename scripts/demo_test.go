@@ -38,7 +38,7 @@ func freePort(t *testing.T, network string) string {
 // BGP sessions up with routes learned, and elephant events; Ctrl-C stops it.
 func TestDemoShowsAgentsRoutesAndElephants(t *testing.T) {
 	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+"/", "../cmd/collector", "../cmd/fabricsim")
+	build := exec.Command("go", "build", "-o", bin+"/", "../cmd/collector", "../cmd/fabricsim", "../cmd/pathtrace")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
@@ -112,6 +112,12 @@ func TestDemoShowsAgentsRoutesAndElephants(t *testing.T) {
 	get("/rib/lookup/json?address=172.16.1.22", &owner)
 	if len(agents) != 10 || len(events) == 0 || owner.Best.Nexthop != "10.0.0.2" {
 		t.Errorf("%d agents (want 10), %d events, 172.16.1.22 via %q (want 10.0.0.2)", len(agents), len(events), owner.Best.Nexthop)
+	}
+	// The pathtrace command the demo prints works at once.
+	out, err := exec.Command(bin+"/pathtrace", "-collector", "http://"+httpAddr, "172.16.1.11", "172.16.1.42").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "leaf01") || !strings.Contains(string(out), "leaf04") ||
+		!strings.Contains(string(out), "announced by leaf04, host server04") {
+		t.Errorf("pathtrace: %v\n%s", err, out)
 	}
 
 	// Ctrl-C reaches the whole process group, as a terminal's does.

@@ -211,6 +211,9 @@ func TestBadRequestsSayWhatIsWrong(t *testing.T) {
 		{"GET", "/events/json?timeout=soon", "", 400, "timeout"},
 		{"PUT", "/topology/json", `{"nodes":{"a":{"agent":"x"}}}`, 400, "agent"},
 		{"GET", "/nothing/here", "", 404, "no such endpoint"},
+		{"GET", "/paths/json?src=x&dst=10.0.0.1", "", 400, "src"},
+		{"GET", "/paths/json?src=10.0.0.2&dst=10.0.0.1&proto=sctp", "", 400, "proto"},
+		{"GET", "/paths/json?src=10.0.0.2&dst=10.0.0.1&dport=0", "", 400, "dport"},
 	} {
 		code, out := r.do(c.method, c.path, c.body)
 		if code != c.code || !strings.Contains(out, c.says) {

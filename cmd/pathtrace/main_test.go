@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/fabrictrace/fabrictrace/flows"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// twoPaths is an answer with ECMP over two spines, an inferred hop and both
+// ends attributed.
+func twoPaths() flows.Paths {
+	hop := func(ttl uint8, node, in, out string, samples uint32, kind string) flows.PathHop {
+		return flows.PathHop{TTL: ttl, Node: node, In: in, Out: out, Samples: samples, Kind: kind}
+	}
+	return flows.Paths{Src: netip.MustParseAddr("172.16.1.11"), Dst: netip.MustParseAddr("172.16.1.42"),
+		SrcEnd: &flows.Owner{Address: netip.MustParseAddr("172.16.1.11"), Prefix: netip.MustParsePrefix("172.16.1.11/32"),
+			NextHop: netip.MustParseAddr("10.0.0.1"), Peer: netip.MustParseAddr("127.0.1.1"), AnnouncedBy: "leaf01", Host: "server01"},
+		DstEnd: &flows.Owner{Address: netip.MustParseAddr("172.16.1.42"), Prefix: netip.MustParsePrefix("172.16.1.42/32"),
+			NextHop: netip.MustParseAddr("10.0.0.4"), Peer: netip.MustParseAddr("127.0.1.4"), AnnouncedBy: "leaf04", Host: "server04"},
+		Paths: []flows.Path{
+			{Share: 0.625, Complete: true, Flows: make([]flows.PathFlow, 5), Hops: []flows.PathHop{
+				hop(64, "leaf01", "swp1", "swp51", 120, "sampled"), hop(63, "spine01", "swp1", "swp4", 118, "sampled"),
+				hop(62, "leaf04", "swp51", "swp1", 121, "sampled")}},
+			{Share: 0.375, Complete: true, Flows: make([]flows.PathFlow, 3), Hops: []flows.PathHop{
+				hop(64, "leaf01", "swp1", "swp52", 70, "sampled"), hop(63, "spine02", "", "", 0, "inferred"),
+				hop(62, "leaf04", "swp52", "swp1", 69, "sampled")}},
+		},
+		Split: []flows.Split{{TTL: 63, Shares: map[string]float64{"spine01": 0.625, "spine02": 0.375}}},
+	}
+}
+
+func TestTextOutputMatchesGolden(t *testing.T) {
+	var b bytes.Buffer
+	render(&b, twoPaths())
+	golden := "testdata/two-paths.golden"
+	if *update {
+		os.WriteFile(golden, b.Bytes(), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != string(want) {
+		t.Errorf("output differs from %s (go test -update to accept):\n%s", golden, b.String())
+	}
+}
+
+func collector(t *testing.T, status int, answer any) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/paths/json" || r.URL.Query().Get("src") != "172.16.1.11" {
+			t.Errorf("asked %s", r.URL)
+		}
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(answer)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestExitCodes(t *testing.T) {
+	found := collector(t, 200, twoPaths())
+	none := collector(t, 200, flows.Paths{Paths: []flows.Path{}})
+	bad := collector(t, 400, map[string]string{"error": "proto \"sctp\": want tcp, udp"})
+	gone := httptest.NewServer(http.NotFoundHandler())
+	goneURL := gone.URL
+	gone.Close()
+	for _, c := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"-collector", found, "172.16.1.11", "172.16.1.42"}, 0, "ECMP at TTL 63"},
+		{[]string{"-collector", found, "-json", "172.16.1.11", "172.16.1.42"}, 0, `"split"`},
+		{[]string{"-collector", none, "172.16.1.11", "172.16.1.42"}, 1, "Is the pair sending?"},
+		{[]string{"-collector", bad, "-proto", "sctp", "172.16.1.11", "172.16.1.42"}, 2, "want tcp, udp"},
+		{[]string{"-collector", goneURL, "172.16.1.11", "172.16.1.42"}, 3, "cannot reach the collector at " + goneURL},
+		{[]string{"172.16.1.11"}, 2, "want SRC and DST"},
+		{[]string{"172.16.1.11", "server04"}, 2, "DST \"server04\""},
+		{[]string{"-sport", "70000", "172.16.1.11", "172.16.1.42"}, 2, "-sport"},
+		{[]string{"-h"}, 0, "Examples:"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), c.args, &out, &errb)
+		if code != c.code || !strings.Contains(out.String()+errb.String(), c.says) {
+			t.Errorf("%v: exit %d, want %d saying %q\nstdout: %s\nstderr: %s", c.args, code, c.code, c.says, out.String(), errb.String())
+		}
+	}
+}

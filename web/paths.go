@@ -1,0 +1,64 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/fabrictrace/fabrictrace/flows"
+)
+
+// protocols are the names /paths/json takes for proto, besides numbers.
+var protocols = map[string]uint8{"icmp": 1, "tcp": 6, "udp": 17, "icmp6": 58, "ipv6-icmp": 58}
+
+// paths serves /paths/json?src=A&dst=B[&proto=&sport=&dport=]: every path
+// the pair's sampled 5-tuples take, the ECMP splits and where each end lives.
+func (s *Server) paths(w http.ResponseWriter, r *http.Request) {
+	q, err := pathQuery(r)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	out, err := s.cfg.Engine.Paths(q)
+	if err != nil {
+		s.fail(w, statusOf(err), err)
+		return
+	}
+	s.reply(w, out)
+}
+
+func pathQuery(r *http.Request) (flows.PathQuery, error) {
+	var q flows.PathQuery
+	v := r.URL.Query()
+	var err error
+	if q.Src, err = netip.ParseAddr(v.Get("src")); err != nil {
+		return q, fmt.Errorf("src %q: want an IPv4 or IPv6 address", v.Get("src"))
+	}
+	if q.Dst, err = netip.ParseAddr(v.Get("dst")); err != nil {
+		return q, fmt.Errorf("dst %q: want an IPv4 or IPv6 address", v.Get("dst"))
+	}
+	if p := strings.ToLower(v.Get("proto")); p != "" {
+		if n, ok := protocols[p]; ok {
+			q.Proto = n
+		} else if n, err := strconv.ParseUint(p, 10, 8); err == nil && n > 0 {
+			q.Proto = uint8(n)
+		} else {
+			return q, fmt.Errorf("proto %q: want tcp, udp, icmp, icmp6 or a protocol number", p)
+		}
+	}
+	for _, port := range []struct {
+		name string
+		to   *uint16
+	}{{"sport", &q.SrcPort}, {"dport", &q.DstPort}} {
+		if s := v.Get(port.name); s != "" {
+			n, err := strconv.ParseUint(s, 10, 16)
+			if err != nil || n == 0 {
+				return q, fmt.Errorf("%s %q: want a port from 1 to 65535", port.name, s)
+			}
+			*port.to = uint16(n)
+		}
+	}
+	return q, nil
+}
