@@ -78,8 +78,9 @@ type Engine struct {
 	events     *ring[Event]
 	elephants  *elephantLog
 	paths      pathTracker
-	smp        sample        // the sample being taken
-	quoted     decode.Packet // the packet an ICMP error quotes
+	collisions map[portRef]string // links with colliding elephants, as reported
+	smp        sample             // the sample being taken
+	quoted     decode.Packet      // the packet an ICMP error quotes
 	// memo holds each distinct top-level key's value for the sample being
 	// taken, so definitions that share keys extract them once.
 	memo     []memoValue
@@ -616,6 +617,8 @@ func (e *Engine) Sweep() {
 		t.expire(e, e.plans[name], now)
 	}
 	e.paths.expire(now, pathMaxAge)
+	e.detectChanges(now)
+	e.detectCollisions(now)
 }
 
 // pathMaxAge is how long a 5-tuple's path is kept after its last sample.

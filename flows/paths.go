@@ -29,6 +29,7 @@ type hopSeen struct {
 	ttl     uint8
 	samples uint32
 	bytes   float64
+	first   float64
 	last    float64
 }
 
@@ -93,7 +94,7 @@ func (pt *pathTracker) observe(dg *decode.Datagram, fs *decode.FlowSample, frame
 	}
 	if len(tr.hops) < maxHopsSeen {
 		tr.hops = append(tr.hops, hopSeen{agent: dg.Agent, in: fs.Input, out: fs.Output, ttl: p.TTL,
-			samples: 1, bytes: frameBytes, last: now})
+			samples: 1, bytes: frameBytes, first: now, last: now})
 	}
 }
 
@@ -129,6 +130,72 @@ func (pt *pathTracker) expire(now, maxAge float64) {
 			pt.remove(tr)
 		}
 	}
+}
+
+// Event names of fabrictrace's own events, raised through /events/json.
+const (
+	EventPathChange = "pathchange"
+	EventCollision  = "collision"
+)
+
+// pathChangeQuiet is how long a 5-tuple's old hop must have been silent,
+// while a new node took its TTL, before the path counts as changed.
+const pathChangeQuiet = 1.0
+
+// detectChanges raises a pathchange event for each 5-tuple whose node at
+// some TTL was replaced by another: the old one fell silent before the new
+// one was first sampled. It then forgets the old path's observations.
+func (e *Engine) detectChanges(now float64) {
+	for _, tr := range e.paths.flows {
+		if len(tr.hops) < 2 {
+			continue
+		}
+		var stale float64 = -1 // the last sample of the replaced path
+		for i := range tr.hops {
+			a := &tr.hops[i]
+			if a.in.Value == decode.IfIndexInternal {
+				continue // a host's egress sample shares its leaf's TTL
+			}
+			for j := range tr.hops {
+				b := &tr.hops[j]
+				if b.ttl == a.ttl && b.agent != a.agent && b.in.Value != decode.IfIndexInternal &&
+					a.last < b.first && now-a.last >= pathChangeQuiet {
+					stale = max(stale, a.last)
+				}
+			}
+		}
+		if stale < 0 {
+			continue
+		}
+		var gone, kept []hopSeen
+		for _, h := range tr.hops {
+			if h.last > stale {
+				kept = append(kept, h)
+			} else {
+				gone = append(gone, h)
+			}
+		}
+		tr.hops = gone
+		before, _ := e.assemble(tr)
+		tr.hops = kept
+		after, _ := e.assemble(tr)
+		t := tr.t
+		ev := Event{Timestamp: e.wall(now), ThresholdID: EventPathChange, Metric: "path",
+			FlowKey: fmt.Sprintf("%s,%s,%d,%d,%d", t.src, t.dst, t.proto, t.sport, t.dport),
+			OldPath: nodeNames(before), NewPath: nodeNames(after)}
+		if len(after) > 0 {
+			ev.Agent = after[0].Agent
+		}
+		e.events.add(ev, func(ev *Event, id int64) { ev.EventID = id })
+	}
+}
+
+func nodeNames(hops []PathHop) []string {
+	out := make([]string, len(hops))
+	for i, h := range hops {
+		out[i] = fmt.Sprintf("%s@%d", h.Node, h.TTL)
+	}
+	return out
 }
 
 // PathHop is one hop of a path.
@@ -226,8 +293,26 @@ func (e *Engine) Paths(q PathQuery) (Paths, error) {
 		g.Bytes += tr.bytes
 		total += tr.bytes
 	}
+	// A 5-tuple sampled at only some of the hops of another path, and
+	// agreeing with it at each, took that path: fold it in.
+	for _, sig := range order {
+		small := groups[sig]
+		for _, other := range order {
+			big := groups[other]
+			if other == sig || big == nil || small == nil || len(big.Hops) <= len(small.Hops) || !within(small.Hops, big.Hops) {
+				continue
+			}
+			big.Flows = append(big.Flows, small.Flows...)
+			big.Bytes += small.Bytes
+			groups[sig] = nil
+			break
+		}
+	}
 	for _, sig := range order {
 		g := groups[sig]
+		if g == nil {
+			continue
+		}
 		if total > 0 {
 			g.Share = g.Bytes / total
 		}
@@ -336,6 +421,23 @@ func signature(hops []PathHop) string {
 	return b.String()
 }
 
+// within reports whether every sampled hop of small is on big, alike.
+func within(small, big []PathHop) bool {
+	for _, h := range small {
+		found := false
+		for _, b := range big {
+			if b.TTL == h.TTL && b.Node == h.Node && b.InIfIndex == h.InIfIndex && b.OutIfIndex == h.OutIfIndex {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
 func mergeHops(into, from []PathHop) {
 	for i := range into {
 		into[i].Samples += from[i].Samples
@@ -388,4 +490,53 @@ func splits(paths []Path) []Split {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].TTL > out[j].TTL })
 	return out
+}
+
+// detectCollisions raises a collision event when two or more elephants
+// enter a switch through the same port of a topology link: they share that
+// link in that direction, as an ECMP hash collision puts them. It raises one
+// event per link and set of elephants, again only when the set changes.
+func (e *Engine) detectCollisions(now float64) {
+	if len(e.topo.links) == 0 {
+		return
+	}
+	at := map[portRef]map[string]bool{}
+	for _, el := range e.elephants.active {
+		for ent := range el.entries {
+			k := portRef{ent.src.key.agent, ent.src.key.index}
+			if ent.src.key.class != 0 || !e.topo.onLink(k.agent, k.ifIndex) {
+				continue
+			}
+			if at[k] == nil {
+				at[k] = map[string]bool{}
+			}
+			at[k][el.rec.FlowKey] = true
+		}
+	}
+	if e.collisions == nil {
+		e.collisions = map[portRef]string{}
+	}
+	for k, set := range at {
+		if len(set) < 2 {
+			continue
+		}
+		keys := make([]string, 0, len(set))
+		for fk := range set {
+			keys = append(keys, fk)
+		}
+		sort.Strings(keys)
+		sig := strings.Join(keys, "|")
+		if e.collisions[k] == sig {
+			continue
+		}
+		e.collisions[k] = sig
+		ev := Event{Timestamp: e.wall(now), ThresholdID: EventCollision, Metric: "link", Agent: k.agent.String(),
+			DataSource: fmt.Sprint(k.ifIndex), FlowKey: e.topo.links[k], Flows: keys}
+		e.events.add(ev, func(ev *Event, id int64) { ev.EventID = id })
+	}
+	for k := range e.collisions {
+		if len(at[k]) < 2 {
+			delete(e.collisions, k)
+		}
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/sim"
 )
@@ -71,14 +73,7 @@ func TestUnsampledHopIsInferred(t *testing.T) {
 	src, dst := netip.MustParseAddr("172.16.1.12"), netip.MustParseAddr("172.16.1.33")
 	f := newFabric(t, sim.Config{Seed: 4, Mice: -1, Elephants: []sim.Elephant{{Src: src, Dst: dst, Rate: 400e6,
 		Duration: time.Minute}}}, flows.Config{})
-	links := map[string]flows.TopologyLink{}
-	for l := 1; l <= 4; l++ {
-		for s := 1; s <= 2; s++ {
-			links[fmt.Sprintf("leaf%02d-spine%02d", l, s)] = flows.TopologyLink{Node1: fmt.Sprintf("leaf%02d", l),
-				Port1: fmt.Sprintf("swp%d", 50+s), Node2: fmt.Sprintf("spine%02d", s), Port2: fmt.Sprintf("swp%d", l)}
-		}
-	}
-	if err := f.eng.SetTopology(flows.Topology{Links: links}); err != nil {
+	if err := f.eng.SetTopology(flows.Topology{Links: fabricLinks()}); err != nil {
 		t.Fatal(err)
 	}
 	f.dropAgents = func(a netip.Addr) bool { return strings.HasPrefix(a.String(), "10.255.0.") } // spines send nothing
@@ -130,5 +125,101 @@ func TestECMPSharesMatchTheTruth(t *testing.T) {
 		if math.Abs(share-want) > 0.05 {
 			t.Errorf("%s carries %.2f of the pair, truth %.2f", node, share, want)
 		}
+	}
+}
+
+// fabricLinks are the default simulated fabric's leaf-spine links.
+func fabricLinks() map[string]flows.TopologyLink {
+	links := map[string]flows.TopologyLink{}
+	for l := 1; l <= 4; l++ {
+		for s := 1; s <= 2; s++ {
+			links[fmt.Sprintf("leaf%02d-spine%02d", l, s)] = flows.TopologyLink{Node1: fmt.Sprintf("leaf%02d", l),
+				Port1: fmt.Sprintf("swp%d", 50+s), Node2: fmt.Sprintf("spine%02d", s), Port2: fmt.Sprintf("swp%d", l)}
+		}
+	}
+	return links
+}
+
+// A forced rehash moves a flow to the other spine: a pathchange event
+// gives the old and new path, and the path shows only the new one.
+func TestRehashRaisesPathChange(t *testing.T) {
+	src, dst := netip.MustParseAddr("172.16.1.11"), netip.MustParseAddr("172.16.1.42")
+	f := newFabric(t, sim.Config{Seed: 2, Mice: -1, Elephants: []sim.Elephant{{Src: src, Dst: dst, SrcPort: 40001,
+		Rate: 400e6, Duration: time.Hour}}}, flows.Config{})
+	f.run(5 * time.Second)
+	before, _ := f.eng.Paths(flows.PathQuery{Src: src, Dst: dst, DstPort: 5201})
+	oldSpine := before.Paths[0].Hops[1].Node
+	for moved := 0; moved == 0; {
+		var err error
+		if moved, err = f.sim.Rehash("leaf01"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.run(5 * time.Second)
+	evs := f.eng.Events(t.Context(), -1, flows.EventPathChange, 10, 0)
+	if len(evs) != 1 {
+		t.Fatalf("%d pathchange events, want 1: %+v", len(evs), evs)
+	}
+	ev := evs[0]
+	if ev.FlowKey != "172.16.1.11,172.16.1.42,6,40001,5201" || len(ev.OldPath) != 3 || len(ev.NewPath) != 3 ||
+		ev.OldPath[1] != oldSpine+"@63" || ev.NewPath[1] == ev.OldPath[1] || !strings.HasPrefix(ev.NewPath[1], "spine") {
+		t.Errorf("pathchange %+v (old spine %s)", ev, oldSpine)
+	}
+	after, _ := f.eng.Paths(flows.PathQuery{Src: src, Dst: dst, DstPort: 5201})
+	if len(after.Paths) != 1 || after.Paths[0].Hops[1].Node == oldSpine || len(after.Paths[0].Hops) != 3 {
+		t.Errorf("path after the change: %+v", after.Paths)
+	}
+}
+
+// Two elephants hashed onto one uplink: a collision event names the link
+// and both flows.
+func TestCollisionOnOneUplink(t *testing.T) {
+	f := newFabric(t, sim.Config{Seed: 11, Mice: -1, ElephantEvery: time.Minute, Collision: true}, flows.Config{})
+	if err := f.eng.SetTopology(flows.Topology{Links: fabricLinks()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.eng.SetFlow("elephant", flows.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.eng.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 100e6 / 8, ByFlow: true, Timeout: 2}); err != nil {
+		t.Fatal(err)
+	}
+	f.run(8 * time.Second)
+	evs := f.eng.Events(t.Context(), -1, flows.EventCollision, 10, 0)
+	var up string
+	for _, tf := range f.sim.Truth().Flows {
+		if tf.Elephant {
+			up = tf.Hops[1].Node + "-" + tf.Hops[2].Node
+		}
+	}
+	if len(evs) != 1 || evs[0].FlowKey != up || len(evs[0].Flows) != 2 {
+		t.Fatalf("collision events %+v, want one on %s with two flows", evs, up)
+	}
+}
+
+// A 5-tuple sampled at only one hop of another's path is on that path, not
+// a path of its own.
+func TestPartialPathsFoldIntoTheirPath(t *testing.T) {
+	e := flows.New(flows.Config{})
+	var dec decode.Decoder
+	hop := func(agent string, ttl uint8, in, out uint32, sport uint16, seq uint32) {
+		f := testFrame()
+		f.TTL, f.SrcPort = ttl, sport
+		d := sflowtest.Datagram{Agent: netip.MustParseAddr(agent), Sequence: seq, Samples: []sflowtest.Sample{&sflowtest.FlowSample{
+			Sequence: seq, Source: decode.DataSource{Index: in}, SamplingRate: 100, SamplePool: 100 * seq,
+			Input: decode.Port{Value: in}, Output: decode.Port{Value: out},
+			Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 1000, Header: f.Bytes()}}}}}
+		dec.Decode(d.Bytes(), e)
+	}
+	hop("10.255.1.1", 64, 1, 51, 1000, 1)
+	hop("10.255.0.1", 63, 1, 4, 1000, 1)
+	hop("10.255.1.4", 62, 51, 1, 1000, 1)
+	hop("10.255.0.1", 63, 1, 4, 2000, 2) // another 5-tuple, seen only at the spine
+	ps, err := e.Paths(flows.PathQuery{Src: netip.MustParseAddr("10.1.1.2"), Dst: netip.MustParseAddr("10.2.2.3")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps.Paths) != 1 || len(ps.Paths[0].Flows) != 2 || len(ps.Paths[0].Hops) != 3 || len(ps.Split) != 0 {
+		t.Errorf("paths %+v, splits %+v: want one path of three hops with two flows", ps.Paths, ps.Split)
 	}
 }

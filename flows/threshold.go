@@ -74,6 +74,11 @@ type Event struct {
 	Threshold   float64   `json:"threshold"`
 	FlowKey     string    `json:"flowKey,omitempty"`
 	Values      []float64 `json:"values,omitempty"`
+	// fabrictrace's own events: a pathchange has the path before and after,
+	// node by node; a collision names the elephants sharing a link.
+	OldPath []string `json:"oldPath,omitempty"`
+	NewPath []string `json:"newPath,omitempty"`
+	Flows   []string `json:"flows,omitempty"`
 }
 
 // threshold is a threshold's arm state: which flows (byFlow) or data

@@ -31,7 +31,7 @@ for _ in $(seq 50); do
 done
 
 # One long elephant on a known pair, so pathtrace has a path to show at once.
-"$BIN/fabricsim" -sflow "$SFLOW" -bgp "$BGP" -elephant 172.16.1.11,172.16.1.42,300,1s,1h -seed "$SEED" -truth "$LOGS/truth.json" 2>"$LOGS/fabricsim.log" &
+"$BIN/fabricsim" -sflow "$SFLOW" -bgp "$BGP" -elephant 172.16.1.11,172.16.1.42,300,1s,1h -collision -seed "$SEED" -truth "$LOGS/truth.json" 2>"$LOGS/fabricsim.log" &
 pids+=($!)
 
 cat <<MSG
@@ -42,6 +42,7 @@ threshold of 100 Mbit/s (flow "elephant": node:inputifindex,ipsource,ipdestinati
 
   its path:         $BIN/pathtrace -collector http://$HTTP 172.16.1.11 172.16.1.42
   elephant events:  curl 'http://$HTTP/events/json?thresholdID=elephant&maxEvents=10&timeout=60'
+  ECMP collisions:  curl 'http://$HTTP/events/json?thresholdID=collision'
   elephant lives:   curl 'http://$HTTP/elephants/json'
   hop by hop now:   curl 'http://$HTTP/activeflows/ALL/elephant/json?minValue=1000000'
   agents:           curl 'http://$HTTP/agents/json'

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -22,6 +23,7 @@ type Flow struct {
 	Packets, Bytes   uint64 // sent so far
 
 	srcContainer, dstContainer *Container
+	srcEnd, dstEnd             endpoint
 	carried                    float64 // fraction of a packet owed to the next tick
 }
 
@@ -49,8 +51,9 @@ func ifIndex(p *Port) uint32 {
 // by the leaf, so one 5-tuple always takes one path and different 5-tuples
 // spread, as a switch's ECMP hash does.
 func (s *Sim) ecmp(leaf *Node, f *Flow) *Node {
-	var key [40]byte
+	var key [48]byte
 	b := append(key[:0], leaf.Name...)
+	b = binary.BigEndian.AppendUint32(b, s.salt[leaf])
 	b = append(b, f.Src.AsSlice()...)
 	b = append(b, f.Dst.AsSlice()...)
 	b = append(b, f.Proto)
@@ -66,7 +69,34 @@ func (s *Sim) ecmp(leaf *Node, f *Flow) *Node {
 
 // route lays down a flow's hops: TTL 64 leaves the container, and every
 // routed hop (leaf, spine, leaf) takes one off.
+// Rehash changes a leaf's ECMP hash, as a reboot or a link flap would, and
+// moves the flows it carries onto their new paths. It reports how many
+// flows changed spine.
+func (s *Sim) Rehash(leafName string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	leaf := s.fab.Node(leafName)
+	if leaf == nil || leaf.Kind != Leaf {
+		return 0, fmt.Errorf("rehash %q: no such leaf", leafName)
+	}
+	s.salt[leaf]++
+	moved := 0
+	for _, f := range s.flows {
+		if len(f.Hops) < 5 || f.Hops[1].Node != leaf {
+			continue // not crossing a spine from this leaf
+		}
+		old := f.Hops[2].Node
+		f.Hops = nil
+		s.route(f, f.srcEnd, f.dstEnd)
+		if f.Hops[2].Node != old {
+			moved++
+		}
+	}
+	return moved, nil
+}
+
 func (s *Sim) route(f *Flow, src, dst endpoint) {
+	f.srcEnd, f.dstEnd = src, dst
 	type step struct {
 		node    *Node
 		in, out *Port

@@ -113,6 +113,7 @@ type Sim struct {
 	endedDrop  uint64
 	nextID     int
 	agents     map[*Node]*agent
+	salt       map[*Node]uint32 // each leaf's ECMP hash salt; Rehash changes it
 	agentOrder []*agent
 	schedule   []Elephant
 	collided   bool
@@ -132,7 +133,7 @@ func New(cfg Config) (*Sim, error) {
 		return nil, err
 	}
 	s := &Sim{cfg: cfg, fab: fab, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed5eed)),
-		agents: map[*Node]*agent{}}
+		agents: map[*Node]*agent{}, salt: map[*Node]uint32{}}
 	for _, n := range fab.Nodes() {
 		if n.Kind == Server && !cfg.ServerAgents {
 			continue
