@@ -29,6 +29,9 @@ type Elephant struct {
 	Threshold   float64    `json:"threshold"`       // the threshold it crossed
 	Locations   []Location `json:"locations"`       // where it was seen over the threshold
 	Owner       *Owner     `json:"owner,omitempty"` // where its destination lives, from the RIB
+	// Path is the largest path its addresses' 5-tuples take, when the flow's
+	// keys hold both addresses.
+	Path []PathHop `json:"path,omitempty"`
 }
 
 // Owner is where an address lives: its route, and the topology's names for
@@ -57,6 +60,7 @@ type elephant struct {
 	first     float64
 	last      float64
 	threshold float64
+	src, dst  netip.Addr // from the flow's keys, when they hold them
 }
 
 type elephantKey struct {
@@ -85,7 +89,8 @@ func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v flo
 		el = &elephant{entries: map[*entry]bool{}, first: ent.since, threshold: th.def.Value,
 			rec: Elephant{ElephantID: l.nextID, ThresholdID: th.name, Metric: th.def.Metric,
 				FlowKey: e.formatIdent(p, ent.ident), Active: true, Threshold: th.def.Value}}
-		el.rec.Owner = e.owner(destination(p, ent.ident))
+		el.src, el.dst = endpoints(p, ent.ident)
+		el.rec.Owner = e.owner(el.dst)
 		l.active[k] = el
 	}
 	el.entries[ent] = true
@@ -97,19 +102,24 @@ func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v flo
 	return el
 }
 
-// destination finds the flow's destination address among its key fields.
-func destination(p *plan, ident []byte) netip.Addr {
+// endpoints finds the flow's source and destination addresses among its
+// key fields.
+func endpoints(p *plan, ident []byte) (src, dst netip.Addr) {
 	for _, t := range p.keys {
 		if t.location {
 			continue
 		}
 		var v value
 		v, ident = readKey(ident)
-		if strings.Contains(t.text, "destination") && v.isAddr() {
-			return v.addr()
+		switch {
+		case !v.isAddr():
+		case strings.Contains(t.text, "destination"):
+			dst = v.addr()
+		case strings.Contains(t.text, "source"):
+			src = v.addr()
 		}
 	}
-	return netip.Addr{}
+	return src, dst
 }
 
 // owner attributes an address through the RIB and the topology.
@@ -182,6 +192,7 @@ func (el *elephant) leave(e *Engine, ent *entry) {
 func (l *elephantLog) publish(e *Engine, el *elephant) {
 	el.rec.Start = e.wall(el.first)
 	el.rec.Duration = el.last - el.first
+	el.rec.Path = e.pairPath(el.src, el.dst)
 	rec := el.rec
 	rec.Locations = append([]Location(nil), el.rec.Locations...)
 	l.changes.add(rec, func(r *Elephant, id int64) { r.UpdateID = id })
@@ -203,6 +214,7 @@ func (e *Engine) ActiveElephants() []Elephant {
 		rec := el.rec
 		rec.Start = e.wall(el.first)
 		rec.Duration = el.last - el.first
+		rec.Path = e.pairPath(el.src, el.dst)
 		rec.Locations = append([]Location(nil), el.rec.Locations...)
 		out = append(out, rec)
 	}

@@ -2,6 +2,7 @@ package flows_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/netip"
 	"strings"
@@ -143,6 +144,13 @@ func TestElephantPathLoop(t *testing.T) {
 		t.Fatalf("%d ended elephant records, want 1: %+v", len(ended), recs)
 	}
 	el := ended[0]
+	var path []string
+	for _, h := range el.Path {
+		path = append(path, fmt.Sprintf("%s@%d", h.Node, h.TTL))
+	}
+	if want := "leaf01@64 " + spine + "@63 leaf04@62"; strings.Join(path, " ") != want {
+		t.Errorf("elephant path %v, want %s", path, want)
+	}
 	if el.FlowKey != "172.16.1.11,172.16.1.42" || len(el.Locations) != 3 {
 		t.Errorf("elephant %q at %d locations, want 172.16.1.11,172.16.1.42 at 3", el.FlowKey, len(el.Locations))
 	}

@@ -268,8 +268,25 @@ func (e *Engine) Paths(q PathQuery) (Paths, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.topo.refresh(e.clock(), true)
+	return e.pathsLocked(q), nil
+}
+
+// pairPath is the biggest path of a pair, or nil.
+func (e *Engine) pairPath(src, dst netip.Addr) []PathHop {
+	if !src.IsValid() || !dst.IsValid() {
+		return nil
+	}
+	ps := e.pathsLocked(PathQuery{Src: src, Dst: dst})
+	if len(ps.Paths) == 0 {
+		return nil
+	}
+	return ps.Paths[0].Hops
+}
+
+// pathsLocked answers Paths with the engine locked.
+func (e *Engine) pathsLocked(q PathQuery) Paths {
 	now := e.clock()
-	e.topo.refresh(now, true)
 	out := Paths{Src: q.Src, Dst: q.Dst, SrcEnd: e.owner(q.Src), DstEnd: e.owner(q.Dst), Paths: []Path{}}
 	groups := map[string]*Path{}
 	var order []string
@@ -321,7 +338,7 @@ func (e *Engine) Paths(q PathQuery) (Paths, error) {
 	}
 	sort.Slice(out.Paths, func(i, j int) bool { return out.Paths[i].Bytes > out.Paths[j].Bytes })
 	out.Split = splits(out.Paths)
-	return out, nil
+	return out
 }
 
 // assemble orders a 5-tuple's observations into hops by TTL, highest

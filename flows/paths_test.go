@@ -223,3 +223,43 @@ func TestPartialPathsFoldIntoTheirPath(t *testing.T) {
 		t.Errorf("paths %+v, splits %+v: want one path of three hops with two flows", ps.Paths, ps.Split)
 	}
 }
+
+// The quality the tracker is held to: at 1-in-1000 sampling, the fraction
+// of elephants whose full path is right within 2 s of their start, on the
+// default fabric with ECMP, hosts exporting and background traffic. The
+// goal is at least 99 %.
+func TestElephantPathsRightWithinTwoSeconds(t *testing.T) {
+	f := newFabric(t, sim.Config{Seed: 31, Mice: 100, ServerAgents: true, IPv6: true,
+		ElephantEvery: 2 * time.Second, ElephantDuration: 6 * time.Second, ElephantRate: 200e6}, flows.Config{})
+	rightAt := map[int]time.Duration{} // elephant id -> when its path was first right
+	for f.sim.Now() < 3*time.Minute {
+		f.run(100 * time.Millisecond)
+		for _, tf := range f.sim.Truth().Flows {
+			if !tf.Elephant || !tf.Active {
+				continue
+			}
+			if _, done := rightAt[tf.ID]; done {
+				continue
+			}
+			ps, _ := f.eng.Paths(flows.PathQuery{Src: tf.Src, Dst: tf.Dst, Proto: tf.Proto, SrcPort: tf.SrcPort, DstPort: tf.DstPort})
+			if len(ps.Paths) == 1 && gotHops(ps.Paths[0]) == trueHops(tf, nil) {
+				rightAt[tf.ID] = f.sim.Now() - time.Duration(tf.Start*float64(time.Second))
+			}
+		}
+	}
+	elephants, inTime := 0, 0
+	for _, tf := range f.sim.Truth().Flows {
+		if !tf.Elephant || tf.Start > 170 { // started late enough to have had 2 s
+			continue
+		}
+		elephants++
+		if d, ok := rightAt[tf.ID]; ok && d <= 2*time.Second {
+			inTime++
+		}
+	}
+	frac := float64(inTime) / float64(elephants)
+	t.Logf("%d of %d elephants (%.1f%%) had their full path right within 2 s of starting, at 1 in 1000", inTime, elephants, 100*frac)
+	if elephants < 50 || frac < 0.99 {
+		t.Errorf("%.1f%% of %d elephants right within 2 s; the goal is 99%%", 100*frac, elephants)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -61,4 +62,16 @@ func pathQuery(r *http.Request) (flows.PathQuery, error) {
 		}
 	}
 	return q, nil
+}
+
+// path serves /path/json?flowKey=SRC,DST,PROTO,SPORT,DPORT: one 5-tuple's
+// path, as pathchange events name it.
+func (s *Server) path(w http.ResponseWriter, r *http.Request) {
+	f := strings.Split(r.URL.Query().Get("flowKey"), ",")
+	if len(f) != 5 {
+		s.fail(w, http.StatusBadRequest, fmt.Errorf("flowKey %q: want SRC,DST,PROTO,SPORT,DPORT", r.URL.Query().Get("flowKey")))
+		return
+	}
+	r.URL.RawQuery = url.Values{"src": {f[0]}, "dst": {f[1]}, "proto": {f[2]}, "sport": {f[3]}, "dport": {f[4]}}.Encode()
+	s.paths(w, r)
 }

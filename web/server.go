@@ -100,6 +100,7 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/dump/{agent}/{metrics}/json", s.dump).Methods(http.MethodGet)
 	r.HandleFunc("/table/{agent}/{metrics}/json", s.table).Methods(http.MethodGet)
 	r.HandleFunc("/paths/json", s.paths).Methods(http.MethodGet)
+	r.HandleFunc("/path/json", s.path).Methods(http.MethodGet)
 	r.HandleFunc("/bgp/neighbors/json", s.neighbors).Methods(http.MethodGet)
 	r.HandleFunc("/rib/json", s.ribList).Methods(http.MethodGet)
 	r.HandleFunc("/rib/lookup/json", s.ribLookup).Methods(http.MethodGet)

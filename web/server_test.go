@@ -214,6 +214,8 @@ func TestBadRequestsSayWhatIsWrong(t *testing.T) {
 		{"GET", "/paths/json?src=x&dst=10.0.0.1", "", 400, "src"},
 		{"GET", "/paths/json?src=10.0.0.2&dst=10.0.0.1&proto=sctp", "", 400, "proto"},
 		{"GET", "/paths/json?src=10.0.0.2&dst=10.0.0.1&dport=0", "", 400, "dport"},
+		{"GET", "/path/json?flowKey=10.0.0.2,10.0.0.1,6", "", 400, "SRC,DST,PROTO,SPORT,DPORT"},
+		{"GET", "/path/json?flowKey=10.0.0.2,10.0.0.1,6,1000,443", "", 200, `"paths":[]`},
 	} {
 		code, out := r.do(c.method, c.path, c.body)
 		if code != c.code || !strings.Contains(out, c.says) {
