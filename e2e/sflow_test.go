@@ -24,7 +24,7 @@ import (
 	"time"
 )
 
-var collectorBin string
+var collectorBin, pathtraceBin string
 
 func TestMain(m *testing.M) {
 	if os.Geteuid() != 0 {
@@ -36,9 +36,9 @@ func TestMain(m *testing.M) {
 		fmt.Println(err)
 		os.Exit(1)
 	}
-	collectorBin = filepath.Join(dir, "collector")
-	if out, err := exec.Command("go", "build", "-o", collectorBin, "../cmd/collector").CombinedOutput(); err != nil {
-		fmt.Printf("build collector: %v\n%s", err, out)
+	collectorBin, pathtraceBin = filepath.Join(dir, "collector"), filepath.Join(dir, "pathtrace")
+	if out, err := exec.Command("go", "build", "-o", dir+"/", "../cmd/collector", "../cmd/pathtrace").CombinedOutput(); err != nil {
+		fmt.Printf("build: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()
