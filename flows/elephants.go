@@ -122,13 +122,19 @@ func endpoints(p *plan, ident []byte) (src, dst netip.Addr) {
 	return src, dst
 }
 
-// owner attributes an address through the RIB and the topology.
+// owner attributes an address through the RIB and the topology; an address
+// whose route was withdrawn lately comes back marked gone.
 func (e *Engine) owner(a netip.Addr) *Owner {
 	if !a.IsValid() || e.cfg.Routes == nil {
 		return nil
 	}
 	r, ok := e.cfg.Routes.RouteOf(a)
 	if !ok {
+		for p, at := range e.gone {
+			if p.Contains(a) {
+				return &Owner{Address: a, Prefix: p, Gone: at}
+			}
+		}
 		return nil
 	}
 	o := &Owner{Address: a, Prefix: r.Prefix, NextHop: r.NextHop, Peer: r.Peer,
@@ -145,6 +151,18 @@ func (e *Engine) Withdrawn(prefix netip.Prefix) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.clock()
+	// Remember it, so paths to it say gone rather than nothing; a bounded
+	// memory, oldest forgotten first.
+	if len(e.gone) >= maxGone {
+		var oldest netip.Prefix
+		for p, at := range e.gone {
+			if !oldest.IsValid() || at < e.gone[oldest] {
+				oldest = p
+			}
+		}
+		delete(e.gone, oldest)
+	}
+	e.gone[prefix] = e.wall(now)
 	for _, el := range e.elephants.active {
 		if o := el.rec.Owner; o != nil && o.Gone == 0 && prefix.Contains(o.Address) {
 			gone := *o
@@ -154,6 +172,9 @@ func (e *Engine) Withdrawn(prefix netip.Prefix) {
 		}
 	}
 }
+
+// maxGone bounds the withdrawn prefixes remembered.
+const maxGone = 10_000
 
 // seen takes a new value of one of the elephant's locations. Only samples
 // over the threshold extend its life: traffic of the same key while it

@@ -78,9 +78,10 @@ type Engine struct {
 	events     *ring[Event]
 	elephants  *elephantLog
 	paths      pathTracker
-	collisions map[portRef]string // links with colliding elephants, as reported
-	smp        sample             // the sample being taken
-	quoted     decode.Packet      // the packet an ICMP error quotes
+	collisions map[portRef]string     // links with colliding elephants, as reported
+	gone       map[netip.Prefix]int64 // withdrawn prefixes, and when (ms since the epoch)
+	smp        sample                 // the sample being taken
+	quoted     decode.Packet          // the packet an ICMP error quotes
 	// memo holds each distinct top-level key's value for the sample being
 	// taken, so definitions that share keys extract them once.
 	memo     []memoValue
@@ -116,6 +117,7 @@ func New(cfg Config) *Engine {
 	e.topo.init()
 	e.groups.init()
 	e.paths.init(cfg.MaxPaths)
+	e.gone = map[netip.Prefix]int64{}
 	return e
 }
 

@@ -256,6 +256,24 @@ func (e *Engine) NodeName(a netip.Addr) string {
 	return e.topo.nodeName(a)
 }
 
+// NodeAddress finds a node's agent address by its name: from the topology
+// document, else from host_descr counters.
+func (e *Engine) NodeAddress(name string) (netip.Addr, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if n, ok := e.topo.doc.Nodes[name]; ok {
+		if a, err := netip.ParseAddr(n.Agent); err == nil {
+			return a, true
+		}
+	}
+	for a, host := range e.topo.hosts {
+		if host == name {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
 // SetTopology installs a topology document; its version goes up by one.
 func (e *Engine) SetTopology(doc Topology) error {
 	e.mu.Lock()

@@ -17,7 +17,7 @@ var protocols = map[string]uint8{"icmp": 1, "tcp": 6, "udp": 17, "icmp6": 58, "i
 // paths serves /paths/json?src=A&dst=B[&proto=&sport=&dport=]: every path
 // the pair's sampled 5-tuples take, the ECMP splits and where each end lives.
 func (s *Server) paths(w http.ResponseWriter, r *http.Request) {
-	q, err := pathQuery(r)
+	q, err := pathQuery(r, s.cfg.Engine.NodeAddress)
 	if err != nil {
 		s.fail(w, http.StatusBadRequest, err)
 		return
@@ -30,15 +30,24 @@ func (s *Server) paths(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, out)
 }
 
-func pathQuery(r *http.Request) (flows.PathQuery, error) {
+// pathQuery reads a path query. src and dst are addresses, or names of
+// nodes the collector knows (a host's name stands for its address).
+func pathQuery(r *http.Request, byName func(string) (netip.Addr, bool)) (flows.PathQuery, error) {
 	var q flows.PathQuery
 	v := r.URL.Query()
-	var err error
-	if q.Src, err = netip.ParseAddr(v.Get("src")); err != nil {
-		return q, fmt.Errorf("src %q: want an IPv4 or IPv6 address", v.Get("src"))
-	}
-	if q.Dst, err = netip.ParseAddr(v.Get("dst")); err != nil {
-		return q, fmt.Errorf("dst %q: want an IPv4 or IPv6 address", v.Get("dst"))
+	for _, end := range []struct {
+		name string
+		to   *netip.Addr
+	}{{"src", &q.Src}, {"dst", &q.Dst}} {
+		text := v.Get(end.name)
+		a, err := netip.ParseAddr(text)
+		if err != nil {
+			var ok bool
+			if a, ok = byName(text); !ok {
+				return q, fmt.Errorf("%s %q: want an IPv4 or IPv6 address, or the name of a node the collector knows", end.name, text)
+			}
+		}
+		*end.to = a
 	}
 	if p := strings.ToLower(v.Get("proto")); p != "" {
 		if n, ok := protocols[p]; ok {

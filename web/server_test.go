@@ -182,6 +182,13 @@ func TestElephantEventsOverHTTP(t *testing.T) {
 	if len(active) != 3 || !strings.HasPrefix(active[0].Key, "leaf") && !strings.HasPrefix(active[0].Key, "spine") {
 		t.Errorf("active flows %+v, want the elephant's 3 hops", active)
 	}
+	// Nodes the collector knows by name stand for their addresses.
+	var named flows.Paths
+	json.Unmarshal([]byte(r.must("GET", "/paths/json?src=leaf01&dst=spine02", "", 200)), &named)
+	if named.Src.String() != "10.255.1.1" || named.Dst.String() != "10.255.0.2" {
+		t.Errorf("leaf01 -> spine02 resolved to %s -> %s", named.Src, named.Dst)
+	}
+	r.must("GET", "/paths/json?src=nobody&dst=spine02", "", 400)
 	var agents map[string]map[string]any
 	json.Unmarshal([]byte(r.must("GET", "/agents/json", "", 200)), &agents)
 	if agents["10.255.1.1"]["sFlowDatagramsReceived"] != 7.0 {
@@ -211,7 +218,7 @@ func TestBadRequestsSayWhatIsWrong(t *testing.T) {
 		{"GET", "/events/json?timeout=soon", "", 400, "timeout"},
 		{"PUT", "/topology/json", `{"nodes":{"a":{"agent":"x"}}}`, 400, "agent"},
 		{"GET", "/nothing/here", "", 404, "no such endpoint"},
-		{"GET", "/paths/json?src=x&dst=10.0.0.1", "", 400, "src"},
+		{"GET", "/paths/json?src=x&dst=10.0.0.1", "", 400, "or the name of a node the collector knows"},
 		{"GET", "/paths/json?src=10.0.0.2&dst=10.0.0.1&proto=sctp", "", 400, "proto"},
 		{"GET", "/paths/json?src=10.0.0.2&dst=10.0.0.1&dport=0", "", 400, "dport"},
 		{"GET", "/path/json?flowKey=10.0.0.2,10.0.0.1,6", "", 400, "SRC,DST,PROTO,SPORT,DPORT"},

@@ -173,4 +173,9 @@ func TestElephantOwnerAndGone(t *testing.T) {
 	if len(got) != 1 || got[0].Owner == nil || got[0].Owner.Gone == 0 || !got[0].Active {
 		t.Fatalf("after the withdrawal: %+v", got)
 	}
+	// Its path says so too: the destination is gone, since when.
+	ps, err := engine.Paths(flows.PathQuery{Src: netip.MustParseAddr("172.16.1.11"), Dst: container.Addr()})
+	if err != nil || len(ps.Paths) != 1 || ps.DstEnd == nil || ps.DstEnd.Gone != got[0].Owner.Gone || ps.DstEnd.Prefix != container {
+		t.Errorf("path after the withdrawal: %+v (err %v)", ps, err)
+	}
 }

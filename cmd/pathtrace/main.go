@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -39,10 +38,12 @@ const (
 const usage = `Usage: pathtrace [flags] SRC DST
 
 Prints the hop-by-hop path of SRC -> DST traffic that a fabrictrace
-collector has sampled, with each end's BGP owner.
+collector has sampled, with each end's BGP owner. SRC and DST are addresses,
+or names of nodes the collector knows (a host stands for its address).
 
 Examples:
   pathtrace 172.16.1.11 172.16.1.42
+  pathtrace server01 server04
   pathtrace -proto tcp -dport 443 172.16.1.11 172.16.1.42
   pathtrace -json 172.16.1.11 172.16.1.42 | jq .split
   pathtrace -watch -collector http://10.0.0.5:8008 fd00:172:16:1::1:1 fd00:172:16:1::4:2
@@ -55,7 +56,7 @@ type options struct {
 	proto        string
 	sport, dport uint
 	json, watch  bool
-	src, dst     netip.Addr
+	src, dst     string // addresses, or names of nodes the collector knows
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -82,12 +83,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() != 2 {
 		return o, errors.New("want SRC and DST")
 	}
-	var err error
-	if o.src, err = netip.ParseAddr(fs.Arg(0)); err != nil {
-		return o, fmt.Errorf("SRC %q: want an IPv4 or IPv6 address", fs.Arg(0))
-	}
-	if o.dst, err = netip.ParseAddr(fs.Arg(1)); err != nil {
-		return o, fmt.Errorf("DST %q: want an IPv4 or IPv6 address", fs.Arg(1))
+	o.src, o.dst = fs.Arg(0), fs.Arg(1)
+	for _, a := range []string{o.src, o.dst} {
+		if strings.TrimSpace(a) == "" || strings.ContainsAny(a, " /?&") {
+			return o, fmt.Errorf("%q: want an address or a node name", a)
+		}
 	}
 	if o.sport > 65535 || o.dport > 65535 {
 		return o, errors.New("-sport and -dport: want 1 to 65535")
@@ -128,7 +128,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func once(ctx context.Context, o options, stdout, stderr io.Writer) int {
-	q := url.Values{"src": {o.src.String()}, "dst": {o.dst.String()}}
+	q := url.Values{"src": {o.src}, "dst": {o.dst}}
 	if o.proto != "" {
 		q.Set("proto", o.proto)
 	}

@@ -86,7 +86,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"-collector", bad, "-proto", "sctp", "172.16.1.11", "172.16.1.42"}, 2, "want tcp, udp"},
 		{[]string{"-collector", goneURL, "172.16.1.11", "172.16.1.42"}, 3, "cannot reach the collector at " + goneURL},
 		{[]string{"172.16.1.11"}, 2, "want SRC and DST"},
-		{[]string{"172.16.1.11", "server04"}, 2, "DST \"server04\""},
+		{[]string{"172.16.1.11", "a b"}, 2, `"a b": want an address or a node name`},
 		{[]string{"-sport", "70000", "172.16.1.11", "172.16.1.42"}, 2, "-sport"},
 		{[]string{"-h"}, 0, "Examples:"},
 	} {
