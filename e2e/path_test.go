@@ -16,7 +16,8 @@ import (
 // leaf2 - h2 with kernel routing and Open vSwitch sampling every router,
 // and FRR's bgpd on leaf2 announcing the container /32s behind it to the
 // collector. pathtrace must show leaf1, spine, leaf2 at TTL 64, 63, 62,
-// with the destination attributed to leaf2's BGP session.
+// with the destination attributed to leaf2's BGP session and the path
+// ending at the host its next hop names.
 func TestPathtraceOverRealRouting(t *testing.T) {
 	f := newFabric(t, "p")
 	f.start("collector", "mg", collectorBin, "-sflow", "10.255.0.1:6343", "-http", "10.255.0.1:8008",
@@ -74,13 +75,14 @@ exit
 		}
 		got = answer{}
 		json.Unmarshal(out, &got)
-		return len(got.Paths) == 1 && len(got.Paths[0].Hops) == 3 && got.DstOwner != nil, string(out)
+		return len(got.Paths) == 1 && len(got.Paths[0].Hops) == 4 && got.DstOwner != nil, string(out)
 	})
 	var hops []string
 	for _, h := range got.Paths[0].Hops {
 		hops = append(hops, fmt.Sprintf("%s@%d/%s", h.Agent, h.TTL, h.Kind))
 	}
-	if want := "10.255.0.11@64/sampled 10.255.0.12@63/sampled 10.255.0.13@62/sampled"; strings.Join(hops, " ") != want {
+	// The host sends no sFlow: its BGP next hop ends the path.
+	if want := "10.255.0.11@64/sampled 10.255.0.12@63/sampled 10.255.0.13@62/sampled @61/attributed"; strings.Join(hops, " ") != want {
 		t.Errorf("path %s, want %s", strings.Join(hops, " "), want)
 	}
 	if o := got.DstOwner; o.Peer != "10.255.0.13" || o.Nexthop != "10.2.2.2" || o.Prefix != "172.16.1.20/32" {

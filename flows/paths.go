@@ -212,7 +212,8 @@ type PathHop struct {
 	// How the hop is known: "sampled"; "inferred" (not sampled, but a
 	// topology link says which node must sit there); "missing" (not sampled
 	// and not inferable); "l2" (a second node at one TTL: bridged, or a
-	// conflict).
+	// conflict); "attributed" (the destination's host, from its BGP next
+	// hop, when it exports no sFlow).
 	Kind string `json:"kind"`
 }
 
@@ -338,7 +339,27 @@ func (e *Engine) pathsLocked(q PathQuery) Paths {
 	}
 	sort.Slice(out.Paths, func(i, j int) bool { return out.Paths[i].Bytes > out.Paths[j].Bytes })
 	out.Split = splits(out.Paths)
+	for i := range out.Paths {
+		out.Paths[i].Hops = endAtHost(out.Paths[i].Hops, out.DstEnd)
+	}
 	return out
+}
+
+// endAtHost ends a path at the destination's host, as BGP names it (the
+// next hop of its /32), when the host exports no sFlow of its own.
+func endAtHost(hops []PathHop, dst *Owner) []PathHop {
+	if dst == nil || !dst.NextHop.IsValid() || len(hops) == 0 {
+		return hops
+	}
+	last := hops[len(hops)-1]
+	if last.Agent == dst.NextHop.String() || dst.Host != "" && last.Node == dst.Host || last.TTL == 0 {
+		return hops
+	}
+	host := dst.Host
+	if host == "" {
+		host = dst.NextHop.String()
+	}
+	return append(hops, PathHop{TTL: last.TTL - 1, Node: host, Kind: "attributed"})
 }
 
 // assemble orders a 5-tuple's observations into hops by TTL, highest

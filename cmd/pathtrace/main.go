@@ -211,6 +211,8 @@ func render(w io.Writer, ps flows.Paths) {
 				node = "?"
 			case "l2":
 				node += " (same TTL: bridged or conflict)"
+			case "attributed":
+				node += " (host, by BGP next hop)"
 			}
 			samples := "-"
 			if h.Samples > 0 {
