@@ -6,6 +6,7 @@ require (
 	github.com/Cistern/sflow v0.0.0-20240622235316-ed105e3cf9fb
 	github.com/gorilla/mux v1.8.1
 	github.com/osrg/gobgp/v3 v3.37.0
+	golang.org/x/net v0.38.0
 	golang.org/x/sync v0.18.0
 	golang.org/x/sys v0.38.0
 	google.golang.org/protobuf v1.33.0
@@ -32,7 +33,6 @@ require (
 	github.com/subosito/gotenv v1.4.2 // indirect
 	github.com/vishvananda/netlink v1.2.1 // indirect
 	github.com/vishvananda/netns v0.0.4 // indirect
-	golang.org/x/net v0.38.0 // indirect
 	golang.org/x/text v0.23.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20230525234030-28d5490b6b19 // indirect
 	google.golang.org/grpc v1.56.3 // indirect

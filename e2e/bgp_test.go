@@ -51,12 +51,15 @@ func run(t *testing.T, dir, name string, env []string, args ...string) *exec.Cmd
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
+	// Its own process group, so its children (chromium's renderers,
+	// exabgp's tail) stop with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			cmd.Wait()
 		}
 	})

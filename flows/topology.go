@@ -256,6 +256,41 @@ func (e *Engine) NodeName(a netip.Addr) string {
 	return e.topo.nodeName(a)
 }
 
+// Node is a node the collector knows: named by the topology document or by
+// its agent's host_descr.
+type Node struct {
+	Name  string     `json:"name"`
+	Agent netip.Addr `json:"agent,omitzero"`
+}
+
+// Nodes lists the nodes the collector knows, by name.
+func (e *Engine) Nodes() []Node {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.topo.refresh(e.clock(), true)
+	byName := map[string]netip.Addr{}
+	for a, host := range e.topo.hosts {
+		byName[host] = a
+	}
+	for name, n := range e.topo.doc.Nodes {
+		a, _ := netip.ParseAddr(n.Agent)
+		byName[name] = a
+	}
+	for _, l := range e.topo.doc.Links {
+		for _, n := range []string{l.Node1, l.Node2} {
+			if _, ok := byName[n]; !ok {
+				byName[n] = netip.Addr{}
+			}
+		}
+	}
+	out := make([]Node, 0, len(byName))
+	for n, a := range byName {
+		out = append(out, Node{Name: n, Agent: a})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
 // NodeAddress finds a node's agent address by its name: from the topology
 // document, else from host_descr counters.
 func (e *Engine) NodeAddress(name string) (netip.Addr, bool) {

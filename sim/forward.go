@@ -24,6 +24,7 @@ type Flow struct {
 
 	srcContainer, dstContainer *Container
 	srcEnd, dstEnd             endpoint
+	scheduled                  bool    // an Elephant of the Config: churn spares its containers
 	carried                    float64 // fraction of a packet owed to the next tick
 }
 

@@ -334,9 +334,17 @@ func (s *Sim) churn() {
 	if every <= 0 || s.now == 0 || s.now%every >= s.cfg.Tick {
 		return
 	}
+	// A container at either end of a scheduled elephant stays: whoever
+	// scheduled it wants to watch it.
+	kept := map[*Container]bool{}
+	for _, f := range s.flows {
+		if f.scheduled {
+			kept[f.srcContainer], kept[f.dstContainer] = true, true
+		}
+	}
 	var alive []*Container
 	for _, c := range s.containers {
-		if c.Alive {
+		if c.Alive && !kept[c] {
 			alive = append(alive, c)
 		}
 	}
@@ -454,7 +462,9 @@ func (s *Sim) startScheduled() {
 			continue
 		}
 		if e.Src.IsValid() {
-			s.startElephant(e)
+			if f := s.startElephant(e); f != nil {
+				f.scheduled = true
+			}
 			continue
 		}
 		// A random one, re-armed for the next period.

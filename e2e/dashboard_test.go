@@ -1,0 +1,174 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/websocket"
+)
+
+// cdp is a minimal Chrome DevTools Protocol client: enough to evaluate
+// JavaScript in a page, take screenshots and collect console errors.
+type cdp struct {
+	t      *testing.T
+	ws     *websocket.Conn
+	id     int
+	errors []string
+}
+
+func (c *cdp) call(method string, params any) json.RawMessage {
+	c.t.Helper()
+	c.id++
+	if err := websocket.JSON.Send(c.ws, map[string]any{"id": c.id, "method": method, "params": params}); err != nil {
+		c.t.Fatal(err)
+	}
+	for {
+		var msg struct {
+			ID     int
+			Method string
+			Params json.RawMessage
+			Result json.RawMessage
+			Error  *struct{ Message string }
+		}
+		c.ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if err := websocket.JSON.Receive(c.ws, &msg); err != nil {
+			c.t.Fatalf("%s: %v", method, err)
+		}
+		switch {
+		case msg.Method == "Runtime.exceptionThrown":
+			c.errors = append(c.errors, string(msg.Params))
+		case msg.Method == "Runtime.consoleAPICalled" && strings.Contains(string(msg.Params), `"type":"error"`):
+			c.errors = append(c.errors, string(msg.Params))
+		case msg.ID == c.id:
+			if msg.Error != nil {
+				c.t.Fatalf("%s: %s", method, msg.Error.Message)
+			}
+			return msg.Result
+		}
+	}
+}
+
+// eval runs an expression in the page and returns its value as JSON.
+func (c *cdp) eval(expr string) string {
+	c.t.Helper()
+	var r struct {
+		Result struct{ Value any }
+	}
+	json.Unmarshal(c.call("Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true}), &r)
+	b, _ := json.Marshal(r.Result.Value)
+	return string(b)
+}
+
+func (c *cdp) waitFor(what, expr string, timeout time.Duration) string {
+	c.t.Helper()
+	var v string
+	waitFor(c.t, what, timeout, func() (bool, string) {
+		v = c.eval(expr)
+		return v == "true", v
+	})
+	return v
+}
+
+func (c *cdp) screenshot(path string) {
+	var r struct{ Data string }
+	json.Unmarshal(c.call("Page.captureScreenshot", map[string]any{"format": "png"}), &r)
+	b, _ := base64.StdEncoding.DecodeString(r.Data)
+	os.WriteFile(path, b, 0o644)
+}
+
+// TestDashboard opens the collector's dashboard in headless Debian Chromium
+// against the simulated fabric: the map shows the fabric's nodes, an
+// elephant's path appears with its hops, the path search shows the true path
+// of a pair, the event feed shows the collision the simulator forces, and
+// the page logs no error. Screenshots go to e2e/test-output/.
+func TestDashboard(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium is not installed (e2e/setup.sh installs it)")
+	}
+	dir := t.TempDir()
+	bin := filepath.Dir(collectorBin)
+	if out, err := exec.Command("go", "build", "-o", bin+"/", "../cmd/fabricsim").CombinedOutput(); err != nil {
+		t.Fatalf("build fabricsim: %v\n%s", err, out)
+	}
+	sflow, httpAddr, bgp := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)), fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)),
+		fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+	define, _ := filepath.Abs("../scripts/demo.json")
+	run(t, dir, "collector", nil, collectorBin, "-sflow", sflow, "-http", httpAddr, "-bgp", bgp,
+		"-bgp-accept", "127.0.1.0/24", "-define", define, "-stats-interval", "0")
+	waitFor(t, "collector REST", 10*time.Second, func() (bool, string) {
+		resp, err := http.Get("http://" + httpAddr + "/version")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil, fmt.Sprint(err)
+	})
+	run(t, dir, "fabricsim", nil, filepath.Join(bin, "fabricsim"), "-sflow", sflow, "-bgp", bgp,
+		"-elephant", "172.16.1.11,172.16.1.42,300,0s,1h", "-collision", "-progress", "0")
+
+	port := freeTCPPort(t)
+	run(t, dir, "chromium", nil, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir="+dir+"/profile", "--window-size=1280,900", fmt.Sprintf("--remote-debugging-port=%d", port),
+		"--remote-allow-origins=http://127.0.0.1",
+		"about:blank")
+	var pages []struct{ Type, WebSocketDebuggerURL string }
+	waitFor(t, "chromium's DevTools", 30*time.Second, func() (bool, string) {
+		pages = nil
+		err := getJSON(fmt.Sprintf("http://127.0.0.1:%d/json/list", port), &pages)
+		return err == nil && len(pages) > 0 && pages[0].WebSocketDebuggerURL != "", fmt.Sprint(err)
+	})
+	ws, err := websocket.Dial(pages[0].WebSocketDebuggerURL, "", "http://127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	c := &cdp{t: t, ws: ws}
+	c.call("Runtime.enable", nil)
+	c.call("Page.enable", nil)
+	c.call("Page.navigate", map[string]any{"url": "http://" + httpAddr + "/"})
+	out := "test-output"
+	os.MkdirAll(out, 0o755)
+
+	c.waitFor("the fabric's nodes on the map", `["spine01","spine02","leaf01","leaf04","server01","server04"].every(n => document.querySelector('[data-node="'+n+'"]'))`, 30*time.Second)
+	c.waitFor("the elephant's path drawn", `!!document.querySelector('polyline.elephant[data-flow="172.16.1.11,172.16.1.42"]')`, 30*time.Second)
+	c.screenshot(filepath.Join(out, "fabric.png"))
+
+	// Select the elephant: its details list its hops in TTL order.
+	c.eval(`document.querySelector('polyline.elephant[data-flow="172.16.1.11,172.16.1.42"]').dispatchEvent(new MouseEvent('click'))`)
+	detail := c.eval(`document.getElementById('detail').textContent`)
+	for _, want := range []string{"ttl 64  leaf01", "ttl 62  leaf04", "server04"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("elephant detail lacks %q: %s", want, detail)
+		}
+	}
+	c.screenshot(filepath.Join(out, "elephant.png"))
+
+	// The path search shows what pathtrace would.
+	c.eval(`document.getElementById('src').value='172.16.1.11'; document.getElementById('dst').value='172.16.1.42';
+		document.getElementById('search').requestSubmit()`)
+	c.waitFor("the path search answer", `document.getElementById('trace').textContent.includes('path 1 of')`, 10*time.Second)
+	trace := c.eval(`document.getElementById('trace').textContent`)
+	for _, want := range []string{"64  leaf01  swp1", "62  leaf04", "announced by leaf04"} {
+		if !strings.Contains(trace, want) {
+			t.Errorf("path search lacks %q: %s", want, trace)
+		}
+	}
+	c.screenshot(filepath.Join(out, "path-search.png"))
+
+	c.waitFor("a collision in the event feed", `document.getElementById('events').textContent.includes('ECMP collision')`, 30*time.Second)
+	c.eval("0") // drain events that came with the last answers
+	if len(c.errors) > 0 {
+		t.Errorf("console errors: %v", c.errors)
+	}
+}

@@ -1,0 +1,269 @@
+// fabrictrace dashboard: the fabric, its live elephants and their paths.
+// Plain JS and SVG; it talks only to the collector that serves it, and it
+// updates from the long-poll APIs.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const svgNS = "http://www.w3.org/2000/svg";
+const state = { nodes: [], links: {}, elephants: [], rib: [], collisions: new Set(), changed: new Set(), gone: new Set() };
+
+async function api(path) {
+  const r = await fetch(path);
+  if (!r.ok) throw new Error(path + ": " + r.status);
+  return r.json();
+}
+
+function setStatus(ok, text) {
+  const s = $("status");
+  s.textContent = text;
+  s.classList.toggle("down", !ok);
+}
+
+function bits(bytesPerSecond) {
+  const b = bytesPerSecond * 8;
+  if (b >= 1e9) return (b / 1e9).toFixed(2) + " Gbit/s";
+  if (b >= 1e6) return (b / 1e6).toFixed(1) + " Mbit/s";
+  if (b >= 1e3) return (b / 1e3).toFixed(1) + " kbit/s";
+  return b.toFixed(0) + " bit/s";
+}
+
+function ago(ms) {
+  if (ms < 1000) return "now";
+  if (ms < 60000) return Math.round(ms / 1000) + " s";
+  return Math.round(ms / 60000) + " min";
+}
+
+function tier(name) {
+  if (/spine/i.test(name)) return 0;
+  if (/leaf|tor/i.test(name)) return 1;
+  return 2;
+}
+
+// layout places spines on top, leaves below, servers below those and their
+// containers at the bottom, each row spread evenly.
+function layout() {
+  const svg = $("fabric");
+  const width = svg.clientWidth || 900;
+  const rows = [[], [], [], []];
+  const hostOf = {}; // container address -> host node name
+  const byAgent = {};
+  for (const n of state.nodes) byAgent[n.agent] = n.name;
+  for (const e of state.rib) {
+    const host = byAgent[e.best.nexthop];
+    if (host && e.prefix.endsWith("/32")) hostOf[e.prefix.slice(0, -3)] = host;
+  }
+  for (const n of state.nodes) rows[tier(n.name)].push({ id: n.name, label: n.name, kind: ["spine", "leaf", "server"][tier(n.name)] });
+  const containers = Object.keys(hostOf).sort((a, b) => hostOf[a].localeCompare(hostOf[b]) || a.localeCompare(b, undefined, { numeric: true }));
+  for (const c of containers) rows[3].push({ id: c, label: c.split(".").slice(-1)[0] === c ? c : "." + c.split(".").pop(), kind: "container", host: hostOf[c], title: c });
+  const pos = {};
+  rows.forEach((row, r) => {
+    row.forEach((n, i) => {
+      pos[n.id] = { x: (width * (i + 0.5)) / row.length, y: 60 + r * 130, n };
+    });
+  });
+  return { pos, hostOf };
+}
+
+function el(name, attrs, parent) {
+  const e = document.createElementNS(svgNS, name);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+const palette = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#008080", "#9a6324", "#800000"];
+
+function draw() {
+  const svg = $("fabric");
+  svg.textContent = "";
+  const { pos, hostOf } = layout();
+  // Links: the topology's, each path's hops, and containers to their hosts.
+  const links = new Map();
+  const addLink = (a, b, name) => {
+    if (!pos[a] || !pos[b] || a === b) return;
+    const k = [a, b].sort().join("|");
+    if (!links.has(k)) links.set(k, { a, b, name });
+  };
+  for (const [name, l] of Object.entries(state.links)) addLink(l.node1, l.node2, name);
+  for (const e of state.elephants) {
+    const hops = (e.path || []).map((h) => h.node);
+    for (let i = 1; i < hops.length; i++) addLink(hops[i - 1], hops[i]);
+  }
+  for (const [c, host] of Object.entries(hostOf)) addLink(host, c);
+  for (const l of links.values()) {
+    const cls = l.name && state.collisions.has(l.name) ? "link collision" : "link";
+    const line = el("line", { x1: pos[l.a].x, y1: pos[l.a].y, x2: pos[l.b].x, y2: pos[l.b].y, class: cls }, svg);
+    if (l.name) el("title", {}, line).textContent = l.name;
+  }
+  // Elephants, hop by hop in TTL order.
+  state.elephants.forEach((e, i) => {
+    const pts = [];
+    for (const h of e.path || []) if (pos[h.node]) pts.push(pos[h.node].x + ((i % 5) - 2) * 3 + "," + pos[h.node].y);
+    if (e.owner && pos[e.owner.address]) pts.push(pos[e.owner.address].x + "," + pos[e.owner.address].y);
+    if (pts.length < 2) return;
+    const width = Math.max(2, Math.min(14, (e.peak * 8) / 50e6));
+    const cls = "elephant" + (state.changed.has(e.flowKey) ? " changed" : "");
+    const p = el("polyline", { points: pts.join(" "), class: cls, stroke: palette[e.elephantID % palette.length], "stroke-width": width, "data-flow": e.flowKey }, svg);
+    el("title", {}, p).textContent = e.flowKey + " " + bits(e.peak);
+    p.addEventListener("click", () => showDetail(e));
+  });
+  for (const { x, y, n } of Object.values(pos)) {
+    const gone = n.kind === "container" && state.gone.has(n.id);
+    const g = el("g", { class: "node " + n.kind + (gone ? " gone" : ""), "data-node": n.id }, svg);
+    const w = n.kind === "container" ? 44 : 70;
+    el("rect", { x: x - w / 2, y: y - 13, width: w, height: 26 }, g);
+    el("text", { x, y }, g).textContent = n.label;
+    el("title", {}, g).textContent = n.title || n.id;
+  }
+  $("empty").hidden = state.nodes.length > 0;
+}
+
+function showDetail(e) {
+  const d = $("detail");
+  const lines = [
+    "elephant " + e.flowKey + (e.active ? "" : " (ended)"),
+    "peak " + bits(e.peak) + ", " + (e.bytes / 1e6).toFixed(1) + " MB over " + e.duration.toFixed(1) + " s",
+  ];
+  if (e.owner) lines.push("destination " + e.owner.prefix + " on " + (e.owner.host || e.owner.nexthop) + " behind " + (e.owner.announcedBy || e.owner.peer) + (e.owner.gone ? " (gone)" : ""));
+  for (const h of e.path || []) lines.push("  ttl " + h.ttl + "  " + h.node + "  " + (h.in || h.inIfIndex || "-") + " -> " + (h.out || h.outIfIndex || "-") + (h.kind !== "sampled" ? "  (" + h.kind + ")" : ""));
+  d.textContent = lines.join("\n");
+  d.hidden = false;
+}
+
+function renderElephants() {
+  const tb = $("elephants").tBodies[0];
+  tb.textContent = "";
+  for (const e of state.elephants) {
+    const tr = tb.insertRow();
+    tr.insertCell().textContent = e.flowKey;
+    tr.insertCell().textContent = bits(e.peak);
+    tr.insertCell().textContent = e.duration.toFixed(0) + " s";
+    tr.insertCell().textContent = e.owner ? (e.owner.host || e.owner.nexthop) + (e.owner.gone ? " (gone)" : "") : "";
+    tr.addEventListener("click", () => showDetail(e));
+  }
+  draw();
+}
+
+async function refreshElephants() {
+  state.elephants = await api("/elephants/json?active=true");
+  for (const e of state.elephants) if (e.owner && e.owner.gone) state.gone.add(e.owner.address);
+  renderElephants();
+}
+
+// Long polls: elephants and events wake the page as they happen.
+async function followElephants() {
+  let after = -1;
+  for (;;) {
+    try {
+      const recs = await api("/elephants/json?timeout=25&updateID=" + after);
+      if (recs.length) after = recs[0].updateID;
+      await refreshElephants();
+      setStatus(true, "live");
+    } catch (err) {
+      setStatus(false, "collector unreachable: " + err.message);
+      await new Promise((r) => setTimeout(r, 5000));
+    }
+  }
+}
+
+function eventText(e) {
+  switch (e.thresholdID) {
+    case "pathchange": return "path change " + e.flowKey + ": " + e.oldPath.join(" ") + " → " + e.newPath.join(" ");
+    case "collision": return "ECMP collision on " + e.flowKey + ": " + e.flows.join(" and ");
+  }
+  return e.thresholdID + " " + (e.flowKey || e.metric) + " at " + e.agent + " " + (e.value ? bits(e.value) : "");
+}
+
+async function followEvents() {
+  let after = -1;
+  for (;;) {
+    try {
+      const evs = await api("/events/json?maxEvents=50&timeout=25&eventID=" + after);
+      if (!evs.length) continue;
+      after = evs[0].eventID;
+      const list = $("events");
+      for (const e of evs.reverse()) {
+        const li = document.createElement("li");
+        li.className = e.thresholdID;
+        li.textContent = new Date(e.timestamp).toLocaleTimeString() + " " + eventText(e);
+        list.insertBefore(li, list.firstChild);
+        if (e.thresholdID === "collision") state.collisions.add(e.flowKey);
+        if (e.thresholdID === "pathchange") state.changed.add(e.flowKey.split(",").slice(0, 2).join(","));
+      }
+      while (list.children.length > 200) list.removeChild(list.lastChild);
+      draw();
+    } catch (err) {
+      await new Promise((r) => setTimeout(r, 5000));
+    }
+  }
+}
+
+async function refreshPanels() {
+  try {
+    const [nodes, topo, agents] = await Promise.all([api("/nodes/json"), api("/topology/json"), api("/agents/json")]);
+    state.nodes = nodes;
+    state.links = topo.links || {};
+    const tb = $("agents").tBodies[0];
+    tb.textContent = "";
+    const names = Object.keys(agents).sort();
+    $("agent-count").textContent = names.length + " reporting";
+    for (const a of names) {
+      const s = agents[a];
+      const tr = tb.insertRow();
+      const node = nodes.find((n) => n.agent === a);
+      tr.insertCell().textContent = node ? node.name + " (" + a + ")" : a;
+      tr.insertCell().textContent = s.sFlowDatagramsReceived;
+      const lost = s.sFlowDatagramsLost / Math.max(1, s.sFlowDatagramsReceived + s.sFlowDatagramsLost);
+      tr.insertCell().textContent = (100 * lost).toFixed(2) + " %";
+      tr.insertCell().textContent = ago(s.lastSeen);
+    }
+    try {
+      const [nbrs, rib] = await Promise.all([api("/bgp/neighbors/json"), api("/rib/json?limit=5000")]);
+      state.rib = rib.entries;
+      $("rib-size").textContent = rib.total + " prefixes";
+      const bt = $("bgp").tBodies[0];
+      bt.textContent = "";
+      for (const n of nbrs) {
+        const tr = bt.insertRow();
+        tr.insertCell().textContent = n.address;
+        tr.insertCell().textContent = n.asn;
+        tr.insertCell().textContent = n.state;
+        tr.insertCell().textContent = n.prefixesAccepted;
+      }
+    } catch (err) {
+      $("rib-size").textContent = "BGP is off";
+    }
+    draw();
+  } catch (err) {
+    setStatus(false, "collector unreachable: " + err.message);
+  }
+}
+
+$("search").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const out = $("trace");
+  try {
+    const q = new URLSearchParams({ src: $("src").value.trim(), dst: $("dst").value.trim() });
+    const r = await fetch("/paths/json?" + q);
+    const ps = await r.json();
+    if (!r.ok) { out.textContent = ps.error; return; }
+    if (!ps.paths.length) { out.textContent = "No samples of this pair yet."; return; }
+    const lines = [];
+    for (const [name, o] of [["src", ps.srcOwner], ["dst", ps.dstOwner]]) {
+      if (o) lines.push(name + " " + o.address + ": " + o.prefix + " announced by " + (o.announcedBy || o.peer) + ", host " + (o.host || o.nexthop) + (o.gone ? " (gone)" : ""));
+    }
+    ps.paths.forEach((p, i) => {
+      lines.push("", "path " + (i + 1) + " of " + ps.paths.length + ": " + (100 * p.share).toFixed(0) + "% of bytes, " + p.flows.length + " flows" + (p.complete ? "" : ", incomplete"));
+      for (const h of p.hops) lines.push("  " + h.ttl + "  " + (h.kind === "missing" ? "?" : h.node) + "  " + (h.in || h.inIfIndex || "-") + " -> " + (h.out || h.outIfIndex || "-") + (h.kind !== "sampled" ? "  (" + h.kind + ")" : ""));
+    });
+    for (const s of ps.split || []) lines.push("", "ECMP at TTL " + s.ttl + ": " + Object.entries(s.shares).map(([n, v]) => n + " " + (100 * v).toFixed(0) + "%").join(", "));
+    out.textContent = lines.join("\n");
+  } catch (err) {
+    out.textContent = "collector unreachable: " + err.message;
+  }
+});
+
+refreshPanels();
+setInterval(refreshPanels, 10000); // panels change slowly; events and elephants come by long poll
+followElephants();
+followEvents();
