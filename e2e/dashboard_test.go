@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -113,7 +114,7 @@ func TestDashboard(t *testing.T) {
 		}
 		return err == nil, fmt.Sprint(err)
 	})
-	run(t, dir, "fabricsim", nil, filepath.Join(bin, "fabricsim"), "-sflow", sflow, "-bgp", bgp,
+	sim := run(t, dir, "fabricsim", nil, filepath.Join(bin, "fabricsim"), "-sflow", sflow, "-bgp", bgp,
 		"-elephant", "172.16.1.11,172.16.1.42,300,0s,1h", "-collision", "-progress", "0")
 
 	port := freeTCPPort(t)
@@ -167,6 +168,24 @@ func TestDashboard(t *testing.T) {
 	c.screenshot(filepath.Join(out, "path-search.png"))
 
 	c.waitFor("a collision in the event feed", `document.getElementById('events').textContent.includes('ECMP collision')`, 30*time.Second)
+	c.waitFor("link utilisation from counters", `[...document.querySelectorAll('line.link title')].some(t => t.textContent.includes('% busy'))`, 30*time.Second)
+	c.waitFor("top flows listed", `document.querySelectorAll('#topflows tbody tr').length > 0`, 30*time.Second)
+
+	// Rehash every leaf until a flow moves: the feed shows the path change.
+	// A change is declared once the old hop has been silent a second, so
+	// rehash again only every 3 s.
+	var rehashed time.Time
+	waitFor(t, "a path change in the event feed", 60*time.Second, func() (bool, string) {
+		if c.eval(`document.getElementById('events').textContent.includes('path change')`) == "true" {
+			return true, ""
+		}
+		if time.Since(rehashed) > 3*time.Second {
+			sim.Process.Signal(syscall.SIGUSR2)
+			rehashed = time.Now()
+		}
+		return false, c.eval(`document.getElementById('events').textContent.slice(0, 300)`)
+	})
+	c.screenshot(filepath.Join(out, "events.png"))
 	c.eval("0") // drain events that came with the last answers
 	if len(c.errors) > 0 {
 		t.Errorf("console errors: %v", c.errors)

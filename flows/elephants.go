@@ -214,6 +214,9 @@ func (l *elephantLog) publish(e *Engine, el *elephant) {
 	el.rec.Start = e.wall(el.first)
 	el.rec.Duration = el.last - el.first
 	el.rec.Path = e.pairPath(el.src, el.dst)
+	if el.rec.Owner == nil { // routes may have come after the elephant did
+		el.rec.Owner = e.owner(el.dst)
+	}
 	rec := el.rec
 	rec.Locations = append([]Location(nil), el.rec.Locations...)
 	l.changes.add(rec, func(r *Elephant, id int64) { r.UpdateID = id })
@@ -236,6 +239,10 @@ func (e *Engine) ActiveElephants() []Elephant {
 		rec.Start = e.wall(el.first)
 		rec.Duration = el.last - el.first
 		rec.Path = e.pairPath(el.src, el.dst)
+		if el.rec.Owner == nil {
+			el.rec.Owner = e.owner(el.dst)
+			rec.Owner = el.rec.Owner
+		}
 		rec.Locations = append([]Location(nil), el.rec.Locations...)
 		out = append(out, rec)
 	}

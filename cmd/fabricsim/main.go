@@ -4,7 +4,8 @@
 // happened. It sends to nothing but those two addresses.
 //
 // It runs in real time until interrupted, or for -duration of simulated time;
-// with -fast it steps as fast as it can. SIGUSR1 starts an elephant now.
+// with -fast it steps as fast as it can. SIGUSR1 starts an elephant now;
+// SIGUSR2 rehashes every leaf's ECMP, as a reboot would, so flows move.
 package main
 
 import (
@@ -193,13 +194,22 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 			"collector_asn", o.bgpASN)
 	}
 
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
+	usr := make(chan os.Signal, 1)
+	signal.Notify(usr, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(usr)
 	go func() {
-		for range usr1 {
-			s.TriggerElephant()
-			logger.Info("elephant requested (SIGUSR1)")
+		for sig := range usr {
+			if sig == syscall.SIGUSR1 {
+				s.TriggerElephant()
+				logger.Info("elephant requested (SIGUSR1)")
+				continue
+			}
+			moved := 0
+			for _, leaf := range f.Leaves {
+				n, _ := s.Rehash(leaf.Name)
+				moved += n
+			}
+			logger.Info("every leaf rehashed (SIGUSR2)", "flows_moved", moved)
 		}
 	}()
 

@@ -5,7 +5,8 @@
 
 const $ = (id) => document.getElementById(id);
 const svgNS = "http://www.w3.org/2000/svg";
-const state = { nodes: [], links: {}, elephants: [], rib: [], collisions: new Set(), changed: new Set(), gone: new Set() };
+const state = { nodes: [], links: {}, elephants: [], rib: [], collisions: new Set(), changed: new Set(), gone: new Set(),
+  util: {}, peers: null, agentsFresh: null };
 
 async function api(path) {
   const r = await fetch(path);
@@ -85,20 +86,24 @@ function draw() {
     if (!links.has(k)) links.set(k, { a, b, name });
   };
   for (const [name, l] of Object.entries(state.links)) addLink(l.node1, l.node2, name);
+  // Hops at one TTL (bridged, or a path mid-change) are no link between them.
+  const drawn = (e) => (e.path || []).filter((h) => h.kind !== "l2" && h.kind !== "missing");
   for (const e of state.elephants) {
-    const hops = (e.path || []).map((h) => h.node);
-    for (let i = 1; i < hops.length; i++) addLink(hops[i - 1], hops[i]);
+    const hops = drawn(e).map((h) => h.node);
+    for (let i = 1; i < hops.length; i++) if (tier(hops[i - 1]) !== tier(hops[i]) || !/spine|leaf/i.test(hops[i])) addLink(hops[i - 1], hops[i]);
   }
   for (const [c, host] of Object.entries(hostOf)) addLink(host, c);
   for (const l of links.values()) {
     const cls = l.name && state.collisions.has(l.name) ? "link collision" : "link";
     const line = el("line", { x1: pos[l.a].x, y1: pos[l.a].y, x2: pos[l.b].x, y2: pos[l.b].y, class: cls }, svg);
-    if (l.name) el("title", {}, line).textContent = l.name;
+    const u = l.name ? linkUtil(state.links[l.name]) : null;
+    if (u !== null && !cls.includes("collision")) line.style.stroke = utilColour(u);
+    if (l.name) el("title", {}, line).textContent = l.name + (u !== null ? ": " + u.toFixed(1) + " % busy" : "");
   }
   // Elephants, hop by hop in TTL order.
   state.elephants.forEach((e, i) => {
     const pts = [];
-    for (const h of e.path || []) if (pos[h.node]) pts.push(pos[h.node].x + ((i % 5) - 2) * 3 + "," + pos[h.node].y);
+    for (const h of drawn(e)) if (pos[h.node]) pts.push(pos[h.node].x + ((i % 5) - 2) * 3 + "," + pos[h.node].y);
     if (e.owner && pos[e.owner.address]) pts.push(pos[e.owner.address].x + "," + pos[e.owner.address].y);
     if (pts.length < 2) return;
     const width = Math.max(2, Math.min(14, (e.peak * 8) / 50e6));
@@ -116,6 +121,35 @@ function draw() {
     el("title", {}, g).textContent = n.title || n.id;
   }
   $("empty").hidden = state.nodes.length > 0;
+}
+
+// linkUtil is a topology link's busier direction, in percent, from the
+// counters of the ports at its ends.
+function linkUtil(l) {
+  let best = null;
+  for (const [node, port] of [[l.node1, l.port1], [l.node2, l.port2]]) {
+    const n = state.nodes.find((x) => x.name === node);
+    const u = n && state.util[n.agent + "|" + port];
+    if (u !== undefined && (best === null || u > best)) best = u;
+  }
+  return best;
+}
+
+function utilColour(u) {
+  if (u >= 80) return "#c0392b";
+  if (u >= 50) return "#e67e22";
+  if (u >= 10) return "#f1c40f";
+  return "#c9ced8";
+}
+
+// feed adds a line to the event feed.
+function feed(cls, text, when) {
+  const list = $("events");
+  const li = document.createElement("li");
+  li.className = cls;
+  li.textContent = new Date(when || Date.now()).toLocaleTimeString() + " " + text;
+  list.insertBefore(li, list.firstChild);
+  while (list.children.length > 200) list.removeChild(list.lastChild);
 }
 
 function showDetail(e) {
@@ -157,6 +191,11 @@ async function followElephants() {
     try {
       const recs = await api("/elephants/json?timeout=25&updateID=" + after);
       if (recs.length) after = recs[0].updateID;
+      for (const r of recs.slice().reverse()) {
+        if (!r.active) feed("ended", "elephant ended " + r.flowKey + " after " + r.duration.toFixed(0) + " s, " + (r.bytes / 1e6).toFixed(0) + " MB", r.end);
+        else if (r.owner && r.owner.gone) feed("gone", "destination of " + r.flowKey + " gone: " + r.owner.prefix + " withdrawn", r.owner.gone);
+        else if (r.locations.length === 1) feed("started", "elephant " + r.flowKey + " " + bits(r.peak) + (r.owner ? " to " + (r.owner.host || r.owner.nexthop) : ""), r.start);
+      }
       await refreshElephants();
       setStatus(true, "live");
     } catch (err) {
@@ -181,16 +220,11 @@ async function followEvents() {
       const evs = await api("/events/json?maxEvents=50&timeout=25&eventID=" + after);
       if (!evs.length) continue;
       after = evs[0].eventID;
-      const list = $("events");
       for (const e of evs.reverse()) {
-        const li = document.createElement("li");
-        li.className = e.thresholdID;
-        li.textContent = new Date(e.timestamp).toLocaleTimeString() + " " + eventText(e);
-        list.insertBefore(li, list.firstChild);
+        feed(e.thresholdID, eventText(e), e.timestamp);
         if (e.thresholdID === "collision") state.collisions.add(e.flowKey);
         if (e.thresholdID === "pathchange") state.changed.add(e.flowKey.split(",").slice(0, 2).join(","));
       }
-      while (list.children.length > 200) list.removeChild(list.lastChild);
       draw();
     } catch (err) {
       await new Promise((r) => setTimeout(r, 5000));
@@ -200,9 +234,26 @@ async function followEvents() {
 
 async function refreshPanels() {
   try {
-    const [nodes, topo, agents] = await Promise.all([api("/nodes/json"), api("/topology/json"), api("/agents/json")]);
+    const [nodes, topo, agents, counters] = await Promise.all([api("/nodes/json"), api("/topology/json"),
+      api("/agents/json"), api("/dump/ALL/ifname;ifinutilization;ifoututilization/json")]);
     state.nodes = nodes;
     state.links = topo.links || {};
+    const portNames = {};
+    for (const m of counters) if (m.metricName === "ifname") portNames[m.agent + "|" + m.dataSource] = m.metricValue;
+    state.util = {};
+    for (const m of counters) {
+      const port = portNames[m.agent + "|" + m.dataSource];
+      if (m.metricName === "ifname" || !port) continue;
+      const k = m.agent + "|" + port;
+      state.util[k] = Math.max(state.util[k] || 0, m.metricValue);
+    }
+    const fresh = {};
+    for (const [a, s] of Object.entries(agents)) {
+      fresh[a] = s.lastSeen < 30000;
+      if (state.agentsFresh && state.agentsFresh[a] && !fresh[a]) feed("agent", "agent " + a + " silent for " + ago(s.lastSeen));
+      if (state.agentsFresh && state.agentsFresh[a] === false && fresh[a]) feed("agent", "agent " + a + " back");
+    }
+    state.agentsFresh = fresh;
     const tb = $("agents").tBodies[0];
     tb.textContent = "";
     const names = Object.keys(agents).sort();
@@ -213,8 +264,10 @@ async function refreshPanels() {
       const node = nodes.find((n) => n.agent === a);
       tr.insertCell().textContent = node ? node.name + " (" + a + ")" : a;
       tr.insertCell().textContent = s.sFlowDatagramsReceived;
+      tr.insertCell().textContent = s.sFlowFlowSamples + s.sFlowCounterSamples;
       const lost = s.sFlowDatagramsLost / Math.max(1, s.sFlowDatagramsReceived + s.sFlowDatagramsLost);
       tr.insertCell().textContent = (100 * lost).toFixed(2) + " %";
+      tr.insertCell().textContent = s.sFlowFlowDrops;
       tr.insertCell().textContent = ago(s.lastSeen);
     }
     try {
@@ -223,21 +276,50 @@ async function refreshPanels() {
       $("rib-size").textContent = rib.total + " prefixes";
       const bt = $("bgp").tBodies[0];
       bt.textContent = "";
+      const peers = {};
       for (const n of nbrs) {
+        peers[n.address] = n.state;
+        if (state.peers && state.peers[n.address] !== n.state && (n.state === "established" || state.peers[n.address] === "established"))
+          feed("bgp", "BGP peer " + n.address + " (AS " + n.asn + ") " + (n.state === "established" ? "up" : "down: " + n.state));
         const tr = bt.insertRow();
         tr.insertCell().textContent = n.address;
         tr.insertCell().textContent = n.asn;
         tr.insertCell().textContent = n.state;
         tr.insertCell().textContent = n.prefixesAccepted;
       }
+      state.peers = peers;
     } catch (err) {
       $("rib-size").textContent = "BGP is off";
     }
+    await refreshTopFlows();
     draw();
   } catch (err) {
     setStatus(false, "collector unreachable: " + err.message);
   }
 }
+
+// Top flows of a chosen definition, merged over the fabric by max.
+async function refreshTopFlows() {
+  const sel = $("flow-name");
+  const defs = Object.keys(await api("/flow/json")).sort();
+  if (sel.options.length !== defs.length) {
+    const was = sel.value;
+    sel.textContent = "";
+    for (const d of defs) sel.add(new Option(d, d, false, d === was));
+  }
+  const tb = $("topflows").tBodies[0];
+  tb.textContent = "";
+  if (!sel.value) return;
+  const def = (await api("/flow/" + encodeURIComponent(sel.value) + "/json")).value;
+  for (const f of await api("/activeflows/ALL/" + encodeURIComponent(sel.value) + "/json?maxFlows=10&minValue=1")) {
+    const tr = tb.insertRow();
+    tr.insertCell().textContent = f.key;
+    tr.insertCell().textContent = def === "bytes" ? bits(f.value) : def === "bps" ? bits(f.value / 8) : f.value.toFixed(1);
+    const node = state.nodes.find((n) => n.agent === f.agent);
+    tr.insertCell().textContent = node ? node.name : f.agent;
+  }
+}
+$("flow-name").addEventListener("change", refreshTopFlows);
 
 $("search").addEventListener("submit", async (ev) => {
   ev.preventDefault();
