@@ -170,6 +170,7 @@ func TestDashboard(t *testing.T) {
 	c.waitFor("a collision in the event feed", `document.getElementById('events').textContent.includes('ECMP collision')`, 30*time.Second)
 	c.waitFor("link utilisation from counters", `[...document.querySelectorAll('line.link title')].some(t => t.textContent.includes('% busy'))`, 30*time.Second)
 	c.waitFor("top flows listed", `document.querySelectorAll('#topflows tbody tr').length > 0`, 30*time.Second)
+	c.waitFor("agent health with kernel drops", `document.getElementById('agent-count').textContent.includes('10 reporting · kernel drops')`, 30*time.Second)
 
 	// Rehash every leaf until a flow moves: the feed shows the path change.
 	// A change is declared once the old hop has been silent a second, so

@@ -54,10 +54,13 @@ type Agent struct {
 
 // Config wires a server to what it serves.
 type Config struct {
-	Engine   *flows.Engine
-	Agents   func() []Agent // from ingest's accounting
-	RIB      *rib.RIB       // nil when BGP is off
-	ReadOnly bool           // refuse writes with 403, as sFlow-RT's http.readonly
+	Engine *flows.Engine
+	Agents func() []Agent // from ingest's accounting
+	RIB    *rib.RIB       // nil when BGP is off
+	// Ingest, if set, adds the front door's own counters to /analyzer/json:
+	// kernel drops, datagrams dropped while the engine was behind.
+	Ingest   func() map[string]any
+	ReadOnly bool // refuse writes with 403, as sFlow-RT's http.readonly
 	Logger   *slog.Logger
 }
 
@@ -395,10 +398,17 @@ func (s *Server) analyzer(w http.ResponseWriter, _ *http.Request) {
 		bytes += a.BytesReceived
 	}
 	st := s.cfg.Engine.Stats()
-	s.reply(w, map[string]any{
+	out := map[string]any{
 		"version": Version, "sFlowAgents": len(agents), "sFlowDatagramsReceived": datagrams,
 		"sFlowBytesReceived": bytes, "flowSamples": st.Samples, "flows": st.Flows,
 		"flowsEvicted": st.FlowsEvicted, "sourcesEvicted": st.SourcesEvicted,
 		"stringsRefused": st.StringsRefused, "events": st.Events,
-	})
+		"pathsTracked": st.PathsTracked, "pathsEvicted": st.PathsEvicted,
+	}
+	if s.cfg.Ingest != nil {
+		for k, v := range s.cfg.Ingest() {
+			out[k] = v
+		}
+	}
+	s.reply(w, out)
 }

@@ -166,6 +166,11 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		}
 		logger.Info("serving REST API", "http", ln.Addr().String(), "readonly", o.readOnly)
 		srv := &http.Server{Handler: web.New(web.Config{Engine: engine, Agents: agentsJSON(l), RIB: routes, ReadOnly: o.readOnly,
+			Ingest: func() map[string]any {
+				st := l.Stats()
+				return map[string]any{"kernelDrops": st.Kernel.SocketDrops, "rcvbufErrors": st.Kernel.RcvbufErrors,
+					"droppedBehind": st.DroppedBehind, "undecodable": st.Undecodable}
+			},
 			Logger: logger}), ReadHeaderTimeout: 10 * time.Second}
 		g.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -234,8 +234,8 @@ async function followEvents() {
 
 async function refreshPanels() {
   try {
-    const [nodes, topo, agents, counters] = await Promise.all([api("/nodes/json"), api("/topology/json"),
-      api("/agents/json"), api("/dump/ALL/ifname;ifinutilization;ifoututilization/json")]);
+    const [nodes, topo, agents, counters, analyzer] = await Promise.all([api("/nodes/json"), api("/topology/json"),
+      api("/agents/json"), api("/dump/ALL/ifname;ifinutilization;ifoututilization/json"), api("/analyzer/json")]);
     state.nodes = nodes;
     state.links = topo.links || {};
     const portNames = {};
@@ -257,7 +257,8 @@ async function refreshPanels() {
     const tb = $("agents").tBodies[0];
     tb.textContent = "";
     const names = Object.keys(agents).sort();
-    $("agent-count").textContent = names.length + " reporting";
+    $("agent-count").textContent = names.length + " reporting" +
+      (analyzer.kernelDrops !== undefined ? " · kernel drops " + analyzer.kernelDrops + " · dropped behind " + analyzer.droppedBehind : "");
     for (const a of names) {
       const s = agents[a];
       const tr = tb.insertRow();
