@@ -21,7 +21,7 @@ import (
 func TestPathtraceOverRealRouting(t *testing.T) {
 	f := newFabric(t, "p")
 	f.start("collector", "mg", collectorBin, "-sflow", "10.255.0.1:6343", "-http", "10.255.0.1:8008",
-		"-bgp", "10.255.0.1:179", "-bgp-accept", "10.255.0.0/24", "-stats-interval", "0")
+		"-bgp", "10.255.0.1:179", "-bgp-accept", "10.255.0.0/24", "-stats-interval", "0", "-db", "")
 	waitFor(t, "collector serving", 10*time.Second, fileContains(f.file("collector.err"), "serving REST API"))
 
 	frr := f.file("frr")

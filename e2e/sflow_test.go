@@ -182,7 +182,7 @@ func TestRealAgentsTTLPath(t *testing.T) {
 			f := newFabric(t, agent.kind[:1])
 			tcpdump := f.start("tcpdump", "mg", "tcpdump", "-i", "mgbr", "-U", "-n", "-w", f.file("sflow.pcap"), "udp", "port", "6343")
 			waitFor(t, "tcpdump listening", 10*time.Second, fileContains(f.file("tcpdump.err"), "listening on"))
-			collector := f.start("collector", "mg", collectorBin, "-sflow", "10.255.0.1:6343", "-dump", "-stats-interval", "0")
+			collector := f.start("collector", "mg", collectorBin, "-sflow", "10.255.0.1:6343", "-dump", "-stats-interval", "0", "-db", "")
 			waitFor(t, "collector listening", 10*time.Second, fileContains(f.file("collector.err"), "listening for sFlow"))
 			f.script("agents", agent.kind, "1")
 

@@ -18,7 +18,9 @@ type Elephant struct {
 	ElephantID  int64      `json:"elephantID"`
 	ThresholdID string     `json:"thresholdID"`
 	Metric      string     `json:"metric"`
-	FlowKey     string     `json:"flowKey"` // the flow's key without location fields
+	FlowKey     string     `json:"flowKey"`      // the flow's key without location fields
+	Src         netip.Addr `json:"src,omitzero"` // when the flow's keys hold them
+	Dst         netip.Addr `json:"dst,omitzero"`
 	Active      bool       `json:"active"`
 	Start       int64      `json:"start"`           // ms since the epoch: the flow's first sample
 	End         int64      `json:"end,omitempty"`   // its last sample, once it has cleared
@@ -90,6 +92,7 @@ func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v flo
 			rec: Elephant{ElephantID: l.nextID, ThresholdID: th.name, Metric: th.def.Metric,
 				FlowKey: e.formatIdent(p, ent.ident), Active: true, Threshold: th.def.Value}}
 		el.src, el.dst = endpoints(p, ent.ident)
+		el.rec.Src, el.rec.Dst = el.src, el.dst
 		el.rec.Owner = e.owner(el.dst)
 		l.active[k] = el
 	}

@@ -20,7 +20,7 @@ stop() {
 trap stop INT TERM EXIT
 
 "$BIN/collector" -sflow "$SFLOW" -http "$HTTP" -define "$(dirname "$0")/demo.json" \
-	-bgp "$BGP" -bgp-accept 127.0.1.0/24 \
+	-bgp "$BGP" -bgp-accept 127.0.1.0/24 -db "$LOGS/fabrictrace.db" \
 	-stats-interval 10s 2>"$LOGS/collector.log" &
 pids+=($!)
 # Wait for the collector to listen (or die) before the fabric starts sending.

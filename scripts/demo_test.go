@@ -113,6 +113,18 @@ func TestDemoShowsAgentsRoutesAndElephants(t *testing.T) {
 	if len(agents) != 10 || len(events) == 0 || owner.Best.Nexthop != "10.0.0.2" {
 		t.Errorf("%d agents (want 10), %d events, 172.16.1.22 via %q (want 10.0.0.2)", len(agents), len(events), owner.Best.Nexthop)
 	}
+	// Events reach the store's history (written in batches).
+	waitForHistory := time.Now().Add(10 * time.Second)
+	var history []map[string]any
+	for len(history) == 0 && time.Now().Before(waitForHistory) {
+		get("/history/events/json?thresholdID=elephant", &history)
+		if len(history) == 0 {
+			time.Sleep(200 * time.Millisecond) // the writer commits every 200 ms
+		}
+	}
+	if len(history) == 0 {
+		t.Error("no elephant events in /history/events/json")
+	}
 	// The pathtrace command the demo prints works at once.
 	out, err := exec.Command(bin+"/pathtrace", "-collector", "http://"+httpAddr, "172.16.1.11", "172.16.1.42").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "leaf01") || !strings.Contains(string(out), "leaf04") ||

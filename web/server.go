@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,11 +58,29 @@ type Config struct {
 	Engine *flows.Engine
 	Agents func() []Agent // from ingest's accounting
 	RIB    *rib.RIB       // nil when BGP is off
+	// Saver, if set, keeps what writes define (flows, thresholds, groups,
+	// topology), so they survive a restart.
+	Saver Saver
+	// History, if set, serves /history/events/json and /history/elephants/json.
+	History History
 	// Ingest, if set, adds the front door's own counters to /analyzer/json:
 	// kernel drops, datagrams dropped while the engine was behind.
 	Ingest   func() map[string]any
 	ReadOnly bool // refuse writes with 403, as sFlow-RT's http.readonly
 	Logger   *slog.Logger
+}
+
+// Saver keeps definitions: kind is flow, threshold, group or topology.
+type Saver interface {
+	PutDefinition(kind, name string, body []byte) error
+	DeleteDefinition(kind, name string) error
+}
+
+// History answers questions about the past: times are ms since the epoch,
+// 0 for open; answers are newest first.
+type History interface {
+	HistoryEvents(ctx context.Context, since, until int64, threshold string, limit int) ([]json.RawMessage, error)
+	HistoryElephants(ctx context.Context, since, until int64, src, dst string, limit int) ([]json.RawMessage, error)
 }
 
 // Server is the sFlow-RT compatible REST API.
@@ -82,21 +101,23 @@ func New(cfg Config) *Server {
 	r := s.router
 	r.HandleFunc("/flow/json", s.listFlows).Methods(http.MethodGet)
 	r.HandleFunc("/flow/{name}/json", s.getFlow).Methods(http.MethodGet)
-	r.HandleFunc("/flow/{name}/json", s.write(s.putFlow)).Methods(http.MethodPut, http.MethodPost)
-	r.HandleFunc("/flow/{name}/json", s.write(s.deleteFlow)).Methods(http.MethodDelete)
+	r.HandleFunc("/flow/{name}/json", s.write("flow", s.putFlow)).Methods(http.MethodPut, http.MethodPost)
+	r.HandleFunc("/flow/{name}/json", s.write("flow", s.deleteFlow)).Methods(http.MethodDelete)
 	r.HandleFunc("/threshold/json", s.listThresholds).Methods(http.MethodGet)
 	r.HandleFunc("/threshold/{name}/json", s.getThreshold).Methods(http.MethodGet)
-	r.HandleFunc("/threshold/{name}/json", s.write(s.putThreshold)).Methods(http.MethodPut, http.MethodPost)
-	r.HandleFunc("/threshold/{name}/json", s.write(s.deleteThreshold)).Methods(http.MethodDelete)
+	r.HandleFunc("/threshold/{name}/json", s.write("threshold", s.putThreshold)).Methods(http.MethodPut, http.MethodPost)
+	r.HandleFunc("/threshold/{name}/json", s.write("threshold", s.deleteThreshold)).Methods(http.MethodDelete)
 	r.HandleFunc("/group/json", s.listGroups).Methods(http.MethodGet)
-	r.HandleFunc("/group/{name}/json", s.write(s.putGroup)).Methods(http.MethodPut, http.MethodPost)
+	r.HandleFunc("/group/{name}/json", s.write("group", s.putGroup)).Methods(http.MethodPut, http.MethodPost)
 	r.HandleFunc("/events/json", s.events).Methods(http.MethodGet)
 	r.HandleFunc("/elephants/json", s.elephants).Methods(http.MethodGet)
 	r.HandleFunc("/activeflows/{agent}/{name}/json", s.activeFlows).Methods(http.MethodGet)
 	r.HandleFunc("/flowkeys/json", s.flowKeys).Methods(http.MethodGet)
 	r.HandleFunc("/agents/json", s.agents).Methods(http.MethodGet)
 	r.HandleFunc("/topology/json", s.getTopology).Methods(http.MethodGet)
-	r.HandleFunc("/topology/json", s.write(s.putTopology)).Methods(http.MethodPut, http.MethodPost)
+	r.HandleFunc("/topology/json", s.write("topology", s.putTopology)).Methods(http.MethodPut, http.MethodPost)
+	r.HandleFunc("/history/events/json", s.historyEvents).Methods(http.MethodGet)
+	r.HandleFunc("/history/elephants/json", s.historyElephants).Methods(http.MethodGet)
 	r.HandleFunc("/analyzer/json", s.analyzer).Methods(http.MethodGet)
 	r.HandleFunc("/metric/{agent}/json", s.agentMetrics).Methods(http.MethodGet)
 	r.HandleFunc("/metric/{agent}/{metrics}/json", s.metric).Methods(http.MethodGet)
@@ -130,8 +151,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Se
 const maxBody = 4 << 20
 
 // write wraps a handler that changes state: 403 when read-only, 204 on
-// success, the error's status otherwise.
-func (s *Server) write(h func(r *http.Request, name string, body []byte) error) http.HandlerFunc {
+// success (kept by the Saver, if any), the error's status otherwise.
+func (s *Server) write(kind string, h func(r *http.Request, name string, body []byte) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.ReadOnly {
 			s.fail(w, http.StatusForbidden, errors.New("read-only: writes are disabled"))
@@ -146,9 +167,23 @@ func (s *Server) write(h func(r *http.Request, name string, body []byte) error) 
 			s.fail(w, http.StatusRequestEntityTooLarge, fmt.Errorf("body over %d bytes", maxBody))
 			return
 		}
-		if err := h(r, mux.Vars(r)["name"], body); err != nil {
+		name := mux.Vars(r)["name"]
+		if err := h(r, name, body); err != nil {
 			s.fail(w, statusOf(err), err)
 			return
+		}
+		if s.cfg.Saver != nil {
+			var err error
+			if r.Method == http.MethodDelete {
+				err = s.cfg.Saver.DeleteDefinition(kind, name)
+			} else {
+				err = s.cfg.Saver.PutDefinition(kind, name, body)
+			}
+			if err != nil {
+				// Applied but not kept: say so, rather than lose it at the next restart.
+				s.fail(w, http.StatusInternalServerError, fmt.Errorf("applied, but not saved: %w", err))
+				return
+			}
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}

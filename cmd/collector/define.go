@@ -32,35 +32,50 @@ func loadDefinitions(name string, e *flows.Engine) error {
 	if err := dec.Decode(&f); err != nil {
 		return fmt.Errorf("-define %s: %w", name, err)
 	}
-	for n, raw := range f.Flows {
-		d, err := flows.ParseDefinition(raw)
-		if err == nil {
-			err = e.SetFlow(n, d)
-		}
-		if err != nil {
-			return fmt.Errorf("-define %s: flow %q: %w", name, n, err)
-		}
-	}
-	for n, raw := range f.Thresholds {
-		t, err := flows.ParseThreshold(raw)
-		if err == nil {
-			err = e.SetThreshold(n, t)
-		}
-		if err != nil {
-			return fmt.Errorf("-define %s: threshold %q: %w", name, n, err)
-		}
-	}
-	for n, raw := range f.Groups {
-		if err := e.SetGroup(n, raw); err != nil {
-			return fmt.Errorf("-define %s: group %q: %w", name, n, err)
-		}
-	}
 	if f.Topology != nil {
 		if err := e.SetTopology(*f.Topology); err != nil {
 			return fmt.Errorf("-define %s: %w", name, err)
 		}
 	}
+	for _, set := range []struct {
+		kind string
+		defs map[string]json.RawMessage
+	}{{"group", f.Groups}, {"flow", f.Flows}, {"threshold", f.Thresholds}} {
+		for n, raw := range set.defs {
+			if err := applyDefinition(e, set.kind, n, raw); err != nil {
+				return fmt.Errorf("-define %s: %s %q: %w", name, set.kind, n, err)
+			}
+		}
+	}
 	return nil
+}
+
+// applyDefinition applies a PUT body of a kind (flow, threshold, group,
+// topology) to the engine: for -define and for what the store kept.
+func applyDefinition(e *flows.Engine, kind, name string, body []byte) error {
+	switch kind {
+	case "flow":
+		d, err := flows.ParseDefinition(body)
+		if err != nil {
+			return err
+		}
+		return e.SetFlow(name, d)
+	case "threshold":
+		t, err := flows.ParseThreshold(body)
+		if err != nil {
+			return err
+		}
+		return e.SetThreshold(name, t)
+	case "group":
+		return e.SetGroup(name, body)
+	case "topology":
+		var doc flows.Topology
+		if err := json.Unmarshal(body, &doc); err != nil {
+			return err
+		}
+		return e.SetTopology(doc)
+	}
+	return fmt.Errorf("unknown kind %q", kind)
 }
 
 // logElephants logs each elephant as it starts and ends, so the log tells

@@ -26,6 +26,7 @@ import (
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/ingest"
 	"github.com/fabrictrace/fabrictrace/rib"
+	"github.com/fabrictrace/fabrictrace/store"
 	"github.com/fabrictrace/fabrictrace/web"
 )
 
@@ -41,6 +42,9 @@ type options struct {
 	readOnly      bool
 	maxFlows      int
 	define        string
+	db            string
+	retain        time.Duration
+	retainRows    int
 	bgp           string
 	bgpASN        uint
 	bgpRouterID   string
@@ -66,6 +70,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.bgpAccept, "bgp-accept", "", "`CIDR[,CIDR...]` from which any peer may connect; BGP starts only with some")
 	fs.UintVar(&o.bgpPeerASN, "bgp-peer-asn", 0, "the only AS accepted from peers (0 accepts any)")
 	fs.BoolVar(&o.bgpAll, "bgp-all-prefixes", false, "keep every prefix, not only host routes (/32, /128)")
+	fs.StringVar(&o.db, "db", "fabrictrace.db", "SQLite `file` keeping definitions and history (\":memory:\" for none on disk; empty disables)")
+	fs.DurationVar(&o.retain, "retain", 30*24*time.Hour, "keep history this long")
+	fs.IntVar(&o.retainRows, "retain-rows", 1_000_000, "keep at most this many events, and elephants")
 	fs.StringVar(&o.define, "define", "", "load flows, thresholds, groups and topology from this JSON `file` at start")
 	fs.BoolVar(&o.dump, "dump", false, "print every decoded sample to stdout as a JSON line (like sflowtool)")
 	fs.DurationVar(&o.statsInterval, "stats-interval", time.Minute, "how often to log ingest totals (0 disables)")
@@ -137,6 +144,17 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		logger.Info("definitions loaded", "file", o.define, "flows", len(engine.FlowDefinitions()),
 			"thresholds", len(engine.ThresholdDefinitions()))
 	}
+	// What users PUT outlives -define: the store's definitions apply last.
+	var st *store.Store
+	if o.db != "" {
+		if st, err = store.Open(store.Config{Path: o.db, RetainAge: o.retain, RetainRows: o.retainRows}); err != nil {
+			return err
+		}
+		defer st.Close()
+		if err := restore(st, engine, logger); err != nil {
+			return err
+		}
+	}
 	l, err := ingest.Listen(ctx, ingest.Config{Addr: o.sflow, Sockets: o.sockets, ReadBuffer: o.rcvbuf,
 		MaxAgents: o.maxAgents, Logger: logger})
 	if err != nil {
@@ -156,6 +174,9 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 	g.Go(func() error { return l.Serve(ctx, sink) })
 	g.Go(func() error { return engine.Run(ctx, time.Second) })
 	g.Go(func() error { return logElephants(ctx, engine, logger) })
+	if st != nil {
+		g.Go(func() error { return record(ctx, engine, st) })
+	}
 	if o.http != "" {
 		ln, err := net.Listen("tcp", o.http)
 		if err != nil {
@@ -165,13 +186,17 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			return fmt.Errorf("-http: %w", err)
 		}
 		logger.Info("serving REST API", "http", ln.Addr().String(), "readonly", o.readOnly)
-		srv := &http.Server{Handler: web.New(web.Config{Engine: engine, Agents: agentsJSON(l), RIB: routes, ReadOnly: o.readOnly,
+		wcfg := web.Config{Engine: engine, Agents: agentsJSON(l), RIB: routes, ReadOnly: o.readOnly,
 			Ingest: func() map[string]any {
-				st := l.Stats()
-				return map[string]any{"kernelDrops": st.Kernel.SocketDrops, "rcvbufErrors": st.Kernel.RcvbufErrors,
-					"droppedBehind": st.DroppedBehind, "undecodable": st.Undecodable}
+				is := l.Stats()
+				return map[string]any{"kernelDrops": is.Kernel.SocketDrops, "rcvbufErrors": is.Kernel.RcvbufErrors,
+					"droppedBehind": is.DroppedBehind, "undecodable": is.Undecodable}
 			},
-			Logger: logger}), ReadHeaderTimeout: 10 * time.Second}
+			Logger: logger}
+		if st != nil {
+			wcfg.Saver, wcfg.History = st, history{st}
+		}
+		srv := &http.Server{Handler: web.New(wcfg), ReadHeaderTimeout: 10 * time.Second}
 		g.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("http: %w", err)

@@ -41,7 +41,7 @@ func TestCollectorAsANewUserRunsIt(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "-sflow", "127.0.0.1:0", "-http", "127.0.0.1:0", "-dump", "-stats-interval", "0")
+	cmd := exec.Command(bin, "-sflow", "127.0.0.1:0", "-http", "127.0.0.1:0", "-db", "", "-dump", "-stats-interval", "0")
 	// Our own pipes, not StdoutPipe: Wait must not close them under the readers.
 	stderr, errW, _ := os.Pipe()
 	stdout, outW, _ := os.Pipe()
@@ -156,7 +156,7 @@ func TestCollectorAsAnUnprivilegedUser(t *testing.T) {
 	}
 	capped := strings.TrimSpace(string(rmem)) != "" && atoi(strings.TrimSpace(string(rmem))) < 32<<20
 
-	cmd := exec.Command(setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", bin, "-sflow", "127.0.0.1:0", "-http", "127.0.0.1:0", "-stats-interval", "0")
+	cmd := exec.Command(setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", bin, "-sflow", "127.0.0.1:0", "-http", "127.0.0.1:0", "-db", "", "-stats-interval", "0")
 	stderr, errW, _ := os.Pipe()
 	cmd.Stderr = errW
 	if err := cmd.Start(); err != nil {
@@ -187,7 +187,7 @@ func TestCollectorAsAnUnprivilegedUser(t *testing.T) {
 
 	// BGP on 179 needs root: the collector says so and how to do without.
 	out, err := exec.Command(setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", bin, "-sflow", "127.0.0.1:0",
-		"-http", "", "-bgp", "127.0.0.1:179", "-bgp-accept", "127.0.0.0/8").CombinedOutput()
+		"-http", "", "-db", "", "-bgp", "127.0.0.1:179", "-bgp-accept", "127.0.0.0/8").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "use a high port such as -bgp :1179") {
 		t.Errorf("BGP on port 179 as nobody: %v\n%s", err, out)
 	}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// What users PUT survives a restart, through the -db file.
+func TestDefinitionsSurviveARestart(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "collector")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	db := filepath.Join(dir, "ft.db")
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "-sflow", "127.0.0.1:0", "-http", addr, "-db", db, "-stats-interval", "0")
+		stderr, _ := cmd.StderrPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() && !strings.Contains(sc.Text(), "serving REST API") {
+		}
+		go io.Copy(io.Discard, stderr)
+		return cmd
+	}
+	do := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	stop := func(cmd *exec.Cmd) {
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("exit: %v", err)
+		}
+	}
+
+	c := start()
+	for _, w := range []struct{ path, body string }{
+		{"/flow/pairs/json", `{"keys":"ipsource,ipdestination","value":"bps","n":10}`},
+		{"/threshold/big/json", `{"metric":"pairs","value":1e8,"byFlow":true}`},
+		{"/group/zones/json", `{"inside":["10.0.0.0/8"]}`},
+		{"/topology/json", `{"links":{"l1":{"node1":"leaf01","port1":"swp51","node2":"spine01","port2":"swp1"}}}`},
+		{"/flow/temp/json", `{"keys":"ipsource"}`},
+	} {
+		if code, out := do("PUT", w.path, w.body); code != 204 {
+			t.Fatalf("PUT %s: %d %s", w.path, code, out)
+		}
+	}
+	if code, _ := do("DELETE", "/flow/temp/json", ""); code != 204 {
+		t.Fatal("DELETE failed")
+	}
+	stop(c)
+
+	c = start()
+	defer stop(c)
+	for path, want := range map[string]string{
+		"/flow/pairs/json":     `"n":10`,
+		"/threshold/big/json":  `"metric":"pairs"`,
+		"/group/json":          `"inside":["10.0.0.0/8"]`,
+		"/topology/json":       `"l1"`,
+		"/history/events/json": `[]`,
+	} {
+		if code, out := do("GET", path, ""); code != 200 || !strings.Contains(out, want) {
+			t.Errorf("after a restart, GET %s: %d %s; want %s", path, code, out, want)
+		}
+	}
+	if code, _ := do("GET", "/flow/temp/json", ""); code != 404 {
+		t.Errorf("a deleted flow came back after the restart: %d", code)
+	}
+}
