@@ -192,3 +192,107 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("console errors: %v", c.errors)
 	}
 }
+
+// bidi is a minimal WebDriver BiDi client, for Firefox.
+type bidi struct {
+	t      *testing.T
+	ws     *websocket.Conn
+	id     int
+	ctx    string
+	errors []string
+}
+
+func (b *bidi) call(method string, params any) json.RawMessage {
+	b.t.Helper()
+	b.id++
+	if err := websocket.JSON.Send(b.ws, map[string]any{"id": b.id, "method": method, "params": params}); err != nil {
+		b.t.Fatal(err)
+	}
+	for {
+		var msg struct {
+			ID      int
+			Type    string
+			Method  string
+			Params  json.RawMessage
+			Result  json.RawMessage
+			Error   string
+			Message string
+		}
+		b.ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if err := websocket.JSON.Receive(b.ws, &msg); err != nil {
+			b.t.Fatalf("%s: %v", method, err)
+		}
+		switch {
+		case msg.Method == "log.entryAdded" && strings.Contains(string(msg.Params), `"level":"error"`):
+			b.errors = append(b.errors, string(msg.Params))
+		case msg.ID == b.id:
+			if msg.Type == "error" {
+				b.t.Fatalf("%s: %s: %s", method, msg.Error, msg.Message)
+			}
+			return msg.Result
+		}
+	}
+}
+
+func (b *bidi) eval(expr string) string {
+	b.t.Helper()
+	var r struct {
+		Result struct{ Value any }
+	}
+	json.Unmarshal(b.call("script.evaluate", map[string]any{"expression": expr, "target": map[string]any{"context": b.ctx},
+		"awaitPromise": false}), &r)
+	v, _ := json.Marshal(r.Result.Value)
+	return string(v)
+}
+
+// TestDashboardInFirefox checks that the dashboard works in Firefox too:
+// the map, an elephant's path and the path search, with no console error.
+func TestDashboardInFirefox(t *testing.T) {
+	firefox, err := exec.LookPath("firefox-esr")
+	if err != nil {
+		t.Fatal("firefox-esr is not installed (e2e/setup.sh installs it)")
+	}
+	dir := t.TempDir()
+	bin := filepath.Dir(collectorBin)
+	if out, err := exec.Command("go", "build", "-o", bin+"/", "../cmd/fabricsim").CombinedOutput(); err != nil {
+		t.Fatalf("build fabricsim: %v\n%s", err, out)
+	}
+	sflow, httpAddr, bgp := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)), fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)),
+		fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+	define, _ := filepath.Abs("../scripts/demo.json")
+	run(t, dir, "collector", nil, collectorBin, "-sflow", sflow, "-http", httpAddr, "-bgp", bgp,
+		"-bgp-accept", "127.0.1.0/24", "-define", define, "-db", "", "-stats-interval", "0")
+	run(t, dir, "fabricsim", nil, filepath.Join(bin, "fabricsim"), "-sflow", sflow, "-bgp", bgp,
+		"-elephant", "172.16.1.11,172.16.1.42,300,0s,1h", "-progress", "0")
+	port := freeTCPPort(t)
+	os.MkdirAll(dir+"/profile", 0o755)
+	run(t, dir, "firefox", []string{"HOME=" + dir}, firefox, "--headless", "--remote-debugging-port", fmt.Sprint(port),
+		"--remote-allow-origins", "http://127.0.0.1",
+		"--profile", dir+"/profile", "about:blank")
+	var ws *websocket.Conn
+	waitFor(t, "Firefox's WebDriver BiDi", 30*time.Second, func() (bool, string) {
+		ws, err = websocket.Dial(fmt.Sprintf("ws://127.0.0.1:%d/session", port), "", "http://127.0.0.1")
+		return err == nil, fmt.Sprint(err)
+	})
+	defer ws.Close()
+	b := &bidi{t: t, ws: ws}
+	b.call("session.new", map[string]any{"capabilities": map[string]any{}})
+	b.call("session.subscribe", map[string]any{"events": []string{"log.entryAdded"}})
+	var tree struct{ Contexts []struct{ Context string } }
+	json.Unmarshal(b.call("browsingContext.getTree", map[string]any{}), &tree)
+	b.ctx = tree.Contexts[0].Context
+	b.call("browsingContext.navigate", map[string]any{"context": b.ctx, "url": "http://" + httpAddr + "/", "wait": "complete"})
+	waitFor(t, "the map and the elephant in Firefox", 40*time.Second, func() (bool, string) {
+		v := b.eval(`!!document.querySelector('[data-node="spine01"]') && !!document.querySelector('polyline.elephant[data-flow="172.16.1.11,172.16.1.42"]')`)
+		return v == "true", v
+	})
+	b.eval(`document.getElementById('src').value='172.16.1.11'; document.getElementById('dst').value='172.16.1.42';
+		document.getElementById('search').requestSubmit()`)
+	waitFor(t, "the path search in Firefox", 10*time.Second, func() (bool, string) {
+		v := b.eval(`document.getElementById('trace').textContent`)
+		return strings.Contains(v, "62  leaf04"), v
+	})
+	if len(b.errors) > 0 {
+		t.Errorf("console errors in Firefox: %v", b.errors)
+	}
+}
