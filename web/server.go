@@ -63,6 +63,8 @@ type Config struct {
 	Saver Saver
 	// History, if set, serves /history/events/json and /history/elephants/json.
 	History History
+	// Metrics, if set, serves /metrics (Prometheus).
+	Metrics http.Handler
 	// Ingest, if set, adds the front door's own counters to /analyzer/json:
 	// kernel drops, datagrams dropped while the engine was behind.
 	Ingest   func() map[string]any
@@ -125,6 +127,9 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/table/{agent}/{metrics}/json", s.table).Methods(http.MethodGet)
 	r.HandleFunc("/paths/json", s.paths).Methods(http.MethodGet)
 	r.HandleFunc("/nodes/json", s.nodes).Methods(http.MethodGet)
+	if cfg.Metrics != nil {
+		r.Handle("/metrics", cfg.Metrics).Methods(http.MethodGet)
+	}
 	r.PathPrefix("/ui/").Handler(s.ui()).Methods(http.MethodGet)
 	r.Handle("/", http.RedirectHandler("/ui/", http.StatusFound)).Methods(http.MethodGet)
 	r.HandleFunc("/path/json", s.path).Methods(http.MethodGet)

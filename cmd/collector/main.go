@@ -20,6 +20,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fabrictrace/fabrictrace/decode"
@@ -196,6 +199,10 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		if st != nil {
 			wcfg.Saver, wcfg.History = st, history{st}
 		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(selfMetrics{ingest: l, engine: engine, rib: routes, store: st},
+			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		wcfg.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})
 		srv := &http.Server{Handler: web.New(wcfg), ReadHeaderTimeout: 10 * time.Second}
 		g.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // What users PUT survives a restart, through the -db file.
@@ -84,5 +87,20 @@ func TestDefinitionsSurviveARestart(t *testing.T) {
 	}
 	if code, _ := do("GET", "/flow/temp/json", ""); code != 404 {
 		t.Errorf("a deleted flow came back after the restart: %d", code)
+	}
+
+	// /metrics parses as Prometheus text, and every family says what it is.
+	code, text := do("GET", "/metrics", "")
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if code != 200 || err != nil {
+		t.Fatalf("/metrics: %d %v", code, err)
+	}
+	for _, name := range []string{"fabrictrace_flows", "fabrictrace_flows_evicted_total", "fabrictrace_events_total",
+		"fabrictrace_kernel_socket_drops_total", "fabrictrace_decode_faults_total", "fabrictrace_store_written_total",
+		"fabrictrace_store_queue_depth", "fabrictrace_paths_tracked", "fabrictrace_build_info", "go_goroutines"} {
+		if f := families[name]; f == nil || f.GetHelp() == "" {
+			t.Errorf("/metrics lacks %s (or its help)", name)
+		}
 	}
 }
