@@ -8,7 +8,10 @@ DEMO_SFLOW  ?= 127.0.0.1:6343
 DEMO_HTTP   ?= 127.0.0.1:8008
 DEMO_BGP    ?= 127.0.0.1:1179
 
-.PHONY: build test test-e2e bench fuzz lint demo clean
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+
+.PHONY: build test test-e2e bench fuzz lint demo install clean
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -51,6 +54,13 @@ lint:
 # loopback only, until Ctrl-C.
 demo: build
 	BIN=$(BIN) DEMO_SFLOW=$(DEMO_SFLOW) DEMO_HTTP=$(DEMO_HTTP) DEMO_BGP=$(DEMO_BGP) ./scripts/demo.sh
+
+# The binaries, the systemd unit and a starting config (kept if present).
+install: build
+	install -D -m 0755 $(BIN)/collector $(DESTDIR)$(PREFIX)/bin/fabrictrace-collector
+	install -D -m 0755 $(BIN)/pathtrace $(DESTDIR)$(PREFIX)/bin/pathtrace
+	install -D -m 0644 packaging/fabrictrace-collector.service $(DESTDIR)/etc/systemd/system/fabrictrace-collector.service
+	test -e $(DESTDIR)/etc/fabrictrace/collector.toml || install -D -m 0644 packaging/collector.toml $(DESTDIR)/etc/fabrictrace/collector.toml
 
 clean:
 	rm -rf $(BIN)

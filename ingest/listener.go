@@ -34,7 +34,11 @@ type Config struct {
 	MaxDatagram        int    // largest datagram read whole; default 16384
 	MaxAgents          int    // agents tracked; default 10000
 	MaxSourcesPerAgent int    // data sources tracked per agent; default 4096
-	Logger             *slog.Logger
+	// Allow, when not empty, lists the sources sFlow is taken from: a
+	// datagram from any other address is dropped, before decoding, and
+	// counted in Stats.Denied.
+	Allow  []netip.Prefix
+	Logger *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -90,6 +94,7 @@ type Stats struct {
 	DroppedBehind uint64 // datagrams dropped because the sink fell behind
 	Truncated     uint64 // datagrams longer than MaxDatagram, cut by the kernel
 	Undecodable   uint64 // datagrams whose header named no agent
+	Denied        uint64 // datagrams from sources outside Config.Allow
 	Faults        [len(ErrorKinds)]uint64
 	Agents        int
 	AgentsEvicted uint64
@@ -108,6 +113,7 @@ type Listener struct {
 	received, datagrams, bytes, samples atomic.Uint64
 	droppedBehind, truncated            atomic.Uint64
 	undecodable                         atomic.Uint64
+	denied                              atomic.Uint64
 	faults                              [len(ErrorKinds)]atomic.Uint64
 }
 
@@ -228,6 +234,7 @@ func (l *Listener) Stats() Stats {
 	s := Stats{
 		Received: l.received.Load(), Datagrams: l.datagrams.Load(), Bytes: l.bytes.Load(), Samples: l.samples.Load(),
 		DroppedBehind: l.droppedBehind.Load(), Truncated: l.truncated.Load(), Undecodable: l.undecodable.Load(),
+		Denied: l.denied.Load(),
 	}
 	for i := range s.Faults {
 		s.Faults[i] = l.faults[i].Load()
@@ -257,6 +264,10 @@ func (w *worker) batch(b *batchReader) {
 
 func (w *worker) datagram(b []byte, src netip.AddrPort, truncated bool, now time.Time) {
 	l := w.l
+	if len(l.cfg.Allow) > 0 && !allowed(l.cfg.Allow, src.Addr().Unmap()) {
+		l.denied.Add(1)
+		return
+	}
 	l.datagrams.Add(1)
 	l.bytes.Add(uint64(len(b)))
 	if truncated {
@@ -290,6 +301,15 @@ func (w *worker) datagram(b []byte, src netip.AddrPort, truncated bool, now time
 		}
 	}
 	a.mu.Unlock()
+}
+
+func allowed(allow []netip.Prefix, a netip.Addr) bool {
+	for _, p := range allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // accountant sits between the decoder and the sink: it accounts each sample

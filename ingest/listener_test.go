@@ -231,3 +231,21 @@ func TestListenReportsBufferAndErrors(t *testing.T) {
 		t.Errorf("sockets: %v", l.conns)
 	}
 }
+
+// With an allowlist, sFlow from other sources is dropped before decoding
+// and counted.
+func TestAllowlistDropsAndCounts(t *testing.T) {
+	l := &Listener{cfg: Config{MaxDatagram: 9000, Allow: []netip.Prefix{netip.MustParsePrefix("10.255.0.0/16")}},
+		agents: newAgentTable(10, 10)}
+	sink := &countingSink{}
+	w := &worker{l: l, acct: accountant{table: l.agents, sink: sink, maxSources: 10}}
+	b := flowDatagram(netip.MustParseAddr("10.255.1.1"), 1, 1, 64)
+	now := time.Now()
+	w.datagram(b, netip.MustParseAddrPort("10.255.1.1:5000"), false, now)
+	w.datagram(b, netip.MustParseAddrPort("192.0.2.9:5000"), false, now)
+	w.datagram(b, netip.MustParseAddrPort("[::ffff:10.255.0.7]:5000"), false, now)
+	st := l.Stats()
+	if st.Denied != 1 || st.Datagrams != 2 || sink.flows.Load() != 2 {
+		t.Errorf("denied %d, decoded %d, samples %d; want 1, 2, 2", st.Denied, st.Datagrams, sink.flows.Load())
+	}
+}

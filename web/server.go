@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,7 +69,8 @@ type Config struct {
 	// Ingest, if set, adds the front door's own counters to /analyzer/json:
 	// kernel drops, datagrams dropped while the engine was behind.
 	Ingest   func() map[string]any
-	ReadOnly bool // refuse writes with 403, as sFlow-RT's http.readonly
+	ReadOnly bool   // refuse writes with 403, as sFlow-RT's http.readonly
+	Token    string // when set, writes need "Authorization: Bearer" it
 	Logger   *slog.Logger
 }
 
@@ -162,6 +164,14 @@ func (s *Server) write(kind string, h func(r *http.Request, name string, body []
 		if s.cfg.ReadOnly {
 			s.fail(w, http.StatusForbidden, errors.New("read-only: writes are disabled"))
 			return
+		}
+		if s.cfg.Token != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="fabrictrace"`)
+				s.fail(w, http.StatusUnauthorized, errors.New("writes need Authorization: Bearer TOKEN"))
+				return
+			}
 		}
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 		if err != nil {

@@ -322,3 +322,35 @@ for _ in range(2):
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func TestTokenGuardsWrites(t *testing.T) {
+	eng := flows.New(flows.Config{})
+	srv := httptest.NewServer(web.New(web.Config{Engine: eng, Token: "s3cret"}))
+	defer srv.Close()
+	put := func(auth string) int {
+		req, _ := http.NewRequest("PUT", srv.URL+"/flow/f/json", strings.NewReader(`{"keys":"ipsource"}`))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := put(""); c != 401 {
+		t.Errorf("no token: %d, want 401", c)
+	}
+	if c := put("Bearer wrong"); c != 401 {
+		t.Errorf("wrong token: %d, want 401", c)
+	}
+	if c := put("Bearer s3cret"); c != 204 {
+		t.Errorf("right token: %d, want 204", c)
+	}
+	resp, _ := http.Get(srv.URL + "/flow/f/json")
+	if resp.StatusCode != 200 {
+		t.Errorf("reads need no token: %d", resp.StatusCode)
+	}
+	resp.Body.Close()
+}

@@ -46,6 +46,11 @@ type options struct {
 	maxFlows      int
 	define        string
 	db            string
+	token         string
+	allow         string
+	config        string
+	printConfig   bool
+	fs            *flag.FlagSet
 	retain        time.Duration
 	retainRows    int
 	bgp           string
@@ -77,6 +82,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.retain, "retain", 30*24*time.Hour, "keep history this long")
 	fs.IntVar(&o.retainRows, "retain-rows", 1_000_000, "keep at most this many events, and elephants")
 	fs.StringVar(&o.define, "define", "", "load flows, thresholds, groups and topology from this JSON `file` at start")
+	fs.StringVar(&o.token, "token", os.Getenv("FABRICTRACE_TOKEN"), "REST writes need `Authorization: Bearer TOKEN` (default $FABRICTRACE_TOKEN)")
+	fs.StringVar(&o.allow, "sflow-allow", "", "take sFlow only from these sources, `CIDR[,CIDR...]`; others are dropped and counted")
+	fs.StringVar(&o.config, "config", "", "TOML `file` of settings named as these flags, plus [flows], [thresholds], [groups]; flags win")
+	fs.BoolVar(&o.printConfig, "print-config", false, "print the effective settings as TOML and exit")
 	fs.BoolVar(&o.dump, "dump", false, "print every decoded sample to stdout as a JSON line (like sflowtool)")
 	fs.DurationVar(&o.statsInterval, "stats-interval", time.Minute, "how often to log ingest totals (0 disables)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -89,6 +98,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	o.fs = fs
+	if o.config != "" {
+		if err := applyConfigFile(fs, o.config); err != nil {
+			return o, err
+		}
 	}
 	if o.bgpASN == 0 || o.bgpASN > 1<<32-1 || o.bgpPeerASN > 1<<32-1 {
 		return o, fmt.Errorf("-bgp-asn %d, -bgp-peer-asn %d: want 1 to 4294967295 (0 for any peer)", o.bgpASN, o.bgpPeerASN)
@@ -107,6 +122,10 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "collector:", err)
 		os.Exit(2)
+	}
+	if o.printConfig {
+		printConfig(os.Stdout, o.fs)
+		return
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
@@ -158,8 +177,12 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			return err
 		}
 	}
+	allow, err := prefixes(o.allow)
+	if err != nil {
+		return fmt.Errorf("-sflow-allow: %w", err)
+	}
 	l, err := ingest.Listen(ctx, ingest.Config{Addr: o.sflow, Sockets: o.sockets, ReadBuffer: o.rcvbuf,
-		MaxAgents: o.maxAgents, Logger: logger})
+		MaxAgents: o.maxAgents, Allow: allow, Logger: logger})
 	if err != nil {
 		if errors.Is(err, syscall.EACCES) {
 			return fmt.Errorf("%w (ports below 1024 need root or CAP_NET_BIND_SERVICE; try -sflow :16343)", err)
@@ -189,7 +212,10 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			return fmt.Errorf("-http: %w", err)
 		}
 		logger.Info("serving REST API", "http", ln.Addr().String(), "readonly", o.readOnly)
-		wcfg := web.Config{Engine: engine, Agents: agentsJSON(l), RIB: routes, ReadOnly: o.readOnly,
+		if o.token == "" && !o.readOnly {
+			logger.Warn("REST writes are open to anyone who can reach -http; set -token (or $FABRICTRACE_TOKEN), or -readonly")
+		}
+		wcfg := web.Config{Engine: engine, Agents: agentsJSON(l), RIB: routes, ReadOnly: o.readOnly, Token: o.token,
 			Ingest: func() map[string]any {
 				is := l.Stats()
 				return map[string]any{"kernelDrops": is.Kernel.SocketDrops, "rcvbufErrors": is.Kernel.RcvbufErrors,
@@ -244,7 +270,7 @@ func logStats(logger *slog.Logger, msg string, s ingest.Stats, routes *rib.RIB) 
 			faults = append(faults, fmt.Sprintf("%s=%d", ingest.ErrorKinds[i], n))
 		}
 	}
-	attrs := []any{"agents", s.Agents, "datagrams", s.Datagrams, "samples", s.Samples,
+	attrs := []any{"agents", s.Agents, "datagrams", s.Datagrams, "samples", s.Samples, "denied", s.Denied,
 		"dropped_behind", s.DroppedBehind, "kernel_drops", s.Kernel.SocketDrops,
 		"undecodable", s.Undecodable, "faults", strings.Join(faults, ",")}
 	if s.KernelErr != nil {
@@ -262,6 +288,22 @@ func logStats(logger *slog.Logger, msg string, s ingest.Stats, routes *rib.RIB) 
 	logger.Info(msg, attrs...)
 }
 
+// prefixes reads a comma-separated CIDR list; "" is none.
+func prefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for part := range strings.SplitSeq(list, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
 // startBGP starts the passive BGP peer when there is someone to accept.
 func startBGP(ctx context.Context, o options, logger *slog.Logger, gone func(netip.Prefix)) (*rib.RIB, error) {
 	if o.bgp == "" {
@@ -272,13 +314,11 @@ func startBGP(ctx context.Context, o options, logger *slog.Logger, gone func(net
 	}
 	cfg := rib.Config{Listen: o.bgp, ASN: uint32(o.bgpASN), PeerASN: uint32(o.bgpPeerASN),
 		AllPrefixes: o.bgpAll, Gone: gone, Logger: logger}
-	for part := range strings.SplitSeq(o.bgpAccept, ",") {
-		p, err := netip.ParsePrefix(strings.TrimSpace(part))
-		if err != nil {
-			return nil, fmt.Errorf("-bgp-accept: %w", err)
-		}
-		cfg.Accept = append(cfg.Accept, p.Masked())
+	accept, err := prefixes(o.bgpAccept)
+	if err != nil {
+		return nil, fmt.Errorf("-bgp-accept: %w", err)
 	}
+	cfg.Accept = accept
 	if o.bgpRouterID != "" {
 		id, err := netip.ParseAddr(o.bgpRouterID)
 		if err != nil || !id.Is4() {
