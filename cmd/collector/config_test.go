@@ -57,8 +57,8 @@ byFlow = true
 	}
 
 	for body, want := range map[string]string{
-		`colour = "red"`: `unknown setting "colour"`,
-		`sflow = `:       "-config",
+		`colour = "red"`:  `unknown setting "colour"`,
+		`sflow = `:        "-config",
 		`max-flows = "x"`: "max-flows",
 	} {
 		os.WriteFile(conf, []byte(body), 0o644)
