@@ -229,7 +229,10 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		reg.MustRegister(selfMetrics{ingest: l, engine: engine, rib: routes, store: st},
 			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		wcfg.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})
-		srv := &http.Server{Handler: web.New(wcfg), ReadHeaderTimeout: 10 * time.Second}
+		// Requests live in ctx: a stop ends the long polls at once, so
+		// waiters are released and Shutdown does not wait out their timeouts.
+		srv := &http.Server{Handler: web.New(wcfg), ReadHeaderTimeout: 10 * time.Second,
+			BaseContext: func(net.Listener) context.Context { return ctx }}
 		g.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("http: %w", err)

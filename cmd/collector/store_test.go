@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -102,5 +103,51 @@ func TestDefinitionsSurviveARestart(t *testing.T) {
 		if f := families[name]; f == nil || f.GetHelp() == "" {
 			t.Errorf("/metrics lacks %s (or its help)", name)
 		}
+	}
+}
+
+// A stop during a long poll ends it at once, and the collector exits 0.
+func TestStopReleasesLongPolls(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "collector")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "-sflow", "127.0.0.1:0", "-http", addr, "-db", filepath.Join(dir, "ft.db"), "-stats-interval", "0")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() && !strings.Contains(sc.Text(), "serving REST API") {
+	}
+	go io.Copy(io.Discard, stderr)
+	polled := make(chan error, 1)
+	go func() {
+		resp, err := http.Get("http://" + addr + "/events/json?timeout=60")
+		if err == nil {
+			resp.Body.Close()
+		}
+		polled <- err
+	}()
+	// Let the poll reach the server: the next request is served after it.
+	if resp, err := http.Get("http://" + addr + "/version"); err == nil {
+		resp.Body.Close()
+	}
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM with a long poll open: %v", err)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("stopping took %v", d)
+	}
+	select {
+	case <-polled:
+	case <-time.After(5 * time.Second):
+		t.Error("the long poll was not released")
 	}
 }
