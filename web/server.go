@@ -91,6 +91,7 @@ type History interface {
 type Server struct {
 	cfg    Config
 	router *mux.Router
+	prom   promFlows
 }
 
 // New builds the routes.
@@ -129,6 +130,7 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/table/{agent}/{metrics}/json", s.table).Methods(http.MethodGet)
 	r.HandleFunc("/paths/json", s.paths).Methods(http.MethodGet)
 	r.HandleFunc("/nodes/json", s.nodes).Methods(http.MethodGet)
+	r.HandleFunc("/app/prometheus/scripts/export.js/flows/{agent}/txt", s.promFlowExport).Methods(http.MethodGet)
 	if cfg.Metrics != nil {
 		r.Handle("/metrics", cfg.Metrics).Methods(http.MethodGet)
 	}

@@ -354,3 +354,19 @@ func TestTokenGuardsWrites(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// A scrape config written for sFlow-RT's prometheus app works unchanged.
+func TestPrometheusAppFlowExport(t *testing.T) {
+	r := newRig(t, sim.Config{Seed: 3, Mice: -1, Elephants: []sim.Elephant{{Src: mustAddr("172.16.1.12"),
+		Dst: mustAddr("172.16.1.33"), Rate: 400e6, Duration: time.Hour}}}, false)
+	url := "/app/prometheus/scripts/export.js/flows/ALL/txt?metric=ip-flow.bps&key=ipsource&label=src&key=ipdestination&label=dst&value=bps&scale=1&maxFlows=5&minValue=1e7"
+	r.must("GET", url, "", 200) // the first scrape defines the backing flow
+	for r.sim.Now() < 5*time.Second {
+		r.step()
+	}
+	out := r.must("GET", url, "", 200)
+	if !strings.HasPrefix(out, `ip_flow_bps{src="172.16.1.12",dst="172.16.1.33"} `) || strings.Count(out, "\n") != 1 {
+		t.Errorf("export:\n%s", out)
+	}
+	r.must("GET", "/app/prometheus/scripts/export.js/flows/ALL/txt?metric=x", "", 400)
+}
