@@ -38,6 +38,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -skip 'LearnRoutes|Flood' -benchmem -count 5 ./decode/ ./ingest/ ./flows/ ./rib/
 	$(GO) test -run '^$$' -bench Flood -benchtime 1x -timeout 20m ./flows/
 	$(GO) test -run '^$$' -bench LearnRoutes -benchtime 1x -timeout 20m ./rib/
+	$(GO) test -run '^$$' -bench HistoryQuery -benchtime 2000x -timeout 20m ./store/
 
 # Fuzz every parser for FUZZTIME each (make fuzz FUZZTIME=10m).
 fuzz:

@@ -104,6 +104,7 @@ type Stats struct {
 	Events         uint64
 	PathsTracked   uint64 // 5-tuples whose paths are held
 	PathsEvicted   uint64 // 5-tuples dropped to stay under MaxPaths
+	Waiters        int64  // long polls waiting now, on events and elephants
 }
 
 // New returns an engine with no flows defined.
@@ -340,6 +341,7 @@ func (e *Engine) Stats() Stats {
 	}
 	s.Events = uint64(e.events.last)
 	s.PathsTracked, s.PathsEvicted = uint64(len(e.paths.flows)), e.paths.evicted
+	s.Waiters = e.events.waiters.Load() + e.elephants.changes.waiters.Load()
 	return s
 }
 

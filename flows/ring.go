@@ -3,6 +3,7 @@ package flows
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -10,11 +11,12 @@ import (
 // readers wait on. A reader blocked in Wait wakes as soon as an item is
 // added: each add closes the channel readers hold and makes a new one.
 type ring[T any] struct {
-	mu    sync.Mutex
-	items []T // circular, cap fixed
-	ids   []int64
-	last  int64 // id of the newest item; 0 when empty
-	wake  chan struct{}
+	waiters atomic.Int64 // long polls blocked in wait now
+	mu      sync.Mutex
+	items   []T // circular, cap fixed
+	ids     []int64
+	last    int64 // id of the newest item; 0 when empty
+	wake    chan struct{}
 }
 
 func newRing[T any](size int) *ring[T] {
@@ -67,6 +69,8 @@ func (r *ring[T]) wait(ctx context.Context, after int64, max int, timeout time.D
 		defer t.Stop()
 		timer = t.C
 	}
+	r.waiters.Add(1)
+	defer r.waiters.Add(-1)
 	for {
 		out, wake := r.since(after, max, keep)
 		if len(out) > 0 || timeout <= 0 {

@@ -31,6 +31,8 @@ type Config struct {
 	Accept []netip.Prefix
 	// PeerASN, when not 0, is the only AS accepted from them.
 	PeerASN uint32
+	// Neighbors are peers configured one by one (passive, like the ranges).
+	Neighbors []Neighbor
 	// AllPrefixes keeps every prefix; by default only host routes (/32, /128).
 	AllPrefixes bool
 	// Gone, if set, hears of each prefix that lost its last route, from the
@@ -162,19 +164,26 @@ func (r *RIB) configure(ctx context.Context, port int32, addrs []string) error {
 		RouterId: r.cfg.RouterID.String(), ListenPort: port, ListenAddresses: addrs}}); err != nil {
 		return fmt.Errorf("bgp start: %w", err)
 	}
+	afis := []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: family4, Enabled: true}},
+		{Config: &api.AfiSafiConfig{Family: family6, Enabled: true}}}
+	// Passive, multihop (the collector is rarely one hop from every leaf),
+	// and it never announces anything.
+	transport := &api.Transport{PassiveMode: true}
+	multihop := &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
+	rejectAll := &api.ApplyPolicy{ExportPolicy: &api.PolicyAssignment{DefaultAction: api.RouteAction_REJECT}}
+	for _, n := range r.cfg.Neighbors {
+		if err := r.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
+			Conf:      &api.PeerConf{NeighborAddress: n.Address.String(), PeerAsn: n.ASN},
+			Transport: transport, EbgpMultihop: multihop, AfiSafis: afis, ApplyPolicy: rejectAll}}); err != nil {
+			return fmt.Errorf("bgp neighbor %s: %w", n.Address, err)
+		}
+	}
 	if len(r.cfg.Accept) == 0 {
 		return nil
 	}
-	afis := []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: family4, Enabled: true}},
-		{Config: &api.AfiSafiConfig{Family: family6, Enabled: true}}}
 	if err := r.bgp.AddPeerGroup(ctx, &api.AddPeerGroupRequest{PeerGroup: &api.PeerGroup{
 		Conf:      &api.PeerGroupConf{PeerGroupName: "accept", PeerAsn: r.cfg.PeerASN},
-		Transport: &api.Transport{PassiveMode: true},
-		// The collector is rarely one hop from every leaf.
-		EbgpMultihop: &api.EbgpMultihop{Enabled: true, MultihopTtl: 255},
-		AfiSafis:     afis,
-		// It never announces anything.
-		ApplyPolicy: &api.ApplyPolicy{ExportPolicy: &api.PolicyAssignment{DefaultAction: api.RouteAction_REJECT}},
+		Transport: transport, EbgpMultihop: multihop, AfiSafis: afis, ApplyPolicy: rejectAll,
 	}}); err != nil {
 		return fmt.Errorf("bgp peer group: %w", err)
 	}

@@ -194,3 +194,17 @@ func TestPrivilegedPortSaysUseAHighPort(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// A neighbour configured by address, with no accept range, is taken.
+func TestExplicitNeighbor(t *testing.T) {
+	r, addr := startRIB(t, rib.Config{Accept: []netip.Prefix{},
+		Neighbors: []rib.Neighbor{{Address: netip.MustParseAddr("127.0.6.1"), ASN: 65401}}})
+	sp := speaker(t, 65401, "127.0.6.1", addr)
+	if err := sp.Announce(context.Background(), netip.MustParsePrefix("172.16.7.1/32"), netip.MustParseAddr("10.0.0.7")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, r, "the neighbour's route", func() bool { return r.Lookup(netip.MustParseAddr("172.16.7.1")) != nil })
+	if n := r.Neighbors(); len(n) != 1 || n[0].ASN != 65401 || n[0].State != "established" {
+		t.Errorf("neighbours %+v", n)
+	}
+}

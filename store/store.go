@@ -52,6 +52,7 @@ type Store struct {
 	queue   chan record
 	dropped atomic.Uint64
 	written atomic.Uint64
+	writeNs atomic.Int64 // time spent committing batches
 	done    chan struct{}
 	mu      sync.RWMutex // enqueue holds it to read, Close to close the queue
 	closed  bool
@@ -225,11 +226,13 @@ func (s *Store) enqueue(r record) {
 type Stats struct {
 	Written, Dropped uint64
 	Queued           int
+	WriteSeconds     float64 // spent committing, in all
 }
 
 // Stats returns the writer's counters.
 func (s *Store) Stats() Stats {
-	return Stats{Written: s.written.Load(), Dropped: s.dropped.Load(), Queued: len(s.queue)}
+	return Stats{Written: s.written.Load(), Dropped: s.dropped.Load(), Queued: len(s.queue),
+		WriteSeconds: time.Duration(s.writeNs.Load()).Seconds()}
 }
 
 var inserts = map[string]string{
@@ -250,7 +253,10 @@ func (s *Store) write() {
 		if len(batch) == 0 {
 			return
 		}
-		if err := s.commit(batch); err == nil {
+		start := time.Now()
+		err := s.commit(batch)
+		s.writeNs.Add(int64(time.Since(start)))
+		if err == nil {
 			s.written.Add(uint64(len(batch)))
 		} else {
 			s.dropped.Add(uint64(len(batch)))

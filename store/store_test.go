@@ -36,8 +36,9 @@ func writer(path string) int {
 		fmt.Println("error", err)
 		return 1
 	}
+	base := time.Now().UnixMilli()
 	for i := 0; ; i++ {
-		s.AddEvent(store.Event{Timestamp: int64(i), Threshold: "t", FlowKey: strconv.Itoa(i), Body: map[string]int{"n": i}})
+		s.AddEvent(store.Event{Timestamp: base + int64(i), Threshold: "t", FlowKey: strconv.Itoa(i), Body: map[string]int{"n": i}})
 		if i%1000 == 0 {
 			fmt.Println("committed", s.Stats().Written)
 		}
@@ -82,16 +83,17 @@ func TestDefinitionsSurviveARestart(t *testing.T) {
 func TestHistoryIsQueryable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ft.db")
 	s := open(t, path)
+	base := time.Now().UnixMilli() - 10_000 // recent, inside the retention
 	for i := range 100 {
-		s.AddEvent(store.Event{Timestamp: int64(1000 + i), Threshold: []string{"elephant", "collision"}[i%2],
+		s.AddEvent(store.Event{Timestamp: base + int64(i), Threshold: []string{"elephant", "collision"}[i%2],
 			FlowKey: "k", Body: map[string]int{"eventID": i}})
-		s.AddElephant(store.Elephant{ElephantID: int64(i), Start: int64(1000 + i), End: int64(2000 + i),
+		s.AddElephant(store.Elephant{ElephantID: int64(i), Start: base + int64(i), End: base + 1000 + int64(i),
 			Src: "172.16.1.11", Dst: fmt.Sprint("172.16.1.", 40+i%3), FlowKey: "k", Body: map[string]int{"elephantID": i}})
 	}
 	s.Close() // writes the queue
 	s = open(t, path)
 	defer s.Close()
-	evs, err := s.Events(context.Background(), store.Query{Threshold: "collision", Since: 1010, Until: 1020, Limit: 3})
+	evs, err := s.Events(context.Background(), store.Query{Threshold: "collision", Since: base + 10, Until: base + 20, Limit: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

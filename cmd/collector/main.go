@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -59,6 +60,7 @@ type options struct {
 	bgpAccept     string
 	bgpPeerASN    uint
 	bgpAll        bool
+	bgpNeighbors  string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -77,6 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.bgpRouterID, "bgp-router-id", "", "BGP router id (default: the -bgp address, or 10.255.255.254)")
 	fs.StringVar(&o.bgpAccept, "bgp-accept", "", "`CIDR[,CIDR...]` from which any peer may connect; BGP starts only with some")
 	fs.UintVar(&o.bgpPeerASN, "bgp-peer-asn", 0, "the only AS accepted from peers (0 accepts any)")
+	fs.StringVar(&o.bgpNeighbors, "bgp-neighbors", "", "peers configured one by one, `ADDR=ASN[,ADDR=ASN...]`")
 	fs.BoolVar(&o.bgpAll, "bgp-all-prefixes", false, "keep every prefix, not only host routes (/32, /128)")
 	fs.StringVar(&o.db, "db", "fabrictrace.db", "SQLite `file` keeping definitions and history (\":memory:\" for none on disk; empty disables)")
 	fs.DurationVar(&o.retain, "retain", 30*24*time.Hour, "keep history this long")
@@ -190,7 +193,7 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	if routes == nil && o.bgp != "" {
-		logger.Info("BGP off: no -bgp-accept ranges to take peers from")
+		logger.Info("BGP off: no -bgp-accept ranges or -bgp-neighbors to take peers from")
 	}
 	var sink decode.Visitor = engine
 	if o.dump {
@@ -312,7 +315,7 @@ func startBGP(ctx context.Context, o options, logger *slog.Logger, gone func(net
 	if o.bgp == "" {
 		return nil, nil
 	}
-	if o.bgpAccept == "" {
+	if o.bgpAccept == "" && o.bgpNeighbors == "" {
 		return nil, nil // run says so once sFlow is listening
 	}
 	cfg := rib.Config{Listen: o.bgp, ASN: uint32(o.bgpASN), PeerASN: uint32(o.bgpPeerASN),
@@ -322,6 +325,18 @@ func startBGP(ctx context.Context, o options, logger *slog.Logger, gone func(net
 		return nil, fmt.Errorf("-bgp-accept: %w", err)
 	}
 	cfg.Accept = accept
+	for part := range strings.SplitSeq(o.bgpNeighbors, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		addr, asn, ok := strings.Cut(part, "=")
+		a, err := netip.ParseAddr(addr)
+		n, nerr := strconv.ParseUint(asn, 10, 32)
+		if !ok || err != nil || nerr != nil {
+			return nil, fmt.Errorf("-bgp-neighbors %q: want ADDR=ASN", part)
+		}
+		cfg.Neighbors = append(cfg.Neighbors, rib.Neighbor{Address: a, ASN: uint32(n)})
+	}
 	if o.bgpRouterID != "" {
 		id, err := netip.ParseAddr(o.bgpRouterID)
 		if err != nil || !id.Is4() {

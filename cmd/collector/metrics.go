@@ -45,6 +45,8 @@ var (
 	dStoreQueue    = desc("store_queue_depth", "History records waiting to be written.")
 	dStoreWritten  = desc("store_written_total", "History records written.")
 	dStoreDropped  = desc("store_dropped_total", "History records dropped: queue full or write failed.")
+	dStoreWrite    = desc("store_write_seconds_total", "Time spent committing history batches.")
+	dWaiters       = desc("longpoll_waiters", "Long polls waiting now, on events and elephants.")
 	dBuild         = desc("build_info", "Build information.", "version", "goversion")
 	counter, gauge = prometheus.CounterValue, prometheus.GaugeValue
 )
@@ -52,7 +54,7 @@ var (
 func (m selfMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dDatagrams, dSamples, dBytes, dLost, dFaults, dKernel, dRcvbuf, dBehind,
 		dFlows, dFlowsEvicted, dEvents, dPaths, dPathsEvicted, dPeers, dPeerPrefixes, dRIB, dStoreQueue,
-		dStoreWritten, dStoreDropped, dBuild} {
+		dStoreWritten, dStoreDropped, dStoreWrite, dWaiters, dBuild} {
 		ch <- d
 	}
 }
@@ -81,6 +83,7 @@ func (m selfMetrics) Collect(ch chan<- prometheus.Metric) {
 	put(dEvents, counter, float64(es.Events))
 	put(dPaths, gauge, float64(es.PathsTracked))
 	put(dPathsEvicted, counter, float64(es.PathsEvicted))
+	put(dWaiters, gauge, float64(es.Waiters))
 	if m.rib != nil {
 		states := map[string]int{}
 		for _, n := range m.rib.Neighbors() {
@@ -97,6 +100,7 @@ func (m selfMetrics) Collect(ch chan<- prometheus.Metric) {
 		put(dStoreQueue, gauge, float64(ss.Queued))
 		put(dStoreWritten, counter, float64(ss.Written))
 		put(dStoreDropped, counter, float64(ss.Dropped))
+		put(dStoreWrite, counter, ss.WriteSeconds)
 	}
 	version := "devel"
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {

@@ -99,7 +99,8 @@ func TestDefinitionsSurviveARestart(t *testing.T) {
 	}
 	for _, name := range []string{"fabrictrace_flows", "fabrictrace_flows_evicted_total", "fabrictrace_events_total",
 		"fabrictrace_kernel_socket_drops_total", "fabrictrace_decode_faults_total", "fabrictrace_store_written_total",
-		"fabrictrace_store_queue_depth", "fabrictrace_paths_tracked", "fabrictrace_build_info", "go_goroutines"} {
+		"fabrictrace_store_queue_depth", "fabrictrace_paths_tracked", "fabrictrace_build_info", "go_goroutines",
+		"fabrictrace_longpoll_waiters", "fabrictrace_store_write_seconds_total"} {
 		if f := families[name]; f == nil || f.GetHelp() == "" {
 			t.Errorf("/metrics lacks %s (or its help)", name)
 		}
