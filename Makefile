@@ -32,13 +32,16 @@ test-e2e:
 
 # Benchmarks, each beside a baseline measured in the same run (a bare walk
 # of the datagram; decoding alone); then a flood of 10,000,000 random
-# 5-tuples against the flow cap (FABRICTRACE_FLOOD), and one peer's
-# 1,000,000-route table learned by the RIB (FABRICTRACE_ROUTES).
-bench:
-	$(GO) test -run '^$$' -bench . -skip 'LearnRoutes|Flood' -benchmem -count 5 ./decode/ ./ingest/ ./flows/ ./rib/
+# 5-tuples against the flow cap (FABRICTRACE_FLOOD), one peer's
+# 1,000,000-route table learned by the RIB (FABRICTRACE_ROUTES), history
+# queries over 1,000,000 rows, and the end-to-end rate ladder on loopback
+# (cmd/sflowbench: a bare recvmmsg loop as the ceiling, then the collector).
+bench: build
+	$(GO) test -run '^$$' -bench . -skip 'LearnRoutes|Flood|HistoryQuery' -benchmem -count 5 ./decode/ ./ingest/ ./flows/ ./rib/
 	$(GO) test -run '^$$' -bench Flood -benchtime 1x -timeout 20m ./flows/
 	$(GO) test -run '^$$' -bench LearnRoutes -benchtime 1x -timeout 20m ./rib/
 	$(GO) test -run '^$$' -bench HistoryQuery -benchtime 2000x -timeout 20m ./store/
+	$(BIN)/sflowbench -collector $(BIN)/collector
 
 # Fuzz every parser for FUZZTIME each (make fuzz FUZZTIME=10m).
 fuzz:

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fabrictrace/fabrictrace/decode"
+)
+
+// The smoke test of make test: 1,000 datagrams/s for 2 s into the collector,
+// no loss, and exactly 7 samples counted per datagram sent.
+func TestSmoke(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "collector")
+	if out, err := exec.Command("go", "build", "-o", bin, "../collector").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	o := options{collector: bin, step: 2 * time.Second, tuples: 1000}
+	s, err := measure(context.Background(), o, newLoad(o.tuples), "fabrictrace", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.sent < 1900 || s.received != s.sent || s.samples != samplesPerDatagram*s.sent || s.kernelDrops != 0 {
+		t.Errorf("sent %d, received %d, samples %d (want %d), drops %d", s.sent, s.received, s.samples,
+			samplesPerDatagram*s.sent, s.kernelDrops)
+	}
+}
+
+// The load decodes to what it says: 7 samples, 128-byte headers, TTLs 62-64.
+func TestLoadDecodes(t *testing.T) {
+	l := newLoad(700)
+	var dec decode.Decoder
+	ttls := map[uint8]bool{}
+	for i := range len(l.datagrams) {
+		dg, err := dec.Decode(l.next(i), visitor(func(s *decode.FlowSample) { ttls[s.RawHeader.Packet.TTL] = true }))
+		if err != nil || dg.FlowSamples != samplesPerDatagram || len(l.datagrams[i]) != 1372 {
+			t.Fatalf("datagram %d: %d samples, %d bytes, %v", i, dg.FlowSamples, len(l.datagrams[i]), err)
+		}
+	}
+	if len(ttls) != 3 {
+		t.Errorf("TTLs %v, want 62, 63 and 64", ttls)
+	}
+}
+
+type visitor func(*decode.FlowSample)
+
+func (v visitor) Flow(_ *decode.Datagram, s *decode.FlowSample) { v(s) }
+func (visitor) Counter(*decode.Datagram, *decode.CounterSample) {}
