@@ -63,6 +63,11 @@ var tsharkFields = []string{
 // ourFields renders what our decoder read in tshark's terms.
 type ourFields struct {
 	v map[string][]string
+	// ovs is set when a counter sample holds records tshark does not read
+	// (Open vSwitch's 1004 and others, which we skip by length): tshark
+	// then stops, or worse, reads on misaligned, so its counter fields
+	// for that datagram are not evidence either way.
+	ovs bool
 }
 
 func (o *ourFields) add(field string, v any) { o.v[field] = append(o.v[field], fmt.Sprint(v)) }
@@ -95,6 +100,7 @@ func (o *ourFields) Flow(_ *decode.Datagram, s *decode.FlowSample) {
 }
 
 func (o *ourFields) Counter(_ *decode.Datagram, s *decode.CounterSample) {
+	o.ovs = o.ovs || s.UnknownRecords > 0
 	o.add("sflow.counters_sample.sequence_number", s.Sequence)
 	if s.Records&decode.HasGenericInterface != 0 {
 		o.add("sflow_245.ifindex", s.Generic.IfIndex)
@@ -104,9 +110,10 @@ func (o *ourFields) Counter(_ *decode.Datagram, s *decode.CounterSample) {
 
 // crossCheck decodes every datagram of the capture and compares, field by
 // field, with what tshark reads from the same file. tshark stops at counter
-// records it does not know (Open vSwitch's), so where it gives fewer values
-// than we do, its values must be a prefix of ours; flow-sample fields are
-// counted to show the check was not vacuous.
+// records it does not know (Open vSwitch's), or reads on misaligned, so
+// where it gives fewer values than we do its values must be a prefix of
+// ours, and the counter fields of datagrams holding such records are not
+// compared; flow-sample fields are counted to show the check was not vacuous.
 func crossCheck(t *testing.T, pcap string) (flowSamples int) {
 	t.Helper()
 	datagrams := readPcap(t, pcap)
@@ -148,7 +155,7 @@ func crossCheck(t *testing.T, pcap string) (flowSamples int) {
 				ours.v[f] = append([]string{theirs[f][0]}, ours.v[f]...)
 			}
 		}
-		if len(theirs["sflow.counters_sample.sequence_number"]) < len(ours.v["sflow.counters_sample.sequence_number"]) ||
+		if ours.ovs || len(theirs["sflow.counters_sample.sequence_number"]) < len(ours.v["sflow.counters_sample.sequence_number"]) ||
 			len(theirs["sflow_245.ifindex"]) < len(ours.v["sflow_245.ifindex"]) {
 			malformedForTshark++
 		}
@@ -158,6 +165,9 @@ func crossCheck(t *testing.T, pcap string) (flowSamples int) {
 			}
 		}
 		for _, f := range tsharkFields[4:] {
+			if ours.ovs && strings.Contains(f, "counters") || ours.ovs && strings.HasPrefix(f, "sflow_245.if") {
+				continue
+			}
 			th, us := theirs[f], ours.v[f]
 			if len(th) > len(us) {
 				t.Errorf("datagram %d %s: tshark read more than we did: %v vs %v", i+1, f, th, us)
