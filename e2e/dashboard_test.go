@@ -87,6 +87,31 @@ func (c *cdp) screenshot(path string) {
 	os.WriteFile(path, b, 0o644)
 }
 
+// demoFabric runs the collector with the demo's definitions and the
+// simulator against it, with a long elephant from 172.16.1.11 to
+// 172.16.1.42, and returns the REST address and the simulator.
+func demoFabric(t *testing.T, dir string, simArgs ...string) (string, *exec.Cmd) {
+	bin := filepath.Dir(collectorBin)
+	if out, err := exec.Command("go", "build", "-o", bin+"/", "../cmd/fabricsim").CombinedOutput(); err != nil {
+		t.Fatalf("build fabricsim: %v\n%s", err, out)
+	}
+	sflow, httpAddr, bgp := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)), fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)),
+		fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+	define, _ := filepath.Abs("../scripts/demo.json")
+	run(t, dir, "collector", nil, collectorBin, "-sflow", sflow, "-http", httpAddr, "-bgp", bgp,
+		"-bgp-accept", "127.0.1.0/24", "-define", define, "-db", "", "-stats-interval", "0")
+	waitFor(t, "collector REST", 10*time.Second, func() (bool, string) {
+		resp, err := http.Get("http://" + httpAddr + "/version")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil, fmt.Sprint(err)
+	})
+	sim := run(t, dir, "fabricsim", nil, append([]string{filepath.Join(bin, "fabricsim"), "-sflow", sflow, "-bgp", bgp,
+		"-elephant", "172.16.1.11,172.16.1.42,300,0s,1h", "-progress", "0"}, simArgs...)...)
+	return httpAddr, sim
+}
+
 // TestDashboard opens the collector's dashboard in headless Debian Chromium
 // against the simulated fabric: the map shows the fabric's nodes, an
 // elephant's path appears with its hops, the path search shows the true path
@@ -98,24 +123,7 @@ func TestDashboard(t *testing.T) {
 		t.Fatal("chromium is not installed (e2e/setup.sh installs it)")
 	}
 	dir := t.TempDir()
-	bin := filepath.Dir(collectorBin)
-	if out, err := exec.Command("go", "build", "-o", bin+"/", "../cmd/fabricsim").CombinedOutput(); err != nil {
-		t.Fatalf("build fabricsim: %v\n%s", err, out)
-	}
-	sflow, httpAddr, bgp := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)), fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)),
-		fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
-	define, _ := filepath.Abs("../scripts/demo.json")
-	run(t, dir, "collector", nil, collectorBin, "-sflow", sflow, "-http", httpAddr, "-bgp", bgp,
-		"-bgp-accept", "127.0.1.0/24", "-define", define, "-stats-interval", "0")
-	waitFor(t, "collector REST", 10*time.Second, func() (bool, string) {
-		resp, err := http.Get("http://" + httpAddr + "/version")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil, fmt.Sprint(err)
-	})
-	sim := run(t, dir, "fabricsim", nil, filepath.Join(bin, "fabricsim"), "-sflow", sflow, "-bgp", bgp,
-		"-elephant", "172.16.1.11,172.16.1.42,300,0s,1h", "-collision", "-progress", "0")
+	httpAddr, sim := demoFabric(t, dir, "-collision")
 
 	port := freeTCPPort(t)
 	run(t, dir, "chromium", nil, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -253,17 +261,7 @@ func TestDashboardInFirefox(t *testing.T) {
 		t.Fatal("firefox-esr is not installed (e2e/setup.sh installs it)")
 	}
 	dir := t.TempDir()
-	bin := filepath.Dir(collectorBin)
-	if out, err := exec.Command("go", "build", "-o", bin+"/", "../cmd/fabricsim").CombinedOutput(); err != nil {
-		t.Fatalf("build fabricsim: %v\n%s", err, out)
-	}
-	sflow, httpAddr, bgp := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)), fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)),
-		fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
-	define, _ := filepath.Abs("../scripts/demo.json")
-	run(t, dir, "collector", nil, collectorBin, "-sflow", sflow, "-http", httpAddr, "-bgp", bgp,
-		"-bgp-accept", "127.0.1.0/24", "-define", define, "-db", "", "-stats-interval", "0")
-	run(t, dir, "fabricsim", nil, filepath.Join(bin, "fabricsim"), "-sflow", sflow, "-bgp", bgp,
-		"-elephant", "172.16.1.11,172.16.1.42,300,0s,1h", "-progress", "0")
+	httpAddr, _ := demoFabric(t, dir)
 	port := freeTCPPort(t)
 	os.MkdirAll(dir+"/profile", 0o755)
 	run(t, dir, "firefox", []string{"HOME=" + dir}, firefox, "--headless", "--remote-debugging-port", fmt.Sprint(port),
