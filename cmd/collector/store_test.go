@@ -19,26 +19,9 @@ import (
 // What users PUT survives a restart, through the -db file.
 func TestDefinitionsSurviveARestart(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "collector")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	bin, addr := buildCollector(t, dir)
 	db := filepath.Join(dir, "ft.db")
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "-sflow", "127.0.0.1:0", "-http", addr, "-db", db, "-stats-interval", "0")
-		stderr, _ := cmd.StderrPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() && !strings.Contains(sc.Text(), "serving REST API") {
-		}
-		go io.Copy(io.Discard, stderr)
-		return cmd
-	}
+	start := func() *exec.Cmd { return startServing(t, bin, addr, db) }
 	do := func(method, path, body string) (int, string) {
 		req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
 		resp, err := http.DefaultClient.Do(req)
@@ -110,22 +93,8 @@ func TestDefinitionsSurviveARestart(t *testing.T) {
 // A stop during a long poll ends it at once, and the collector exits 0.
 func TestStopReleasesLongPolls(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "collector")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "-sflow", "127.0.0.1:0", "-http", addr, "-db", filepath.Join(dir, "ft.db"), "-stats-interval", "0")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() && !strings.Contains(sc.Text(), "serving REST API") {
-	}
-	go io.Copy(io.Discard, stderr)
+	bin, addr := buildCollector(t, dir)
+	cmd := startServing(t, bin, addr, filepath.Join(dir, "ft.db"))
 	polled := make(chan error, 1)
 	go func() {
 		resp, err := http.Get("http://" + addr + "/events/json?timeout=60")
@@ -151,4 +120,36 @@ func TestStopReleasesLongPolls(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("the long poll was not released")
 	}
+}
+
+// buildCollector builds the collector into dir and picks a free address
+// for its REST API.
+func buildCollector(t *testing.T, dir string) (bin, addr string) {
+	t.Helper()
+	bin = filepath.Join(dir, "collector")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return bin, ln.Addr().String()
+}
+
+// startServing starts the collector with its store at db and returns once
+// it serves REST on addr.
+func startServing(t *testing.T, bin, addr, db string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "-sflow", "127.0.0.1:0", "-http", addr, "-db", db, "-stats-interval", "0")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() && !strings.Contains(sc.Text(), "serving REST API") {
+	}
+	go io.Copy(io.Discard, stderr)
+	return cmd
 }
