@@ -78,6 +78,7 @@ type step struct {
 	cpuPerSample    float64 // µs
 	rssMiB          float64
 	kernelDrops     uint64
+	behindDrops     uint64
 	sentPerSecAchvd float64
 }
 
@@ -133,7 +134,7 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	lines := bufio.NewScanner(stdout)
-	lastDrops = 0
+	lastKernel, lastBehind = 0, 0
 	if target == "bare" {
 		if !lines.Scan() { // "ready"
 			return step{}, errors.New("bare receiver did not start")
@@ -170,7 +171,7 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 		time.Sleep(300 * time.Millisecond) // let the backlog drain between reads
 	}
 	cpu := cpuTicks(cmd.Process.Pid) - cpu0
-	s := step{target: target, rate: rate, sent: sent, received: d, samples: smp, kernelDrops: lastDrops,
+	s := step{target: target, rate: rate, sent: sent, received: d, samples: smp, kernelDrops: lastKernel, behindDrops: lastBehind,
 		sentPerSecAchvd: float64(sent) / elapsed.Seconds(), rssMiB: rssMiB(cmd.Process.Pid)}
 	if sent > 0 {
 		s.loss = 1 - float64(d)/float64(sent)
@@ -211,13 +212,14 @@ func scrape(url string) (uint64, uint64, error) {
 		}
 		return uint64(t)
 	}
-	lastDrops = sum("fabrictrace_kernel_socket_drops_total") + sum("fabrictrace_ingest_dropped_behind_total")
+	lastKernel, lastBehind = sum("fabrictrace_kernel_socket_drops_total"), sum("fabrictrace_ingest_dropped_behind_total")
 	return sum("fabrictrace_sflow_datagrams_total"), sum("fabrictrace_sflow_samples_total"), nil
 }
 
-// lastDrops is what the last scrape said the collector dropped: in the
-// kernel, or because the engine was behind. It explains the loss.
-var lastDrops uint64
+// lastKernel and lastBehind are what the last scrape said the collector
+// dropped: in the kernel, or because the engine was behind. They explain
+// the loss.
+var lastKernel, lastBehind uint64
 
 func waitHTTP(url string, d time.Duration) error {
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
@@ -275,11 +277,11 @@ func report(w io.Writer, o options, rows []step) {
 	fmt.Fprintf(w, "sflowbench on %s: %d CPUs, pinned %v, %v per step, 1372-byte datagrams of 7 samples, %d 5-tuples, loopback\n",
 		host, numCPU(), o.pin, o.step, o.tuples)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tasked dgram/s\tsent dgram/s\tsamples/s\tloss %\tcounted drops\tCPU µs/sample\tRSS MiB\t")
+	fmt.Fprintln(tw, "target\tasked dgram/s\tsent dgram/s\tsamples/s\tloss %\tkernel drops\tdropped behind\tCPU µs/sample\tRSS MiB\t")
 	best := map[string]float64{}
 	for _, r := range rows {
 		sps := float64(r.samples) / o.step.Seconds()
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.3f\t%d\t%.2f\t%.0f\t\n", r.target, r.rate, r.sentPerSecAchvd, sps, 100*r.loss, r.kernelDrops, r.cpuPerSample, r.rssMiB)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.3f\t%d\t%d\t%.2f\t%.0f\t\n", r.target, r.rate, r.sentPerSecAchvd, sps, 100*r.loss, r.kernelDrops, r.behindDrops, r.cpuPerSample, r.rssMiB)
 		if r.loss < 0.001 && sps > best[r.target] {
 			best[r.target] = sps
 		}
