@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -29,9 +30,9 @@ type Config struct {
 	Addr               string // UDP address; default ":6343"
 	Sockets            int    // SO_REUSEPORT sockets, each with its own worker; default 1
 	ReadBuffer         int    // SO_RCVBUF to request, in bytes; default 32 MiB
-	Batch              int    // datagrams per recvmmsg; default 64
-	QueueBatches       int    // batches per socket that may wait for the sink; default 32
-	MaxDatagram        int    // largest datagram read whole; default 16384
+	Batch              int    // datagrams per recvmmsg; default 32
+	QueueBatches       int    // batches per socket that may wait for the sink; default 256
+	MaxDatagram        int    // largest datagram read whole; default 9216
 	MaxAgents          int    // agents tracked; default 10000
 	MaxSourcesPerAgent int    // data sources tracked per agent; default 4096
 	// Allow, when not empty, lists the sources sFlow is taken from: a
@@ -50,13 +51,17 @@ func (c *Config) defaults() {
 		c.ReadBuffer = 32 << 20
 	}
 	if c.Batch <= 0 {
-		c.Batch = 64
+		c.Batch = 32
 	}
+	// At moderate rates a recvmmsg returns one or two datagrams, so the
+	// queue must hold many batches to ride out a pause of the sink (a GC,
+	// a sweep): 256 batches is 256 datagrams at the least, 8192 at the most.
+	// The buffers are allocated once; pages no datagram touched stay unbacked.
 	if c.QueueBatches <= 0 {
-		c.QueueBatches = 32
+		c.QueueBatches = 256
 	}
 	if c.MaxDatagram <= 0 {
-		c.MaxDatagram = 16384
+		c.MaxDatagram = 9216 // a jumbo frame's payload
 	}
 	if c.MaxAgents <= 0 {
 		c.MaxAgents = 10000
@@ -226,6 +231,10 @@ func (l *Listener) read(ctx context.Context, free, queue chan *batchReader, spar
 		}
 		b.count = n
 		queue <- b
+		// Let the worker run. With one CPU (a pinned collector) a reader
+		// that always finds data would otherwise keep it for a whole
+		// preemption slice, and the queue would overflow while the CPU idles.
+		runtime.Gosched()
 	}
 }
 

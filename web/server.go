@@ -66,6 +66,8 @@ type Config struct {
 	History History
 	// Metrics, if set, serves /metrics (Prometheus).
 	Metrics http.Handler
+	// Debug, if set, serves /debug/pprof/ (profiles of the running collector).
+	Debug http.Handler
 	// Ingest, if set, adds the front door's own counters to /analyzer/json:
 	// kernel drops, datagrams dropped while the engine was behind.
 	Ingest   func() map[string]any
@@ -133,6 +135,9 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/app/prometheus/scripts/export.js/flows/{agent}/txt", s.promFlowExport).Methods(http.MethodGet)
 	if cfg.Metrics != nil {
 		r.Handle("/metrics", cfg.Metrics).Methods(http.MethodGet)
+	}
+	if cfg.Debug != nil {
+		r.PathPrefix("/debug/pprof/").Handler(cfg.Debug)
 	}
 	r.PathPrefix("/ui/").Handler(s.ui()).Methods(http.MethodGet)
 	r.Handle("/", http.RedirectHandler("/ui/", http.StatusFound)).Methods(http.MethodGet)

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // only reachable with -pprof
 	"net/netip"
 	"os"
 	"os/signal"
@@ -61,6 +62,7 @@ type options struct {
 	bgpPeerASN    uint
 	bgpAll        bool
 	bgpNeighbors  string
+	pprof         bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -89,6 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.allow, "sflow-allow", "", "take sFlow only from these sources, `CIDR[,CIDR...]`; others are dropped and counted")
 	fs.StringVar(&o.config, "config", "", "TOML `file` of settings named as these flags, plus [flows], [thresholds], [groups]; flags win")
 	fs.BoolVar(&o.printConfig, "print-config", false, "print the effective settings as TOML and exit")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ on the REST address, for profiling")
 	fs.BoolVar(&o.dump, "dump", false, "print every decoded sample to stdout as a JSON line (like sflowtool)")
 	fs.DurationVar(&o.statsInterval, "stats-interval", time.Minute, "how often to log ingest totals (0 disables)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -231,6 +234,9 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(selfMetrics{ingest: l, engine: engine, rib: routes, store: st},
 			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		if o.pprof {
+			wcfg.Debug = http.DefaultServeMux // net/http/pprof registers there
+		}
 		wcfg.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})
 		// Requests live in ctx: a stop ends the long polls at once, so
 		// waiters are released and Shutdown does not wait out their timeouts.

@@ -41,6 +41,7 @@ type options struct {
 	tuples    int
 	pin       bool
 	bareChild string // internal: run as the bare receiver on this address
+	to        string // only send, at -start for -step, to a collector run by hand (to profile it)
 }
 
 func main() {
@@ -55,6 +56,7 @@ func main() {
 	fs.IntVar(&o.tuples, "tuples", 10000, "distinct 5-tuples in the load")
 	fs.BoolVar(&o.pin, "pin", true, "pin the target to CPU 1 and the sender to CPU 0 (needs taskset and 2 CPUs)")
 	fs.StringVar(&o.bareChild, "bare-listen", "", "internal: be the bare receiver")
+	fs.StringVar(&o.to, "to", "", "only send the load to this `HOST:PORT` at -start for -step (to profile a collector run by hand)")
 	fs.Parse(os.Args[1:])
 	if o.bareChild != "" {
 		bare(o.bareChild)
@@ -62,6 +64,15 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if o.to != "" {
+		sent, took, err := send(ctx, o.to, newLoad(o.tuples), o.start, o.step, o.pin)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sflowbench:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("sent %d datagrams in %v (%.0f/s)\n", sent, took.Round(time.Millisecond), float64(sent)/took.Seconds())
+		return
+	}
 	if err := run(ctx, o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "sflowbench:", err)
 		os.Exit(1)
