@@ -35,12 +35,14 @@ test-e2e:
 # 5-tuples against the flow cap (FABRICTRACE_FLOOD), one peer's
 # 1,000,000-route table learned by the RIB (FABRICTRACE_ROUTES), history
 # queries over 1,000,000 rows, and the end-to-end rate ladder on loopback
-# (cmd/sflowbench: a bare recvmmsg loop as the ceiling, then the collector).
+# (cmd/sflowbench: a bare recvmmsg loop as the ceiling, the collector, and
+# pmacct's sfacctd and nfdump's sfcapd, installed by scripts/bench-setup.sh).
 bench: build
 	$(GO) test -run '^$$' -bench . -skip 'LearnRoutes|Flood|HistoryQuery' -benchmem -count 5 ./decode/ ./ingest/ ./flows/ ./rib/
 	$(GO) test -run '^$$' -bench Flood -benchtime 1x -timeout 20m ./flows/
 	$(GO) test -run '^$$' -bench LearnRoutes -benchtime 1x -timeout 20m ./rib/
 	$(GO) test -run '^$$' -bench HistoryQuery -benchtime 2000x -timeout 20m ./store/
+	@if [ "$$(id -u)" = 0 ]; then ./scripts/bench-setup.sh; else echo "bench: not root, so peers not installed are skipped"; fi
 	$(BIN)/sflowbench -collector $(BIN)/collector
 
 # Fuzz every parser for FUZZTIME each (make fuzz FUZZTIME=10m).

@@ -34,6 +34,7 @@ import (
 type options struct {
 	targets   string
 	collector string
+	define    string  // the collector's -define: flows and thresholds running during the test
 	start     float64 // datagrams per second at the first step
 	factor    float64
 	steps     int
@@ -47,8 +48,9 @@ type options struct {
 func main() {
 	var o options
 	fs := flag.NewFlagSet("sflowbench", flag.ExitOnError)
-	fs.StringVar(&o.targets, "targets", "bare,fabrictrace", "what to measure, in order: bare, fabrictrace")
+	fs.StringVar(&o.targets, "targets", "bare,fabrictrace,sfcapd,sfacctd", "what to measure, in order: bare, fabrictrace, sfcapd (nfdump), sfacctd (pmacct); peers not installed are skipped")
 	fs.StringVar(&o.collector, "collector", "bin/collector", "the fabrictrace collector `binary`")
+	fs.StringVar(&o.define, "define", "scripts/demo.json", "flows and thresholds the collector runs during the test (its -define; empty for none)")
 	fs.Float64Var(&o.start, "start", 20000, "datagrams per second at the first step")
 	fs.Float64Var(&o.factor, "factor", 1.25, "rate multiplier between steps")
 	fs.IntVar(&o.steps, "steps", 12, "steps at most; the ladder stops earlier at 5 % loss")
@@ -97,6 +99,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	load := newLoad(o.tuples)
 	var rows []step
 	for _, target := range strings.Split(o.targets, ",") {
+		if bin, ok := peerBinaries[target]; ok {
+			if _, err := exec.LookPath(bin); err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %s not installed, skipped (apt-get install %s)\n", target, bin, peerPackages[target])
+				continue
+			}
+		}
 		rate := o.start
 		for i := 0; i < o.steps && ctx.Err() == nil; i++ {
 			s, err := measure(ctx, o, load, target, rate)
@@ -132,9 +140,18 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 		self, _ := os.Executable()
 		cmd = pinned(o.pin, "1", self, "-bare-listen", addr)
 	case "fabrictrace":
-		cmd = pinned(o.pin, "1", o.collector, "-sflow", addr, "-http", httpAddr, "-db", "", "-bgp", "",
-			"-stats-interval", "0", "-log-level", "warn")
+		args := []string{"-sflow", addr, "-http", httpAddr, "-db", "", "-bgp", "", "-stats-interval", "0", "-log-level", "error"}
+		if o.define != "" {
+			args = append(args, "-define", o.define)
+		}
+		cmd = pinned(o.pin, "1", o.collector, args...)
 		counters = func() (uint64, uint64, error) { return scrape("http://" + httpAddr + "/metrics") }
+	case "sfcapd", "sfacctd":
+		var err error
+		cmd, counters, err = peer(o, target, addr)
+		if err != nil {
+			return step{}, err
+		}
 	default:
 		return step{}, fmt.Errorf("unknown target %q", target)
 	}
@@ -160,8 +177,12 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 			s, _ := strconv.ParseUint(f[1], 10, 64)
 			return d, s, nil
 		}
-	} else if err := waitHTTP("http://"+httpAddr+"/version", 10*time.Second); err != nil {
-		return step{}, err
+	} else if target == "fabrictrace" {
+		if err := waitHTTP("http://"+httpAddr+"/version", 10*time.Second); err != nil {
+			return step{}, err
+		}
+	} else {
+		time.Sleep(500 * time.Millisecond) // peers say nothing when ready; give them a moment to bind
 	}
 	cpu0 := cpuTicks(cmd.Process.Pid)
 	sent, elapsed, err := send(ctx, addr, load, rate, o.step, o.pin)
@@ -181,9 +202,13 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 		last = d
 		time.Sleep(300 * time.Millisecond) // let the backlog drain between reads
 	}
-	cpu := cpuTicks(cmd.Process.Pid) - cpu0
+	cpuNow, rss := cpuTicks(cmd.Process.Pid), rssMiB(cmd.Process.Pid)
+	if _, isPeer := peerBinaries[target]; isPeer {
+		cpuNow, rss = peerCPU, peerRSS
+	}
+	cpu := cpuNow - cpu0
 	s := step{target: target, rate: rate, sent: sent, received: d, samples: smp, kernelDrops: lastKernel, behindDrops: lastBehind,
-		sentPerSecAchvd: float64(sent) / elapsed.Seconds(), rssMiB: rssMiB(cmd.Process.Pid)}
+		sentPerSecAchvd: float64(sent) / elapsed.Seconds(), rssMiB: rss}
 	if sent > 0 {
 		s.loss = 1 - float64(d)/float64(sent)
 	}
@@ -285,8 +310,8 @@ func rssMiB(pid int) float64 {
 
 func report(w io.Writer, o options, rows []step) {
 	host, _ := os.Hostname()
-	fmt.Fprintf(w, "sflowbench on %s: %d CPUs, pinned %v, %v per step, 1372-byte datagrams of 7 samples, %d 5-tuples, loopback\n",
-		host, numCPU(), o.pin, o.step, o.tuples)
+	fmt.Fprintf(w, "sflowbench on %s: %d CPUs, pinned %v, %v per step, 1372-byte datagrams of 7 samples, %d 5-tuples, loopback; fabrictrace runs %q\n",
+		host, numCPU(), o.pin, o.step, o.tuples, o.define)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "target\tasked dgram/s\tsent dgram/s\tsamples/s\tloss %\tkernel drops\tdropped behind\tCPU µs/sample\tRSS MiB\t")
 	best := map[string]float64{}

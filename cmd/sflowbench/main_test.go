@@ -17,7 +17,7 @@ func TestSmoke(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../collector").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	o := options{collector: bin, step: 2 * time.Second, tuples: 1000}
+	o := options{collector: bin, define: "../../scripts/demo.json", step: 2 * time.Second, tuples: 1000}
 	s, err := measure(context.Background(), o, newLoad(o.tuples), "fabrictrace", 1000)
 	if err != nil {
 		t.Fatal(err)
