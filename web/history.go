@@ -1,47 +1,42 @@
 package web
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 )
 
-func (s *Server) historyEvents(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.History == nil {
-		s.fail(w, http.StatusNotFound, errNoStore)
-		return
+// history serves a /history/.../json endpoint: since, until and limit from
+// the query, the rest by fetch.
+func (s *Server) history(fetch func(ctx context.Context, r *http.Request, since, until int64, limit int) ([]json.RawMessage, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.History == nil {
+			s.fail(w, http.StatusNotFound, errNoStore)
+			return
+		}
+		q := &query{r: r}
+		since, until, limit := q.int("since", 0), q.int("until", 0), q.int("limit", 1000)
+		if q.err != nil {
+			s.fail(w, http.StatusBadRequest, q.err)
+			return
+		}
+		out, err := fetch(r.Context(), r, since, until, int(limit))
+		if err != nil {
+			s.fail(w, http.StatusInternalServerError, err)
+			return
+		}
+		s.reply(w, out)
 	}
-	q := &query{r: r}
-	since, until, limit := q.int("since", 0), q.int("until", 0), q.int("limit", 1000)
-	if q.err != nil {
-		s.fail(w, http.StatusBadRequest, q.err)
-		return
-	}
-	out, err := s.cfg.History.HistoryEvents(r.Context(), since, until, r.URL.Query().Get("thresholdID"), int(limit))
-	if err != nil {
-		s.fail(w, http.StatusInternalServerError, err)
-		return
-	}
-	s.reply(w, out)
 }
 
-func (s *Server) historyElephants(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.History == nil {
-		s.fail(w, http.StatusNotFound, errNoStore)
-		return
-	}
-	q := &query{r: r}
-	since, until, limit := q.int("since", 0), q.int("until", 0), q.int("limit", 1000)
-	if q.err != nil {
-		s.fail(w, http.StatusBadRequest, q.err)
-		return
-	}
+func (s *Server) historyEvents(ctx context.Context, r *http.Request, since, until int64, limit int) ([]json.RawMessage, error) {
+	return s.cfg.History.HistoryEvents(ctx, since, until, r.URL.Query().Get("thresholdID"), limit)
+}
+
+func (s *Server) historyElephants(ctx context.Context, r *http.Request, since, until int64, limit int) ([]json.RawMessage, error) {
 	v := r.URL.Query()
-	out, err := s.cfg.History.HistoryElephants(r.Context(), since, until, v.Get("src"), v.Get("dst"), int(limit))
-	if err != nil {
-		s.fail(w, http.StatusInternalServerError, err)
-		return
-	}
-	s.reply(w, out)
+	return s.cfg.History.HistoryElephants(ctx, since, until, v.Get("src"), v.Get("dst"), limit)
 }
 
 var errNoStore = errors.New("no history: start the collector with -db")

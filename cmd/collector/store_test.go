@@ -59,11 +59,12 @@ func TestDefinitionsSurviveARestart(t *testing.T) {
 	c = start()
 	defer stop(c)
 	for path, want := range map[string]string{
-		"/flow/pairs/json":     `"n":10`,
-		"/threshold/big/json":  `"metric":"pairs"`,
-		"/group/json":          `"inside":["10.0.0.0/8"]`,
-		"/topology/json":       `"l1"`,
-		"/history/events/json": `[]`,
+		"/flow/pairs/json":                        `"n":10`,
+		"/threshold/big/json":                     `"metric":"pairs"`,
+		"/group/json":                             `"inside":["10.0.0.0/8"]`,
+		"/topology/json":                          `"l1"`,
+		"/history/events/json":                    `[]`,
+		"/history/elephants/json?src=172.16.1.11": `[]`,
 	} {
 		if code, out := do("GET", path, ""); code != 200 || !strings.Contains(out, want) {
 			t.Errorf("after a restart, GET %s: %d %s; want %s", path, code, out, want)
