@@ -34,6 +34,7 @@ type hopSeen struct {
 }
 
 type tracked struct {
+	slot  int // in the tracker's ring
 	t     tuple
 	hops  []hopSeen
 	bytes float64
@@ -47,14 +48,16 @@ const maxHopsSeen = 32
 
 type pathTracker struct {
 	flows   map[tuple]*tracked
-	byPair  map[pair]map[tuple]*tracked
+	byPair  map[pair][]*tracked // a pair's 5-tuples: few, so a slice
+	ring    []*tracked          // every 5-tuple, for the eviction clock
+	hand    int
 	max     int
 	evicted uint64
 }
 
 func (pt *pathTracker) init(max int) {
 	pt.flows = map[tuple]*tracked{}
-	pt.byPair = map[pair]map[tuple]*tracked{}
+	pt.byPair = map[pair][]*tracked{}
 	pt.max = max
 }
 
@@ -73,13 +76,11 @@ func (pt *pathTracker) observe(dg *decode.Datagram, fs *decode.FlowSample, frame
 		if len(pt.flows) >= pt.max {
 			pt.evict()
 		}
-		tr = &tracked{t: t, first: now}
+		tr = &tracked{t: t, first: now, slot: len(pt.ring)}
 		pt.flows[t] = tr
 		pr := pair{t.src, t.dst}
-		if pt.byPair[pr] == nil {
-			pt.byPair[pr] = map[tuple]*tracked{}
-		}
-		pt.byPair[pr][t] = tr
+		pt.byPair[pr] = append(pt.byPair[pr], tr)
+		pt.ring = append(pt.ring, tr)
 	}
 	tr.last = now
 	tr.bytes += frameBytes
@@ -98,29 +99,43 @@ func (pt *pathTracker) observe(dg *decode.Datagram, fs *decode.FlowSample, frame
 	}
 }
 
-// evict drops the stalest of a few 5-tuples.
+// evict drops the stalest of the next few 5-tuples under the clock hand:
+// a fixed cost however many are tracked.
 func (pt *pathTracker) evict() {
 	var victim *tracked
-	n := 0
-	for _, tr := range pt.flows {
-		if victim == nil || tr.last < victim.last {
+	for range min(16, len(pt.ring)) {
+		pt.hand = (pt.hand + 1) % len(pt.ring)
+		if tr := pt.ring[pt.hand]; victim == nil || tr.last < victim.last {
 			victim = tr
 		}
-		if n++; n == 16 {
-			break
-		}
 	}
-	pt.remove(victim)
-	pt.evicted++
+	if victim != nil {
+		pt.remove(victim)
+		pt.evicted++
+	}
 }
 
 func (pt *pathTracker) remove(tr *tracked) {
 	delete(pt.flows, tr.t)
 	pr := pair{tr.t.src, tr.t.dst}
-	delete(pt.byPair[pr], tr.t)
-	if len(pt.byPair[pr]) == 0 {
-		delete(pt.byPair, pr)
+	list := pt.byPair[pr]
+	for i, x := range list {
+		if x == tr {
+			list[i] = list[len(list)-1]
+			list[len(list)-1] = nil
+			list = list[:len(list)-1]
+			break
+		}
 	}
+	if len(list) == 0 {
+		delete(pt.byPair, pr)
+	} else {
+		pt.byPair[pr] = list
+	}
+	last := pt.ring[len(pt.ring)-1]
+	pt.ring[tr.slot], last.slot = last, tr.slot
+	pt.ring[len(pt.ring)-1] = nil
+	pt.ring = pt.ring[:len(pt.ring)-1]
 }
 
 // expire drops 5-tuples not sampled for maxAge seconds.
@@ -292,7 +307,8 @@ func (e *Engine) pathsLocked(q PathQuery) Paths {
 	groups := map[string]*Path{}
 	var order []string
 	total := 0.0
-	for t, tr := range e.paths.byPair[pair{q.Src, q.Dst}] {
+	for _, tr := range e.paths.byPair[pair{q.Src, q.Dst}] {
+		t := tr.t
 		if q.Proto != 0 && t.proto != q.Proto || q.SrcPort != 0 && t.sport != q.SrcPort || q.DstPort != 0 && t.dport != q.DstPort {
 			continue
 		}

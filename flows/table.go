@@ -12,6 +12,10 @@ type table struct {
 	bySource   map[*source]map[uint64]*entry
 	n          int
 	lastUpdate float64
+	// ring holds every entry, for eviction: a clock hand walks it, so
+	// finding a victim costs the same however big the table is.
+	ring []*entry
+	hand int
 }
 
 // entry is one flow at one data source. Its value is a rate: each sample
@@ -37,6 +41,7 @@ type entry struct {
 	extrasAt               float64
 	sketches               *[maxValues]distinct // for count: values; nil without them
 	next                   *entry               // another flow whose key hashes alike
+	slot                   int                  // its place in the table's ring
 }
 
 func newTable() *table { return &table{bySource: map[*source]map[uint64]*entry{}} }
@@ -94,6 +99,8 @@ func (t *table) upsert(e *Engine, p *plan, src *source, key, ident []byte, now f
 	}
 	m[h] = ent
 	t.n++
+	ent.slot = len(t.ring)
+	t.ring = append(t.ring, ent)
 	return ent
 }
 
@@ -126,29 +133,30 @@ func (d *distinct) estimate() float64 {
 	return -m * math.Log(zeros/m)
 }
 
-// evict drops the smallest of a few flows: Go's map order is random, so
-// this approximates dropping the smallest flow without a heap on the hot path.
+// evict drops the smallest of the next few flows under the clock hand:
+// close to dropping the smallest flow, at a fixed cost per new flow.
 func (t *table) evict(e *Engine, p *plan, now float64) {
+	if len(t.ring) == 0 {
+		return
+	}
 	var victim *entry
 	least := math.Inf(1)
-	seen := 0
-	for _, m := range t.bySource {
-		for _, ent := range m {
-			if v := ent.valueAt(p, now); v < least {
-				victim, least = ent, v
-			}
-			if seen++; seen >= 16 {
-				break
-			}
-		}
-		if seen >= 16 {
-			break
+	for range min(16, len(t.ring)) {
+		t.hand = (t.hand + 1) % len(t.ring)
+		if ent := t.ring[t.hand]; ent.valueAt(p, now) < least {
+			victim, least = ent, ent.valueAt(p, now)
 		}
 	}
-	if victim != nil {
-		t.remove(e, victim)
-		e.stats.FlowsEvicted++
-	}
+	t.remove(e, victim)
+	e.stats.FlowsEvicted++
+}
+
+// unring takes an entry out of the ring, moving the last one into its place.
+func (t *table) unring(ent *entry) {
+	last := t.ring[len(t.ring)-1]
+	t.ring[ent.slot], last.slot = last, ent.slot
+	t.ring[len(t.ring)-1] = nil
+	t.ring = t.ring[:len(t.ring)-1]
 }
 
 func (t *table) remove(e *Engine, victim *entry) {
@@ -172,6 +180,7 @@ func (t *table) remove(e *Engine, victim *entry) {
 		delete(t.bySource, victim.src)
 	}
 	t.n--
+	t.unring(victim)
 	for _, th := range e.thresholds {
 		th.forget(e, victim)
 	}
@@ -181,6 +190,7 @@ func (t *table) dropSource(e *Engine, src *source) {
 	for _, ent := range t.bySource[src] {
 		for ; ent != nil; ent = ent.next {
 			t.n--
+			t.unring(ent)
 			for _, th := range e.thresholds {
 				th.forget(e, ent)
 			}
