@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,12 +42,14 @@ func loadSpeaker(spec string) int {
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	ctx := context.Background()
 	// Paths first, then the peer: nothing to send until the table is whole.
+	built := time.Now()
 	src := netip.MustParseAddr("127.0.5.1")
 	sp, err := sim.NewSpeakerPaused(ctx, 65301, src, src, quiet)
 	if err != nil {
 		fmt.Println("error", err)
 		return 1
 	}
+	sp.HoldTime = 90 // BGP's default: the dump of a big table keeps it busy
 	nh := netip.MustParseAddr("10.2.2.1")
 	for i := range n {
 		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
@@ -55,6 +58,7 @@ func loadSpeaker(spec string) int {
 			return 1
 		}
 	}
+	fmt.Fprintf(os.Stderr, "speaker: %d paths in %v\n", n, time.Since(built).Round(time.Millisecond))
 	if err := sp.Connect(ctx, collector, 65000); err != nil {
 		fmt.Println("error", err)
 		return 1
@@ -82,7 +86,9 @@ func BenchmarkLearnRoutes(b *testing.B) {
 		ln.Close()
 
 		cmd := exec.Command(os.Args[0], "-test.run", "^$")
-		cmd.Env = append(os.Environ(), speakerEnv+"="+strconv.Itoa(n)+" "+addr.String())
+		// GOMEMLIMIT is for the learner under test, not the speaker.
+		cmd.Env = append(slices.DeleteFunc(os.Environ(), func(v string) bool { return strings.HasPrefix(v, "GOMEMLIMIT=") }),
+			speakerEnv+"="+strconv.Itoa(n)+" "+addr.String())
 		stdin, _ := cmd.StdinPipe()
 		stdout, _ := cmd.StdoutPipe()
 		cmd.Stderr = os.Stderr

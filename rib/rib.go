@@ -1,6 +1,7 @@
 package rib
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -18,6 +20,8 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/apiutil"
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v3/pkg/server"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/fabrictrace/fabrictrace/internal/bgplog"
 )
@@ -53,6 +57,7 @@ type RIB struct {
 	pending   []op
 	neighbors map[netip.Addr]*Neighbor
 	lists     map[string][]uint32 // shared AS paths and communities, by their bytes
+	conv      converter           // the watch goroutine's
 	scratch   []byte
 	wake      chan struct{}
 	quit      chan struct{}
@@ -164,6 +169,13 @@ func (r *RIB) configure(ctx context.Context, port int32, addrs []string) error {
 		RouterId: r.cfg.RouterID.String(), ListenPort: port, ListenAddresses: addrs}}); err != nil {
 		return fmt.Errorf("bgp start: %w", err)
 	}
+	// Nothing enters GoBGP's own RIB: the routes are read from each peer's
+	// Adj-RIB-In as they arrive. A second copy in the global table, with
+	// its best-path runs, would double the memory a full table costs.
+	if err := r.bgp.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name: "global", Direction: api.PolicyDirection_IMPORT, DefaultAction: api.RouteAction_REJECT}}); err != nil {
+		return fmt.Errorf("bgp import policy: %w", err)
+	}
 	afis := []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: family4, Enabled: true}},
 		{Config: &api.AfiSafiConfig{Family: family6, Enabled: true}}}
 	// Passive, multihop (the collector is rarely one hop from every leaf),
@@ -210,7 +222,7 @@ func (r *RIB) watch(resp *api.WatchEventResponse) {
 	}
 	now := time.Now()
 	for _, p := range resp.GetTable().GetPaths() {
-		pfx, rt, ok := convert(p, now)
+		pfx, rt, ok := r.conv.convert(p, now)
 		if !ok {
 			continue
 		}
@@ -276,28 +288,67 @@ func stateName(s api.PeerState_SessionState) string {
 	return "unknown"
 }
 
+// converter reads GoBGP's paths into Routes. GoBGP marshals every path's
+// attributes afresh, but the paths of one UPDATE carry the same bytes, so
+// the last attribute set is kept and decoded once. Only the watch
+// goroutine uses it.
+type converter struct {
+	peerText  string
+	peer      netip.Addr
+	attrBytes []byte // the last set's type URLs and values, end to end
+	scratch   []byte // the set being compared
+	attrs     Route  // what the last set decoded to
+}
+
 // convert reads a GoBGP path into a Route.
-func convert(p *api.Path, now time.Time) (netip.Prefix, Route, bool) {
-	nlri, err := apiutil.GetNativeNlri(p)
-	if err != nil {
+func (c *converter) convert(p *api.Path, now time.Time) (netip.Prefix, Route, bool) {
+	pfx, ok := nlriPrefix(p.Nlri)
+	if !ok {
 		return netip.Prefix{}, Route{}, false
 	}
-	pfx, err := netip.ParsePrefix(nlri.String())
-	if err != nil {
-		return netip.Prefix{}, Route{}, false
+	if p.NeighborIp != c.peerText {
+		peer, err := netip.ParseAddr(p.NeighborIp)
+		if err != nil {
+			return netip.Prefix{}, Route{}, false
+		}
+		c.peerText, c.peer = p.NeighborIp, peer
 	}
-	peer, err := netip.ParseAddr(p.NeighborIp)
-	if err != nil {
-		return netip.Prefix{}, Route{}, false
-	}
-	rt := Route{Peer: peer, PeerASN: p.SourceAsn, Learned: now.UnixMilli()}
 	if p.IsWithdraw {
-		return pfx.Masked(), rt, true // withdrawals carry no attributes
+		// Withdrawals carry no attributes.
+		return pfx, Route{Peer: c.peer, PeerASN: p.SourceAsn, Learned: now.UnixMilli()}, true
 	}
-	attrs, err := apiutil.GetNativePathAttributes(p)
-	if err != nil {
-		return netip.Prefix{}, Route{}, false
+	if !c.sameAttrs(p.Pattrs) {
+		attrs, err := apiutil.UnmarshalPathAttributes(p.Pattrs)
+		if err != nil {
+			c.attrBytes = c.attrBytes[:0]
+			return netip.Prefix{}, Route{}, false
+		}
+		c.attrs = routeAttrs(attrs)
 	}
+	rt := c.attrs
+	rt.Peer, rt.PeerASN, rt.Learned = c.peer, p.SourceAsn, now.UnixMilli()
+	return pfx, rt, true
+}
+
+// sameAttrs reports whether attrs are the last set's, and makes them the
+// last set if not.
+func (c *converter) sameAttrs(attrs []*anypb.Any) bool {
+	b := c.scratch[:0]
+	for _, a := range attrs {
+		b = append(b, a.TypeUrl...)
+		b = append(b, a.Value...)
+		b = append(b, 0)
+	}
+	if len(c.attrBytes) > 0 && bytes.Equal(b, c.attrBytes) {
+		c.scratch = b
+		return true
+	}
+	c.attrBytes, c.scratch = b, c.attrBytes
+	return false
+}
+
+func routeAttrs(attrs []bgp.PathAttributeInterface) Route {
+	var rt Route
 	for _, a := range attrs {
 		switch a := a.(type) {
 		case *bgp.PathAttributeNextHop:
@@ -318,7 +369,43 @@ func convert(p *api.Path, now time.Time) (netip.Prefix, Route, bool) {
 			rt.MED = a.Value
 		}
 	}
-	return pfx.Masked(), rt, true
+	return rt
+}
+
+// nlriPrefix reads a unicast NLRI, an apipb.IPAddressPrefix, straight from
+// its wire form: decoding it into a message would cost three allocations
+// per route.
+func nlriPrefix(nlri *anypb.Any) (netip.Prefix, bool) {
+	if nlri == nil || !strings.HasSuffix(nlri.TypeUrl, "/apipb.IPAddressPrefix") {
+		return netip.Prefix{}, false
+	}
+	var bits uint64
+	var text []byte
+	b := nlri.Value
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return netip.Prefix{}, false
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.VarintType:
+			bits, n = protowire.ConsumeVarint(b)
+		case num == 2 && typ == protowire.BytesType:
+			text, n = protowire.ConsumeBytes(b)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return netip.Prefix{}, false
+		}
+		b = b[n:]
+	}
+	a, err := netip.ParseAddr(string(text))
+	if err != nil || bits > uint64(a.BitLen()) {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(a, int(bits)).Masked(), true
 }
 
 // apply drains queued updates in batches: while one batch is published,
@@ -359,16 +446,13 @@ func (r *RIB) apply() {
 // the changes before it in this batch.
 func (r *RIB) peerRoutes(peer netip.Addr, before []change) []change {
 	held := map[netip.Prefix]bool{}
-	s := r.table.current.Load()
-	for _, m := range s.shards {
-		for _, e := range m {
-			for _, rt := range e.Routes {
-				if rt.Peer == peer {
-					held[e.Prefix] = true
-				}
+	r.table.current.Load().each(func(e *Entry) {
+		for _, rt := range e.Routes {
+			if rt.Peer == peer {
+				held[e.Prefix] = true
 			}
 		}
-	}
+	})
 	for _, c := range before {
 		if c.route.Peer == peer {
 			held[c.prefix] = !c.withdraw
@@ -463,13 +547,11 @@ func (r *RIB) Len() int { return r.table.current.Load().count }
 // Neighbors returns every peer seen, by address.
 func (r *RIB) Neighbors() []Neighbor {
 	held := map[netip.Addr]int{}
-	for _, m := range r.table.current.Load().shards {
-		for _, e := range m {
-			for _, rt := range e.Routes {
-				held[rt.Peer]++
-			}
+	r.table.current.Load().each(func(e *Entry) {
+		for _, rt := range e.Routes {
+			held[rt.Peer]++
 		}
-	}
+	})
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make([]Neighbor, 0, len(r.neighbors))
@@ -486,13 +568,11 @@ func (r *RIB) Neighbors() []Neighbor {
 // most limit, and how many matched in all.
 func (r *RIB) Entries(keep func(*Entry) bool, offset, limit int) ([]*Entry, int) {
 	var all []*Entry
-	for _, m := range r.table.current.Load().shards {
-		for _, e := range m {
-			if keep == nil || keep(e) {
-				all = append(all, e)
-			}
+	r.table.current.Load().each(func(e *Entry) {
+		if keep == nil || keep(e) {
+			all = append(all, e)
 		}
-	}
+	})
 	sort.Slice(all, func(i, j int) bool {
 		a, b := all[i].Prefix, all[j].Prefix
 		if a.Addr() != b.Addr() {

@@ -2,15 +2,16 @@ package rib
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"net/netip"
-	"sort"
 	"sync"
 	"sync/atomic"
 )
 
-// Route is one peer's route to a prefix. A million of them may be held, so
-// it stays small: the prefix lives in its Entry, identical AS paths and
-// community lists share one array.
+// Route is one peer's route to a prefix. Routes are shared: every prefix a
+// peer announced with the same attributes in the same second points at one
+// Route, so a million container /32s from a leaf cost one Route, not a
+// million. Routes are never changed once published.
 type Route struct {
 	Peer        netip.Addr `json:"peer"`
 	RouterID    netip.Addr `json:"routerId,omitzero"` // the peer's, often its loopback and sFlow agent address
@@ -27,17 +28,17 @@ type Route struct {
 // a published snapshot and never change: readers may keep them.
 type Entry struct {
 	Prefix netip.Prefix
-	Routes []Route
-	one    [1]Route // Routes' backing when there is one, the common case: one allocation
+	Routes []*Route
+	one    [1]*Route // Routes' backing when there is one, the common case: one allocation
 }
 
 // Best returns the entry's best route.
-func (e *Entry) Best() Route { return e.Routes[0] }
+func (e *Entry) Best() Route { return *e.Routes[0] }
 
 // better orders candidate routes: shortest AS path, then highest local
 // preference, lowest MED, earliest learned, lowest peer address: a
 // deterministic cut of BGP's decision process.
-func better(a, b Route) bool {
+func better(a, b *Route) bool {
 	if len(a.ASPath) != len(b.ASPath) {
 		return len(a.ASPath) < len(b.ASPath)
 	}
@@ -53,89 +54,317 @@ func better(a, b Route) bool {
 	return a.Peer.Less(b.Peer)
 }
 
-const shardCount = 256
-
-// pkey is a prefix as a map key: the 16-byte form of its masked address and
-// its length in that form (IPv4 lengths plus 96). It holds no pointer, so it
-// hashes faster than a netip.Prefix.
+// pkey is a prefix in the 16-byte form of its masked address, with its
+// length in that form (IPv4 lengths plus 96).
 type pkey struct {
 	hi, lo uint64
-	bits   uint8
+	bits   int
 }
 
 func keyOf(p netip.Prefix) pkey {
 	b := p.Masked().Addr().As16()
-	bits := p.Bits()
+	n := p.Bits()
 	if p.Addr().Is4() {
-		bits += 96
+		n += 96
 	}
-	return pkey{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:]), bits: uint8(bits)}
+	return pkey{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:]), bits: n}
 }
 
-// masked is the key of the length-bits prefix holding (hi, lo).
-func masked(hi, lo uint64, bits int) pkey {
+// masked is the key of the length-n prefix holding (hi, lo).
+func masked(hi, lo uint64, n int) pkey {
 	switch {
-	case bits >= 128:
+	case n >= 128:
 		return pkey{hi, lo, 128}
-	case bits > 64:
-		return pkey{hi, lo &^ (1<<(128-bits) - 1), uint8(bits)}
-	case bits == 64:
+	case n > 64:
+		return pkey{hi, lo &^ (1<<(128-n) - 1), n}
+	case n == 64:
 		return pkey{hi, 0, 64}
-	case bits > 0:
-		return pkey{hi &^ (1<<(64-bits) - 1), 0, uint8(bits)}
+	case n > 0:
+		return pkey{hi &^ (1<<(64-n) - 1), 0, n}
 	}
 	return pkey{}
 }
 
-func (k pkey) shard() int {
-	return int(((k.hi ^ k.lo ^ uint64(k.bits)<<56) * 0x9E3779B97F4A7C15) >> 56)
+// hash spreads a key over 64 bits (the finaliser of MurmurHash3, twice).
+func (k pkey) hash() uint64 {
+	return mix(k.lo ^ mix(k.hi^uint64(k.bits)<<56))
 }
 
-// snapshot is an immutable longest-prefix-match table. A batch of updates
-// copies only the shards it touches, then swaps the snapshot in; lookups
-// read whatever snapshot is current without a lock.
+func mix(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
+}
+
+// The table is a hash array mapped trie: each level takes fanBits of the
+// key's hash, and a node holds only the slots in use (a bitmap and a
+// popcount find them). A million prefixes sit four levels deep. It is
+// persistent: a batch of updates copies the nodes on the paths it
+// changes, once per batch (nodes made in the batch are changed in place),
+// and the old snapshot stays whole for readers still in it.
+//
+// The first dirBits of the hash pick a subtrie from a flat directory, so a
+// probe starts two levels down; the subtries use the hash from the low end.
+const (
+	dirBits  = 12
+	fanBits  = 5
+	maxShift = 64 - dirBits - fanBits // past this, colliding hashes share a bucket
+)
+
+type node struct {
+	gen     uint64 // the batch that made the node: only it may change it
+	leafMap uint32
+	kidMap  uint32
+	leaves  []*Entry // in slot order; at the bottom, every colliding entry
+	kids    []*node
+}
+
+// snapshot is an immutable longest-prefix-match table: lookups read
+// whatever snapshot is current without a lock.
 type snapshot struct {
-	shards [shardCount]map[pkey]*Entry
-	lens4  []int // prefix lengths present, longest first
-	lens6  []int
-	per4   [33]int // prefixes of each length
-	per6   [129]int
-	count  int
+	dir   *[1 << dirBits]*node // nil while empty
+	lens4 []int                // prefix lengths present, longest first
+	lens6 []int
+	per4  [33]int // prefixes of each length
+	per6  [129]int
+	count int
 }
 
 // lookup finds the longest prefix holding a. It allocates nothing.
 func (s *snapshot) lookup(a netip.Addr) *Entry {
-	a = a.Unmap()
-	b := a.As16()
-	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-	lens, offset := s.lens6, 0
-	if a.Is4() {
-		lens, offset = s.lens4, 96
+	if s.dir == nil {
+		return nil
 	}
+	var hi, lo uint64
+	lens, offset := s.lens6, 0
+	if a = a.Unmap(); a.Is4() {
+		b := a.As4()
+		lo = 0xffff<<32 | uint64(binary.BigEndian.Uint32(b[:]))
+		lens, offset = s.lens4, 96
+	} else {
+		b := a.As16()
+		hi, lo = binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	}
+	full := a.BitLen()
 	for _, l := range lens {
-		k := masked(hi, lo, l+offset)
-		if e := s.shards[k.shard()][k]; e != nil {
+		want := netip.PrefixFrom(a, l)
+		if l < full {
+			want = want.Masked()
+		}
+		if e := s.get(want, masked(hi, lo, l+offset).hash()); e != nil {
 			return e
 		}
 	}
 	return nil
 }
 
+func (s *snapshot) get(p netip.Prefix, h uint64) *Entry {
+	if n := s.dir[h>>(64-dirBits)]; n != nil {
+		return n.get(p, h)
+	}
+	return nil
+}
+
+func (n *node) get(p netip.Prefix, h uint64) *Entry {
+	for shift := 0; ; shift += fanBits {
+		if shift > maxShift {
+			for _, e := range n.leaves {
+				if e.Prefix == p {
+					return e
+				}
+			}
+			return nil
+		}
+		bit := uint32(1) << (h >> shift & (1<<fanBits - 1))
+		if n.leafMap&bit != 0 {
+			if e := n.leaves[bits.OnesCount32(n.leafMap&(bit-1))]; e.Prefix == p {
+				return e
+			}
+			return nil
+		}
+		if n.kidMap&bit == 0 {
+			return nil
+		}
+		n = n.kids[bits.OnesCount32(n.kidMap&(bit-1))]
+	}
+}
+
+// each calls f for every entry, in no order.
+func (n *node) each(f func(*Entry)) {
+	for _, e := range n.leaves {
+		f(e)
+	}
+	for _, k := range n.kids {
+		k.each(f)
+	}
+}
+
+// editor changes a trie within one batch.
+type editor struct{ gen uint64 }
+
+// own returns n if this batch made it, or a copy this batch owns.
+func (ed editor) own(n *node) *node {
+	if n == nil {
+		return &node{gen: ed.gen}
+	}
+	if n.gen == ed.gen {
+		return n
+	}
+	return &node{gen: ed.gen, leafMap: n.leafMap, kidMap: n.kidMap,
+		leaves: append([]*Entry(nil), n.leaves...), kids: append([]*node(nil), n.kids...)}
+}
+
+// put sets p's entry to e (nil removes it) below n at shift, and returns
+// the node that replaces n (nil when it is left empty). h is p's hash.
+func (ed editor) put(n *node, p netip.Prefix, h uint64, shift int, e *Entry) *node {
+	if shift > maxShift {
+		n = ed.own(n)
+		for i, old := range n.leaves {
+			if old.Prefix == p {
+				if e == nil {
+					n.leaves = append(n.leaves[:i], n.leaves[i+1:]...)
+				} else {
+					n.leaves[i] = e
+				}
+				return n.orNil()
+			}
+		}
+		if e != nil {
+			n.leaves = append(n.leaves, e)
+		}
+		return n.orNil()
+	}
+	bit := uint32(1) << (h >> shift & (1<<fanBits - 1))
+	switch {
+	case n != nil && n.leafMap&bit != 0:
+		i := bits.OnesCount32(n.leafMap & (bit - 1))
+		old := n.leaves[i]
+		if old.Prefix == p {
+			n = ed.own(n)
+			if e == nil {
+				n.leafMap &^= bit
+				n.leaves = append(n.leaves[:i], n.leaves[i+1:]...)
+				return n.orNil()
+			}
+			n.leaves[i] = e
+			return n
+		}
+		if e == nil {
+			return n // not held
+		}
+		// Two prefixes in one slot: push both a level down.
+		n = ed.own(n)
+		n.leafMap &^= bit
+		n.leaves = append(n.leaves[:i], n.leaves[i+1:]...)
+		kid := ed.put(nil, old.Prefix, keyOf(old.Prefix).hash(), shift+fanBits, old)
+		kid = ed.put(kid, p, h, shift+fanBits, e)
+		n.insertKid(bit, kid)
+		return n
+	case n != nil && n.kidMap&bit != 0:
+		i := bits.OnesCount32(n.kidMap & (bit - 1))
+		kid := ed.put(n.kids[i], p, h, shift+fanBits, e)
+		if kid == n.kids[i] {
+			return n
+		}
+		n = ed.own(n)
+		if kid == nil {
+			n.kidMap &^= bit
+			n.kids = append(n.kids[:i], n.kids[i+1:]...)
+			return n.orNil()
+		}
+		n.kids[i] = kid
+		return n
+	}
+	if e == nil {
+		return n // not held
+	}
+	n = ed.own(n)
+	i := bits.OnesCount32(n.leafMap & (bit - 1))
+	n.leafMap |= bit
+	n.leaves = append(n.leaves, nil)
+	copy(n.leaves[i+1:], n.leaves[i:])
+	n.leaves[i] = e
+	return n
+}
+
+func (n *node) insertKid(bit uint32, kid *node) {
+	i := bits.OnesCount32(n.kidMap & (bit - 1))
+	n.kidMap |= bit
+	n.kids = append(n.kids, nil)
+	copy(n.kids[i+1:], n.kids[i:])
+	n.kids[i] = kid
+}
+
+func (n *node) orNil() *node {
+	if len(n.leaves) == 0 && len(n.kids) == 0 {
+		return nil
+	}
+	return n
+}
+
 // table is the writer's side: the current snapshot and how to change it.
 type table struct {
 	current   atomic.Pointer[snapshot]
+	gen       uint64
+	routes    map[routeKey]*Route // shared Routes, by their fields
+	routesBuf []*Route            // apply's scratch
 	mu        sync.Mutex
 	published chan struct{} // closed at the next publish
 }
 
+// routeKey is a Route's identity for sharing: its lists by their backing
+// arrays, which the RIB already shares.
+type routeKey struct {
+	peer, routerID, nextHop netip.Addr
+	asPath, communities     *uint32
+	asLen, commLen          int
+	peerASN, localPref, med uint32
+	learned                 int64
+}
+
+// maxRoutes bounds the sharing map: past it sharing starts over, which
+// costs memory for duplicates but never grows the map.
+const maxRoutes = 100_000
+
 func newTable() *table {
-	t := &table{published: make(chan struct{})}
-	s := &snapshot{}
-	for i := range s.shards {
-		s.shards[i] = map[pkey]*Entry{}
-	}
-	t.current.Store(s)
+	t := &table{published: make(chan struct{}), routes: map[routeKey]*Route{}}
+	t.current.Store(&snapshot{})
 	return t
+}
+
+func (t *table) share(r Route) *Route {
+	k := routeKey{peer: r.Peer, routerID: r.RouterID, nextHop: r.NextHop, asLen: len(r.ASPath), commLen: len(r.Communities),
+		peerASN: r.PeerASN, localPref: r.LocalPref, med: r.MED, learned: r.Learned}
+	if len(r.ASPath) > 0 {
+		k.asPath = &r.ASPath[0]
+	}
+	if len(r.Communities) > 0 {
+		k.communities = &r.Communities[0]
+	}
+	if s, ok := t.routes[k]; ok {
+		return s
+	}
+	if len(t.routes) >= maxRoutes {
+		clear(t.routes)
+	}
+	s := &r
+	t.routes[k] = s
+	return s
+}
+
+// insertRoute adds r to routes, kept best first; equals keep their order.
+func insertRoute(routes []*Route, r *Route) []*Route {
+	i := len(routes)
+	for i > 0 && better(r, routes[i-1]) {
+		i--
+	}
+	routes = append(routes, nil)
+	copy(routes[i+1:], routes[i:])
+	routes[i] = r
+	return routes
 }
 
 // change is one update to apply: a route from a peer, or its withdrawal.
@@ -152,21 +381,22 @@ func (t *table) apply(changes []change) []netip.Prefix {
 	var gone []netip.Prefix
 	old := t.current.Load()
 	next := *old
-	copied := [shardCount]bool{}
-	count := old.count
+	t.gen++
+	ed := editor{gen: t.gen}
+	dir := new([1 << dirBits]*node)
+	if old.dir != nil {
+		*dir = *old.dir
+	}
 	for _, c := range changes {
-		p := c.prefix
-		k := keyOf(p)
-		i := k.shard()
-		if !copied[i] {
-			next.shards[i] = cloneMap(old.shards[i])
-			copied[i] = true
+		p := c.prefix.Masked()
+		h := keyOf(p).hash()
+		slot := &dir[h>>(64-dirBits)]
+		var prev *Entry
+		if *slot != nil {
+			prev = (*slot).get(p, h)
 		}
-		m := next.shards[i]
-		prev := m[k]
-		var routes []Route
+		routes := t.routesBuf[:0]
 		if prev != nil {
-			routes = make([]Route, 0, len(prev.Routes)+1)
 			for _, r := range prev.Routes {
 				if r.Peer != c.route.Peer {
 					routes = append(routes, r)
@@ -174,20 +404,20 @@ func (t *table) apply(changes []change) []netip.Prefix {
 			}
 		}
 		if !c.withdraw {
-			routes = append(routes, c.route)
-			sort.SliceStable(routes, func(a, b int) bool { return better(routes[a], routes[b]) })
+			routes = insertRoute(routes, t.share(c.route))
 		}
+		t.routesBuf = routes
 		switch {
 		case len(routes) == 0:
 			if prev != nil {
-				delete(m, k)
-				count--
+				*slot = ed.put(*slot, p, h, 0, nil)
+				next.count--
 				next.countLength(p, -1)
 				gone = append(gone, p)
 			}
 		default:
 			if prev == nil {
-				count++
+				next.count++
 				next.countLength(p, 1)
 			}
 			e := &Entry{Prefix: p}
@@ -195,12 +425,15 @@ func (t *table) apply(changes []change) []netip.Prefix {
 				e.one[0] = routes[0]
 				e.Routes = e.one[:]
 			} else {
-				e.Routes = routes
+				e.Routes = append([]*Route(nil), routes...)
 			}
-			m[k] = e
+			*slot = ed.put(*slot, p, h, 0, e)
 		}
 	}
-	next.count = count
+	next.dir = dir
+	if next.count == 0 {
+		next.dir = nil
+	}
 	next.lens4, next.lens6 = nil, nil
 	for l := 32; l >= 0; l-- {
 		if next.per4[l] > 0 {
@@ -235,10 +468,14 @@ func (s *snapshot) countLength(p netip.Prefix, d int) {
 	}
 }
 
-func cloneMap(m map[pkey]*Entry) map[pkey]*Entry {
-	out := make(map[pkey]*Entry, len(m)+1)
-	for k, v := range m {
-		out[k] = v
+// each calls f for every entry of the snapshot, in no order.
+func (s *snapshot) each(f func(*Entry)) {
+	if s.dir == nil {
+		return
 	}
-	return out
+	for _, n := range s.dir {
+		if n != nil {
+			n.each(f)
+		}
+	}
 }

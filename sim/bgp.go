@@ -22,9 +22,13 @@ const ContainerCommunity = 1
 // address to a collector and announces host routes with an explicit next
 // hop. Speakers uses one per leaf; tests use it as any BGP peer.
 type Speaker struct {
-	bgp    *server.BgpServer
-	asn    uint32
-	source netip.Addr
+	// HoldTime, in seconds, is what Connect offers [9: a dead collector is
+	// noticed quickly]. A speaker sending a big table needs more, or its
+	// own busy dump can outlast the timer.
+	HoldTime uint64
+	bgp      *server.BgpServer
+	asn      uint32
+	source   netip.Addr
 }
 
 // NewSpeaker starts a speaker for AS asn with the given router id,
@@ -60,12 +64,16 @@ func NewSpeakerPaused(ctx context.Context, asn uint32, routerID, source netip.Ad
 func (sp *Speaker) Connect(ctx context.Context, collector netip.AddrPort, collectorASN uint32) error {
 	afis := []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: family4, Enabled: true}},
 		{Config: &api.AfiSafiConfig{Family: family6, Enabled: true}}}
+	hold := sp.HoldTime
+	if hold == 0 {
+		hold = 9
+	}
 	return sp.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
 		Conf: &api.PeerConf{NeighborAddress: collector.Addr().String(), PeerAsn: collectorASN,
 			Description: "fabrictrace collector"},
 		Transport: &api.Transport{LocalAddress: sp.source.String(), RemotePort: uint32(collector.Port())},
 		// Retry every second, so a speaker finds a collector started after it.
-		Timers:   &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1, HoldTime: 9, KeepaliveInterval: 3}},
+		Timers:   &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1, HoldTime: hold, KeepaliveInterval: hold / 3}},
 		AfiSafis: afis,
 	}})
 }

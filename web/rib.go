@@ -45,7 +45,7 @@ type owner struct {
 func entryJSON(e *rib.Entry) ribEntry {
 	out := ribEntry{Prefix: e.Prefix, Best: routeJSON(e.Best())}
 	for _, r := range e.Routes {
-		out.Routes = append(out.Routes, routeJSON(r))
+		out.Routes = append(out.Routes, routeJSON(*r))
 	}
 	return out
 }

@@ -16,7 +16,7 @@ func (r ribRoutes) RouteOf(a netip.Addr) (flows.Route, bool) {
 	if e == nil {
 		return flows.Route{}, false
 	}
-	best := &e.Routes[0]
+	best := e.Routes[0]
 	return flows.Route{Prefix: e.Prefix, NextHop: best.NextHop, Peer: best.Peer, PeerID: best.RouterID, ASPath: best.ASPath,
 		Communities: best.Communities}, true
 }
