@@ -3,7 +3,9 @@ package rib_test
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -32,51 +34,154 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// loadSpeaker: "N COLLECTOR": announce N /32s from 10.0.0.0/8 before the
-// session exists (GoBGP then sends them packed in one table dump), say
-// "ready", and hold until stdin closes.
+// loadSpeaker: "KIND N COLLECTOR": announce N /32s from 10.0.0.0/8 to the
+// collector, say "ready" once they are built, and hold the session until
+// stdin closes. KIND gobgp is an embedded GoBGP speaker, given the paths
+// before the session exists (it sends them as one table dump); KIND raw
+// writes UPDATEs encoded in advance, 809 prefixes to a message, so the
+// time measured is the learner's alone.
 func loadSpeaker(spec string) int {
 	f := strings.Fields(spec)
-	n, _ := strconv.Atoi(f[0])
-	collector := netip.MustParseAddrPort(f[1])
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	ctx := context.Background()
-	// Paths first, then the peer: nothing to send until the table is whole.
-	built := time.Now()
+	n, _ := strconv.Atoi(f[1])
+	collector := netip.MustParseAddrPort(f[2])
 	src := netip.MustParseAddr("127.0.5.1")
-	sp, err := sim.NewSpeakerPaused(ctx, 65301, src, src, quiet)
+	var stop func()
+	var err error
+	if f[0] == "raw" {
+		stop, err = rawSpeaker(n, src, collector)
+	} else {
+		stop, err = gobgpSpeaker(n, src, collector)
+	}
 	if err != nil {
 		fmt.Println("error", err)
 		return 1
 	}
+	if f[0] != "raw" {
+		fmt.Println("ready")
+	}
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	stop()
+	return 0
+}
+
+const loadASN = 65301
+
+func loadPrefix(i int) [4]byte { return [4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)} }
+
+func gobgpSpeaker(n int, src netip.Addr, collector netip.AddrPort) (func(), error) {
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	ctx := context.Background()
+	built := time.Now()
+	// Paths first, then the peer: nothing to send until the table is whole.
+	sp, err := sim.NewSpeakerPaused(ctx, loadASN, src, src, quiet)
+	if err != nil {
+		return nil, err
+	}
 	sp.HoldTime = 90 // BGP's default: the dump of a big table keeps it busy
 	nh := netip.MustParseAddr("10.2.2.1")
 	for i := range n {
-		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		if err := sp.Announce(ctx, netip.PrefixFrom(a, 32), nh); err != nil {
-			fmt.Println("error", err)
-			return 1
+		if err := sp.Announce(ctx, netip.PrefixFrom(netip.AddrFrom4(loadPrefix(i)), 32), nh); err != nil {
+			return nil, err
 		}
 	}
 	fmt.Fprintf(os.Stderr, "speaker: %d paths in %v\n", n, time.Since(built).Round(time.Millisecond))
 	if err := sp.Connect(ctx, collector, 65000); err != nil {
-		fmt.Println("error", err)
-		return 1
+		return nil, err
 	}
-	fmt.Println("ready")
-	bufio.NewReader(os.Stdin).ReadString('\n')
-	sp.Stop()
-	return 0
+	return sp.Stop, nil
+}
+
+// rawSpeaker is a minimal BGP-4 speaker (RFC 4271): OPEN with the 4-octet
+// AS and IPv4 unicast capabilities, KEEPALIVEs, and the UPDATEs.
+func rawSpeaker(n int, src netip.Addr, collector netip.AddrPort) (func(), error) {
+	msg := func(typ byte, body []byte) []byte {
+		m := make([]byte, 19, 19+len(body))
+		for i := range 16 {
+			m[i] = 0xff
+		}
+		binary.BigEndian.PutUint16(m[16:], uint16(19+len(body)))
+		m[18] = typ
+		return append(m, body...)
+	}
+	var updates []byte
+	attrs := []byte{
+		0x40, 1, 1, 0, // ORIGIN IGP
+		0x40, 2, 6, 2, 1, 0, 0, loadASN >> 8, loadASN & 0xff, // AS_PATH: one AS_SEQUENCE of one 4-octet AS
+		0x40, 3, 4, 10, 2, 2, 1, // NEXT_HOP
+		0xc0, 8, 4, loadASN >> 8, loadASN & 0xff, 0, 1, // COMMUNITIES loadASN:1
+	}
+	const perUpdate = (4096 - 19 - 4 - 26) / 5
+	for i := 0; i < n; i += perUpdate {
+		body := binary.BigEndian.AppendUint16(nil, 0)
+		body = binary.BigEndian.AppendUint16(body, uint16(len(attrs)))
+		body = append(body, attrs...)
+		for j := i; j < min(n, i+perUpdate); j++ {
+			p := loadPrefix(j)
+			body = append(body, 32, p[0], p[1], p[2], p[3])
+		}
+		updates = append(updates, msg(2, body)...)
+	}
+	updates = append(updates, msg(2, []byte{0, 0, 0, 0})...) // End-of-RIB
+	id := src.As4()
+	open := []byte{4, loadASN >> 8, loadASN & 0xff, 0, 90, id[0], id[1], id[2], id[3]} // version, AS, hold time, id
+	caps := []byte{
+		1, 4, 0, 1, 0, 1, // multiprotocol: IPv4 unicast
+		65, 4, 0, 0, loadASN >> 8, loadASN & 0xff, // 4-octet AS
+	}
+	open = append(open, byte(2+len(caps)), 2, byte(len(caps)))
+	open = append(open, caps...)
+	fmt.Fprintf(os.Stderr, "speaker: %d prefixes in %d bytes of UPDATEs\n", n, len(updates))
+	fmt.Println("ready") // the collector starts now: dial until it listens
+	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))}
+	var conn net.Conn
+	for deadline := time.Now().Add(time.Minute); ; {
+		c, err := d.Dial("tcp", collector.String())
+		if err == nil {
+			conn = c
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, err
+		}
+		time.Sleep(20 * time.Millisecond) // the collector starts after "ready"
+	}
+	go io.Copy(io.Discard, conn) // its OPEN and KEEPALIVEs
+	if _, err := conn.Write(append(msg(1, open), msg(4, nil)...)); err != nil {
+		return nil, err
+	}
+	if _, err := conn.Write(updates); err != nil {
+		return nil, err
+	}
+	quit := make(chan struct{})
+	go func() {
+		for t := time.NewTicker(20 * time.Second); ; {
+			select {
+			case <-t.C:
+				conn.Write(msg(4, nil))
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() { close(quit); conn.Close() }, nil
 }
 
 // BenchmarkLearnRoutes: one peer's full table of FABRICTRACE_ROUTES (default
-// 1,000,000) /32s. Reports seconds from the session's start to the last
-// route visible to lookups, and the learner's memory. Run with -benchtime 1x.
+// 1,000,000) /32s, from the lean raw speaker (the learner's own cost) and
+// from a GoBGP speaker. Reports seconds from the session's start to the
+// last route visible to lookups, and the learner's memory. Run with
+// -benchtime 1x; GOMEMLIMIT, if set, applies to the learner only.
 func BenchmarkLearnRoutes(b *testing.B) {
 	n := 1_000_000
 	if v := os.Getenv("FABRICTRACE_ROUTES"); v != "" {
 		n, _ = strconv.Atoi(v)
 	}
+	for _, kind := range []string{"raw", "gobgp"} {
+		b.Run(kind, func(b *testing.B) { learnRoutes(b, kind, n) })
+	}
+}
+
+func learnRoutes(b *testing.B, kind string, n int) {
 	for b.Loop() {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -88,7 +193,7 @@ func BenchmarkLearnRoutes(b *testing.B) {
 		cmd := exec.Command(os.Args[0], "-test.run", "^$")
 		// GOMEMLIMIT is for the learner under test, not the speaker.
 		cmd.Env = append(slices.DeleteFunc(os.Environ(), func(v string) bool { return strings.HasPrefix(v, "GOMEMLIMIT=") }),
-			speakerEnv+"="+strconv.Itoa(n)+" "+addr.String())
+			speakerEnv+"="+kind+" "+strconv.Itoa(n)+" "+addr.String())
 		stdin, _ := cmd.StdinPipe()
 		stdout, _ := cmd.StdoutPipe()
 		cmd.Stderr = os.Stderr

@@ -54,21 +54,17 @@ type RIB struct {
 	log   *slog.Logger
 
 	mu        sync.Mutex
-	pending   []op
+	pending   []change // queued by the watch for the applier
+	spare     []change // the applier's last batch, emptied, for reuse
 	neighbors map[netip.Addr]*Neighbor
 	lists     map[string][]uint32 // shared AS paths and communities, by their bytes
 	conv      converter           // the watch goroutine's
+	watchBuf  []change            // the watch goroutine's
 	scratch   []byte
 	wake      chan struct{}
 	quit      chan struct{}
 	done      chan struct{}
 	stop      context.CancelFunc
-}
-
-// op is an update from GoBGP's watch, queued for the applier.
-type op struct {
-	change
-	peerDown netip.Addr // a session left Established: drop its routes
 }
 
 // Neighbor is a BGP peer's state, as /bgp/neighbors/json serves it.
@@ -211,12 +207,12 @@ func (r *RIB) configure(ctx context.Context, port int32, addrs []string) error {
 // watch is GoBGP's callback. Its queue is unbounded, so this only converts
 // and queues: the applier does the work.
 func (r *RIB) watch(resp *api.WatchEventResponse) {
-	var ops []op
+	ops := r.watchBuf[:0]
 	if st := resp.GetPeer().GetPeer().GetState(); st != nil {
 		r.peerState(st, resp.GetPeer().GetType())
 		if st.SessionState != api.PeerState_ESTABLISHED {
 			if a, err := netip.ParseAddr(st.NeighborAddress); err == nil {
-				ops = append(ops, op{peerDown: a})
+				ops = append(ops, change{peerDown: a})
 			}
 		}
 	}
@@ -226,14 +222,16 @@ func (r *RIB) watch(resp *api.WatchEventResponse) {
 		if !ok {
 			continue
 		}
-		ops = append(ops, op{change: change{prefix: pfx, route: rt, withdraw: p.IsWithdraw}})
+		ops = append(ops, change{prefix: pfx, route: rt, withdraw: p.IsWithdraw})
 	}
+	r.watchBuf = ops
 	if len(ops) == 0 {
 		return
 	}
 	r.mu.Lock()
 	r.pending = append(r.pending, ops...)
 	r.mu.Unlock()
+	clear(ops)
 	select {
 	case r.wake <- struct{}{}:
 	default:
@@ -290,44 +288,57 @@ func stateName(s api.PeerState_SessionState) string {
 
 // converter reads GoBGP's paths into Routes. GoBGP marshals every path's
 // attributes afresh, but the paths of one UPDATE carry the same bytes, so
-// the last attribute set is kept and decoded once. Only the watch
-// goroutine uses it.
+// the last attribute set is kept and decoded once, and its paths share one
+// Route. Only the watch goroutine uses it.
 type converter struct {
 	peerText  string
 	peer      netip.Addr
 	attrBytes []byte // the last set's type URLs and values, end to end
 	scratch   []byte // the set being compared
 	attrs     Route  // what the last set decoded to
+	last      *Route // the last Route made, for its peer, AS, time and attributes
+	withdrawn *Route // the same for withdrawals, which carry no attributes
 }
 
-// convert reads a GoBGP path into a Route.
-func (c *converter) convert(p *api.Path, now time.Time) (netip.Prefix, Route, bool) {
+// convert reads a GoBGP path into a Route. Routes it returns are never
+// changed.
+func (c *converter) convert(p *api.Path, now time.Time) (netip.Prefix, *Route, bool) {
 	pfx, ok := nlriPrefix(p.Nlri)
 	if !ok {
-		return netip.Prefix{}, Route{}, false
+		return netip.Prefix{}, nil, false
 	}
 	if p.NeighborIp != c.peerText {
 		peer, err := netip.ParseAddr(p.NeighborIp)
 		if err != nil {
-			return netip.Prefix{}, Route{}, false
+			return netip.Prefix{}, nil, false
 		}
 		c.peerText, c.peer = p.NeighborIp, peer
 	}
-	if p.IsWithdraw {
-		// Withdrawals carry no attributes.
-		return pfx, Route{Peer: c.peer, PeerASN: p.SourceAsn, Learned: now.UnixMilli()}, true
+	learned := now.UnixMilli()
+	fresh := func(r *Route) bool {
+		return r != nil && r.Peer == c.peer && r.PeerASN == p.SourceAsn && r.Learned == learned
 	}
-	if !c.sameAttrs(p.Pattrs) {
+	if p.IsWithdraw {
+		if !fresh(c.withdrawn) {
+			c.withdrawn = &Route{Peer: c.peer, PeerASN: p.SourceAsn, Learned: learned}
+		}
+		return pfx, c.withdrawn, true
+	}
+	same := c.sameAttrs(p.Pattrs)
+	if !same {
 		attrs, err := apiutil.UnmarshalPathAttributes(p.Pattrs)
 		if err != nil {
-			c.attrBytes = c.attrBytes[:0]
-			return netip.Prefix{}, Route{}, false
+			c.attrBytes, c.last = c.attrBytes[:0], nil
+			return netip.Prefix{}, nil, false
 		}
 		c.attrs = routeAttrs(attrs)
 	}
-	rt := c.attrs
-	rt.Peer, rt.PeerASN, rt.Learned = c.peer, p.SourceAsn, now.UnixMilli()
-	return pfx, rt, true
+	if !same || !fresh(c.last) {
+		rt := c.attrs
+		rt.Peer, rt.PeerASN, rt.Learned = c.peer, p.SourceAsn, learned
+		c.last = &rt
+	}
+	return pfx, c.last, true
 }
 
 // sameAttrs reports whether attrs are the last set's, and makes them the
@@ -412,6 +423,7 @@ func nlriPrefix(nlri *anypb.Any) (netip.Prefix, bool) {
 // the next gathers, so a flood costs few snapshot copies.
 func (r *RIB) apply() {
 	defer close(r.done)
+	var changes []change
 	for {
 		select {
 		case <-r.quit:
@@ -420,20 +432,25 @@ func (r *RIB) apply() {
 		}
 		r.mu.Lock()
 		batch := r.pending
-		r.pending = nil
+		r.pending, r.spare = r.spare[:0], nil
 		r.mu.Unlock()
 		if len(batch) == 0 {
 			continue
 		}
-		var changes []change
-		for _, o := range batch {
-			if o.peerDown.IsValid() {
-				changes = append(changes, r.peerRoutes(o.peerDown, changes)...)
+		changes = changes[:0]
+		for _, c := range batch {
+			if c.peerDown.IsValid() {
+				changes = append(changes, r.peerRoutes(c.peerDown, changes)...)
 				continue
 			}
-			changes = append(changes, o.change)
+			changes = append(changes, c)
 		}
+		clear(batch)
+		r.mu.Lock()
+		r.spare = batch
+		r.mu.Unlock()
 		gone := r.table.apply(r.count(changes))
+		clear(changes)
 		if r.cfg.Gone != nil {
 			for _, p := range gone {
 				r.cfg.Gone(p)
@@ -459,9 +476,10 @@ func (r *RIB) peerRoutes(peer netip.Addr, before []change) []change {
 		}
 	}
 	var out []change
+	gone := &Route{Peer: peer}
 	for p, ok := range held {
 		if ok {
-			out = append(out, change{prefix: p, route: Route{Peer: peer}, withdraw: true})
+			out = append(out, change{prefix: p, route: gone, withdraw: true})
 		}
 	}
 	return out
@@ -473,6 +491,7 @@ func (r *RIB) count(changes []change) []change {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	keep := changes[:0]
+	var in, out *Route // the last Route seen and what it became
 	for _, c := range changes {
 		n := r.neighbors[c.route.Peer]
 		if n == nil {
@@ -490,9 +509,15 @@ func (r *RIB) count(changes []change) []change {
 		default:
 			n.Received++
 		}
-		c.route.RouterID = n.RouterID
-		c.route.ASPath = r.shared(c.route.ASPath)
-		c.route.Communities = r.shared(c.route.Communities)
+		// Paths of one UPDATE share a Route: complete it once.
+		if c.route != in {
+			rt := *c.route
+			rt.RouterID = n.RouterID
+			rt.ASPath = r.shared(rt.ASPath)
+			rt.Communities = r.shared(rt.Communities)
+			in, out = c.route, &rt
+		}
+		c.route = out
 		keep = append(keep, c)
 	}
 	clear(changes[len(keep):])

@@ -8,10 +8,10 @@ import (
 	"sync/atomic"
 )
 
-// Route is one peer's route to a prefix. Routes are shared: every prefix a
-// peer announced with the same attributes in the same second points at one
-// Route, so a million container /32s from a leaf cost one Route, not a
-// million. Routes are never changed once published.
+// Route is one peer's route to a prefix. Routes are shared: the prefixes of
+// one UPDATE point at one Route, so a million container /32s from a leaf
+// cost about a thousand Routes, not a million. Routes never change once
+// published.
 type Route struct {
 	Peer        netip.Addr `json:"peer"`
 	RouterID    netip.Addr `json:"routerId,omitzero"` // the peer's, often its loopback and sFlow agent address
@@ -309,50 +309,15 @@ func (n *node) orNil() *node {
 type table struct {
 	current   atomic.Pointer[snapshot]
 	gen       uint64
-	routes    map[routeKey]*Route // shared Routes, by their fields
-	routesBuf []*Route            // apply's scratch
+	routesBuf []*Route // apply's scratch
 	mu        sync.Mutex
 	published chan struct{} // closed at the next publish
 }
 
-// routeKey is a Route's identity for sharing: its lists by their backing
-// arrays, which the RIB already shares.
-type routeKey struct {
-	peer, routerID, nextHop netip.Addr
-	asPath, communities     *uint32
-	asLen, commLen          int
-	peerASN, localPref, med uint32
-	learned                 int64
-}
-
-// maxRoutes bounds the sharing map: past it sharing starts over, which
-// costs memory for duplicates but never grows the map.
-const maxRoutes = 100_000
-
 func newTable() *table {
-	t := &table{published: make(chan struct{}), routes: map[routeKey]*Route{}}
+	t := &table{published: make(chan struct{})}
 	t.current.Store(&snapshot{})
 	return t
-}
-
-func (t *table) share(r Route) *Route {
-	k := routeKey{peer: r.Peer, routerID: r.RouterID, nextHop: r.NextHop, asLen: len(r.ASPath), commLen: len(r.Communities),
-		peerASN: r.PeerASN, localPref: r.LocalPref, med: r.MED, learned: r.Learned}
-	if len(r.ASPath) > 0 {
-		k.asPath = &r.ASPath[0]
-	}
-	if len(r.Communities) > 0 {
-		k.communities = &r.Communities[0]
-	}
-	if s, ok := t.routes[k]; ok {
-		return s
-	}
-	if len(t.routes) >= maxRoutes {
-		clear(t.routes)
-	}
-	s := &r
-	t.routes[k] = s
-	return s
 }
 
 // insertRoute adds r to routes, kept best first; equals keep their order.
@@ -367,11 +332,13 @@ func insertRoute(routes []*Route, r *Route) []*Route {
 	return routes
 }
 
-// change is one update to apply: a route from a peer, or its withdrawal.
+// change is one update to apply: a route from a peer, or its withdrawal
+// (whose route says only the peer). Changes from one UPDATE share a Route.
 type change struct {
 	prefix   netip.Prefix
-	route    Route
+	route    *Route
 	withdraw bool
+	peerDown netip.Addr // instead, in the queue: a session left Established, so drop its routes
 }
 
 // apply makes and publishes a snapshot with the changes applied, and
@@ -404,7 +371,7 @@ func (t *table) apply(changes []change) []netip.Prefix {
 			}
 		}
 		if !c.withdraw {
-			routes = insertRoute(routes, t.share(c.route))
+			routes = insertRoute(routes, c.route)
 		}
 		t.routesBuf = routes
 		switch {

@@ -15,7 +15,7 @@ func TestLongestPrefixMatch(t *testing.T) {
 	tb := newTable()
 	peer := netip.MustParseAddr("127.0.1.1")
 	add := func(p string, nh string) change {
-		return change{prefix: netip.MustParsePrefix(p), route: Route{Peer: peer, NextHop: netip.MustParseAddr(nh)}}
+		return change{prefix: netip.MustParsePrefix(p), route: &Route{Peer: peer, NextHop: netip.MustParseAddr(nh)}}
 	}
 	tb.apply([]change{add("10.0.0.0/8", "1.1.1.1"), add("10.1.0.0/16", "2.2.2.2"), add("10.1.2.3/32", "3.3.3.3"),
 		add("fd00::/8", "::1"), add("fd00::5/128", "::5")})
@@ -30,7 +30,7 @@ func TestLongestPrefixMatch(t *testing.T) {
 			t.Errorf("%s: %q, want %q", a, got, want)
 		}
 	}
-	tb.apply([]change{{prefix: netip.MustParsePrefix("10.1.0.0/16"), route: Route{Peer: peer}, withdraw: true}})
+	tb.apply([]change{{prefix: netip.MustParsePrefix("10.1.0.0/16"), route: &Route{Peer: peer}, withdraw: true}})
 	if e := tb.current.Load().lookup(netip.MustParseAddr("10.1.2.4")); e == nil || e.Best().NextHop.String() != "1.1.1.1" {
 		t.Errorf("after withdrawing the /16: %+v", e)
 	}
@@ -48,9 +48,9 @@ func BenchmarkLookup(b *testing.B) {
 	peer := netip.MustParseAddr("127.0.1.1")
 	var cs []change
 	for i := range 100_000 {
-		cs = append(cs, change{prefix: host(i), route: Route{Peer: peer, NextHop: peer}})
+		cs = append(cs, change{prefix: host(i), route: &Route{Peer: peer, NextHop: peer}})
 	}
-	cs = append(cs, change{prefix: netip.MustParsePrefix("172.16.0.0/12"), route: Route{Peer: peer}})
+	cs = append(cs, change{prefix: netip.MustParsePrefix("172.16.0.0/12"), route: &Route{Peer: peer}})
 	tb.apply(cs)
 	s := tb.current.Load()
 	addrs := make([]netip.Addr, 1024)
@@ -149,7 +149,7 @@ func TestTableFollowsAModel(t *testing.T) {
 			p := prefixes[rng.IntN(len(prefixes))]
 			peer := peers[rng.IntN(len(peers))]
 			withdraw := rng.IntN(3) == 0
-			cs = append(cs, change{prefix: p, route: Route{Peer: peer, NextHop: peer}, withdraw: withdraw})
+			cs = append(cs, change{prefix: p, route: &Route{Peer: peer, NextHop: peer}, withdraw: withdraw})
 			if m[p] == nil {
 				m[p] = map[netip.Addr]bool{}
 			}
