@@ -218,3 +218,57 @@ func BenchmarkPathQuery(b *testing.B) {
 	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
 	b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "ms-p99")
 }
+
+// BenchmarkLadderLoad: the end-to-end rate ladder's load (cmd/sflowbench)
+// in process: 10,000 5-tuples over 4 agents and 7 data sources each, TTLs
+// 62 to 64, every flow over the elephant threshold, against the demo's
+// definitions (scripts/demo.json: three flows and a byFlow threshold) and
+// the path tracker. Beside BenchmarkDecodeOnly it says what the engine
+// costs per sample when its tables do not fit in cache.
+func BenchmarkLadderLoad(b *testing.B) {
+	const tuples, perDatagram = 10_000, 7
+	var dgs [][]byte
+	for i := range tuples / perDatagram {
+		d := sflowtest.Datagram{Agent: netip.AddrFrom4([4]byte{10, 255, 1, byte(i%4 + 1)}), Sequence: uint32(i)}
+		for s := range perDatagram {
+			t := i*perDatagram + s
+			f := sflowtest.Frame{Src: netip.AddrFrom4([4]byte{172, 16, byte(t >> 8), byte(t)}),
+				Dst: netip.AddrFrom4([4]byte{172, 17, byte(t >> 16), byte(t >> 4)}), Protocol: sflowtest.ProtoTCP,
+				TTL: uint8(64 - t%3), SrcPort: uint16(1024 + t%50000), DstPort: 443, Pad: 128}
+			d.Samples = append(d.Samples, &sflowtest.FlowSample{Source: decode.DataSource{Index: uint32(1 + s)},
+				SamplingRate: 1000, Input: decode.Port{Value: uint32(1 + s)}, Output: decode.Port{Value: 51},
+				Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 1518, Stripped: 4, Header: f.Bytes()[:128]}}})
+		}
+		dgs = append(dgs, d.Bytes())
+	}
+	e := flows.New(flows.Config{})
+	for name, keys := range map[string]string{
+		"elephant": "node:inputifindex,ipsource,ipdestination,ipttl",
+		"pairs":    "ipsource,ipdestination",
+		"ports":    "node:inputifindex,inputifindex",
+	} {
+		if err := e.SetFlow(name, flows.Definition{Keys: flows.KeyList(keys)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := e.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 12_500_000, ByFlow: true, Timeout: 10}); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.Run(ctx, time.Second)
+	var dec decode.Decoder
+	for _, dg := range dgs { // every flow and path exists before timing
+		dec.Decode(dg, e)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		dec.Decode(dgs[i%len(dgs)], e)
+		i++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/perDatagram, "ns/sample")
+	if st := e.Stats(); st.Flows < 2*tuples/perDatagram*perDatagram {
+		b.Fatalf("engine holds %d flows", st.Flows)
+	}
+}

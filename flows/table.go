@@ -40,6 +40,7 @@ type entry struct {
 	avgN                   [maxValues]float64
 	extrasAt               float64
 	sketches               *[maxValues]distinct // for count: values; nil without them
+	fired                  []firedBy            // thresholds it fired, waiting to re-arm: nil for most
 	next                   *entry               // another flow whose key hashes alike
 	slot                   int                  // its place in the table's ring
 }

@@ -110,7 +110,7 @@ func (th *threshold) update(e *Engine, p *plan, tb *table, ent *entry, now float
 	}
 	v := ent.value // just updated: no decay to apply
 	if th.def.ByFlow {
-		if f := th.byEntry[ent]; f != nil {
+		if f := ent.firing(th); f != nil {
 			if v > th.def.Value {
 				f.below = -1
 			}
@@ -122,6 +122,7 @@ func (th *threshold) update(e *Engine, p *plan, tb *table, ent *entry, now float
 		}
 		f := &firing{below: -1}
 		th.byEntry[ent] = f
+		ent.fired = append(ent.fired, firedBy{th, f})
 		th.fire(e, p, ent, v)
 		f.elephant = e.elephants.start(e, th, p, ent, v)
 		return
@@ -187,6 +188,7 @@ func (th *threshold) sweep(e *Engine, now float64) {
 		}
 		if now-f.below >= float64(th.def.Timeout) {
 			delete(th.byEntry, ent)
+			ent.unfire(th)
 			f.elephant.leave(e, ent)
 		}
 	}
@@ -212,9 +214,40 @@ func (th *threshold) sweep(e *Engine, now float64) {
 
 // forget drops the state of an entry the table let go.
 func (th *threshold) forget(e *Engine, ent *entry) {
-	if f := th.byEntry[ent]; f != nil {
+	if f := ent.firing(th); f != nil {
 		delete(th.byEntry, ent)
+		ent.unfire(th)
 		f.elephant.leave(e, ent)
+	}
+}
+
+// firedBy is one threshold an entry fired. byEntry holds the same pairs
+// for the sweep; the entry's own copy spares every sample a lookup in a
+// map as big as the table.
+type firedBy struct {
+	th *threshold
+	f  *firing
+}
+
+// firing returns th's firing for the entry, or nil.
+func (ent *entry) firing(th *threshold) *firing {
+	for _, x := range ent.fired {
+		if x.th == th {
+			return x.f
+		}
+	}
+	return nil
+}
+
+func (ent *entry) unfire(th *threshold) {
+	for i, x := range ent.fired {
+		if x.th == th {
+			ent.fired = append(ent.fired[:i], ent.fired[i+1:]...)
+			break
+		}
+	}
+	if len(ent.fired) == 0 {
+		ent.fired = nil
 	}
 }
 
