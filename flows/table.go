@@ -22,13 +22,13 @@ type table struct {
 // adds amount/tau, and the sum decays with time constant tau, so a steady
 // flow of R units per second reads R.
 type entry struct {
-	hash  uint64
-	key   []byte // the binary flow key
-	ident []byte // the key without location fields: the flow itself
-	src   *source
+	// What every sample reads comes first, the key bytes just after, so a
+	// sample costs as few cache lines as it can: with thousands of flows
+	// the table is never in cache.
+	key   []byte  // the binary flow key
+	next  *entry  // another flow whose key hashes alike
 	value float64 // rate at last
 	last  float64
-	first float64
 	total float64 // value units since first, undecayed
 	bytes float64 // frame bytes since first, whatever the value
 	// The current burst: since when, and the totals when it began. A burst
@@ -36,13 +36,17 @@ type entry struct {
 	// an elephant's life is not stretched by the mice of the same key before it.
 	since                  float64
 	burstTotal, burstBytes float64
+	extrasAt               float64
+	fired                  []firedBy // thresholds it fired, waiting to re-arm: nil for most
+	hash                   uint64
+	inline                 [64]byte // key and ident, when they fit
+	ident                  []byte   // the key without location fields: the flow itself
+	src                    *source
+	first                  float64
+	sketches               *[maxValues]distinct // for count: values; nil without them
+	slot                   int                  // its place in the table's ring
 	extras                 [maxValues]float64
 	avgN                   [maxValues]float64
-	extrasAt               float64
-	sketches               *[maxValues]distinct // for count: values; nil without them
-	fired                  []firedBy            // thresholds it fired, waiting to re-arm: nil for most
-	next                   *entry               // another flow whose key hashes alike
-	slot                   int                  // its place in the table's ring
 }
 
 func newTable() *table { return &table{bySource: map[*source]map[uint64]*entry{}} }
@@ -89,12 +93,14 @@ func (t *table) upsert(e *Engine, p *plan, src *source, key, ident []byte, now f
 	if t.n >= e.cfg.MaxFlows {
 		t.evict(e, p, now)
 	}
-	// One allocation holds both keys.
-	kb := make([]byte, len(key)+len(ident))
+	ent := &entry{hash: h, src: src, first: now, last: now, since: now, extrasAt: now, next: m[h]}
+	kb := ent.inline[:]
+	if len(key)+len(ident) > len(kb) {
+		kb = make([]byte, len(key)+len(ident)) // one allocation holds both keys
+	}
 	copy(kb, key)
 	copy(kb[len(key):], ident)
-	ent := &entry{hash: h, key: kb[:len(key):len(key)], ident: kb[len(key):], src: src,
-		first: now, last: now, since: now, extrasAt: now, next: m[h]}
+	ent.key, ent.ident = kb[:len(key):len(key)], kb[len(key):len(key)+len(ident):len(key)+len(ident)]
 	if p.counts {
 		ent.sketches = new([maxValues]distinct)
 	}
