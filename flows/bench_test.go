@@ -53,23 +53,11 @@ func BenchmarkDecodeOnly(b *testing.B) {
 // BenchmarkDecodeAndEngine: decode plus the engine with the elephant-path
 // flow, a 5-tuple flow and a node:inputifindex flow, and a threshold.
 func BenchmarkDecodeAndEngine(b *testing.B) {
-	e := flows.New(flows.Config{})
-	for name, keys := range map[string]string{
+	e := runningEngine(b, map[string]string{
 		"elephant": "node:inputifindex,ipsource,ipdestination,ipttl",
 		"tuple":    "ipsource,ipdestination,ipprotocol,or:tcpsourceport:udpsourceport,or:tcpdestinationport:udpdestinationport",
 		"ports":    "node:inputifindex",
-	} {
-		if err := e.SetFlow(name, flows.Definition{Keys: flows.KeyList(keys)}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := e.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 1e15, ByFlow: true}); err != nil {
-		b.Fatal(err)
-	}
-	// As in the collector: Run keeps the engine's clock.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go e.Run(ctx, time.Second)
+	}, flows.Threshold{Metric: "elephant", Value: 1e15, ByFlow: true})
 	dg := benchDatagram()
 	var dec decode.Decoder
 	dec.Decode(dg, e)
@@ -83,6 +71,25 @@ func BenchmarkDecodeAndEngine(b *testing.B) {
 	if n := e.Stats().Flows; n != 15 {
 		b.Fatalf("engine holds %d flows, want 15", n)
 	}
+}
+
+// runningEngine is an engine with the given flows (name to keys) and one
+// threshold named "elephant", kept running (Run keeps its clock, as in the
+// collector) until the benchmark ends.
+func runningEngine(b *testing.B, defs map[string]string, th flows.Threshold) *flows.Engine {
+	e := flows.New(flows.Config{})
+	for name, keys := range defs {
+		if err := e.SetFlow(name, flows.Definition{Keys: flows.KeyList(keys)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := e.SetThreshold("elephant", th); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	go e.Run(ctx, time.Second)
+	return e
 }
 
 // BenchmarkEventFanOut: one event wakes 100 long-poll waiters.
@@ -219,44 +226,20 @@ func BenchmarkPathQuery(b *testing.B) {
 	b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "ms-p99")
 }
 
-// BenchmarkLadderLoad: the end-to-end rate ladder's load (cmd/sflowbench)
-// in process: 10,000 5-tuples over 4 agents and 7 data sources each, TTLs
-// 62 to 64, every flow over the elephant threshold, against the demo's
-// definitions (scripts/demo.json: three flows and a byFlow threshold) and
-// the path tracker. Beside BenchmarkDecodeOnly it says what the engine
-// costs per sample when its tables do not fit in cache.
+// BenchmarkLadderLoad: the end-to-end rate ladder's load (cmd/sflowbench,
+// sflowtest.LoadDatagrams) in process: 10,000 5-tuples over 4 agents and 7
+// data sources each, every flow over the elephant threshold, against the
+// demo's definitions (scripts/demo.json: three flows and a byFlow
+// threshold) and the path tracker. Beside BenchmarkDecodeOnly it says what
+// the engine costs per sample when its tables do not fit in cache.
 func BenchmarkLadderLoad(b *testing.B) {
-	const tuples, perDatagram = 10_000, 7
-	var dgs [][]byte
-	for i := range tuples / perDatagram {
-		d := sflowtest.Datagram{Agent: netip.AddrFrom4([4]byte{10, 255, 1, byte(i%4 + 1)}), Sequence: uint32(i)}
-		for s := range perDatagram {
-			t := i*perDatagram + s
-			f := sflowtest.Frame{Src: netip.AddrFrom4([4]byte{172, 16, byte(t >> 8), byte(t)}),
-				Dst: netip.AddrFrom4([4]byte{172, 17, byte(t >> 16), byte(t >> 4)}), Protocol: sflowtest.ProtoTCP,
-				TTL: uint8(64 - t%3), SrcPort: uint16(1024 + t%50000), DstPort: 443, Pad: 128}
-			d.Samples = append(d.Samples, &sflowtest.FlowSample{Source: decode.DataSource{Index: uint32(1 + s)},
-				SamplingRate: 1000, Input: decode.Port{Value: uint32(1 + s)}, Output: decode.Port{Value: 51},
-				Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 1518, Stripped: 4, Header: f.Bytes()[:128]}}})
-		}
-		dgs = append(dgs, d.Bytes())
-	}
-	e := flows.New(flows.Config{})
-	for name, keys := range map[string]string{
+	const tuples = 10_000
+	dgs := sflowtest.LoadDatagrams(tuples)
+	e := runningEngine(b, map[string]string{
 		"elephant": "node:inputifindex,ipsource,ipdestination,ipttl",
 		"pairs":    "ipsource,ipdestination",
 		"ports":    "node:inputifindex,inputifindex",
-	} {
-		if err := e.SetFlow(name, flows.Definition{Keys: flows.KeyList(keys)}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := e.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 12_500_000, ByFlow: true, Timeout: 10}); err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go e.Run(ctx, time.Second)
+	}, flows.Threshold{Metric: "elephant", Value: 12_500_000, ByFlow: true, Timeout: 10})
 	var dec decode.Decoder
 	for _, dg := range dgs { // every flow and path exists before timing
 		dec.Decode(dg, e)
@@ -267,8 +250,9 @@ func BenchmarkLadderLoad(b *testing.B) {
 		dec.Decode(dgs[i%len(dgs)], e)
 		i++
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/perDatagram, "ns/sample")
-	if st := e.Stats(); st.Flows < 2*tuples/perDatagram*perDatagram {
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/sflowtest.LoadSamplesPerDatagram, "ns/sample")
+	// One flow per 5-tuple in each of elephant and pairs, and the ports.
+	if st := e.Stats(); st.Flows < 2*uint64(len(dgs)*sflowtest.LoadSamplesPerDatagram) {
 		b.Fatalf("engine holds %d flows", st.Flows)
 	}
 }

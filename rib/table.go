@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -225,7 +226,7 @@ func (ed editor) put(n *node, p netip.Prefix, h uint64, shift int, e *Entry) *no
 		for i, old := range n.leaves {
 			if old.Prefix == p {
 				if e == nil {
-					n.leaves = append(n.leaves[:i], n.leaves[i+1:]...)
+					n.leaves = slices.Delete(n.leaves, i, i+1)
 				} else {
 					n.leaves[i] = e
 				}
@@ -246,7 +247,7 @@ func (ed editor) put(n *node, p netip.Prefix, h uint64, shift int, e *Entry) *no
 			n = ed.own(n)
 			if e == nil {
 				n.leafMap &^= bit
-				n.leaves = append(n.leaves[:i], n.leaves[i+1:]...)
+				n.leaves = slices.Delete(n.leaves, i, i+1)
 				return n.orNil()
 			}
 			n.leaves[i] = e
@@ -258,10 +259,11 @@ func (ed editor) put(n *node, p netip.Prefix, h uint64, shift int, e *Entry) *no
 		// Two prefixes in one slot: push both a level down.
 		n = ed.own(n)
 		n.leafMap &^= bit
-		n.leaves = append(n.leaves[:i], n.leaves[i+1:]...)
+		n.leaves = slices.Delete(n.leaves, i, i+1)
 		kid := ed.put(nil, old.Prefix, keyOf(old.Prefix).hash(), shift+fanBits, old)
 		kid = ed.put(kid, p, h, shift+fanBits, e)
-		n.insertKid(bit, kid)
+		n.kidMap |= bit
+		n.kids = slices.Insert(n.kids, bits.OnesCount32(n.kidMap&(bit-1)), kid)
 		return n
 	case n != nil && n.kidMap&bit != 0:
 		i := bits.OnesCount32(n.kidMap & (bit - 1))
@@ -272,7 +274,7 @@ func (ed editor) put(n *node, p netip.Prefix, h uint64, shift int, e *Entry) *no
 		n = ed.own(n)
 		if kid == nil {
 			n.kidMap &^= bit
-			n.kids = append(n.kids[:i], n.kids[i+1:]...)
+			n.kids = slices.Delete(n.kids, i, i+1)
 			return n.orNil()
 		}
 		n.kids[i] = kid
@@ -282,20 +284,9 @@ func (ed editor) put(n *node, p netip.Prefix, h uint64, shift int, e *Entry) *no
 		return n // not held
 	}
 	n = ed.own(n)
-	i := bits.OnesCount32(n.leafMap & (bit - 1))
 	n.leafMap |= bit
-	n.leaves = append(n.leaves, nil)
-	copy(n.leaves[i+1:], n.leaves[i:])
-	n.leaves[i] = e
+	n.leaves = slices.Insert(n.leaves, bits.OnesCount32(n.leafMap&(bit-1)), e)
 	return n
-}
-
-func (n *node) insertKid(bit uint32, kid *node) {
-	i := bits.OnesCount32(n.kidMap & (bit - 1))
-	n.kidMap |= bit
-	n.kids = append(n.kids, nil)
-	copy(n.kids[i+1:], n.kids[i:])
-	n.kids[i] = kid
 }
 
 func (n *node) orNil() *node {
@@ -326,10 +317,7 @@ func insertRoute(routes []*Route, r *Route) []*Route {
 	for i > 0 && better(r, routes[i-1]) {
 		i--
 	}
-	routes = append(routes, nil)
-	copy(routes[i+1:], routes[i:])
-	routes[i] = r
-	return routes
+	return slices.Insert(routes, i, r)
 }
 
 // change is one update to apply: a route from a peer, or its withdrawal

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"os/signal"
 	"runtime"
@@ -16,39 +15,20 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
-	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 )
 
-// load is a set of datagrams to send round-robin: 7 flow samples each,
-// 128-byte Ethernet/IPv4/TCP headers, over many 5-tuples, 4 agents and
-// TTLs 62 to 64. Sequence numbers are rewritten in place before each send.
+// load is a set of datagrams to send round-robin (sflowtest.LoadDatagrams).
+// Sequence numbers are rewritten in place before each send.
 type load struct {
 	datagrams [][]byte
 	seq       []uint32 // per agent
 }
 
-const samplesPerDatagram = 7
+const samplesPerDatagram = sflowtest.LoadSamplesPerDatagram
 
 func newLoad(tuples int) *load {
-	l := &load{seq: make([]uint32, 4)}
-	n := max(tuples/samplesPerDatagram, 64)
-	for i := range n {
-		agent := i % 4
-		d := sflowtest.Datagram{Agent: netip.AddrFrom4([4]byte{10, 255, 1, byte(agent + 1)})}
-		for s := range samplesPerDatagram {
-			t := i*samplesPerDatagram + s
-			f := sflowtest.Frame{Src: netip.AddrFrom4([4]byte{172, 16, byte(t >> 8), byte(t)}),
-				Dst: netip.AddrFrom4([4]byte{172, 17, byte(t >> 16), byte(t >> 4)}), Protocol: sflowtest.ProtoTCP,
-				TTL: uint8(64 - t%3), SrcPort: uint16(1024 + t%50000), DstPort: 443, Pad: 128}
-			hdr := f.Bytes()[:128]
-			d.Samples = append(d.Samples, &sflowtest.FlowSample{Source: decode.DataSource{Index: uint32(1 + s)},
-				SamplingRate: 1000, Input: decode.Port{Value: uint32(1 + s)}, Output: decode.Port{Value: 51},
-				Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 1518, Stripped: 4, Header: hdr}}})
-		}
-		l.datagrams = append(l.datagrams, d.Bytes())
-	}
-	return l
+	return &load{datagrams: sflowtest.LoadDatagrams(tuples), seq: make([]uint32, 4)}
 }
 
 // next stamps datagram i with its agent's next sequence number.
