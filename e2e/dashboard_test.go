@@ -117,6 +117,26 @@ func demoFabric(t *testing.T, dir string, simArgs ...string) (string, *exec.Cmd)
 // elephant's path appears with its hops, the path search shows the true path
 // of a pair, the event feed shows the collision the simulator forces, and
 // the page logs no error. Screenshots go to e2e/test-output/.
+// waitForOwner waits until the collector's RIB attributes addr to the node
+// that announced it.
+func waitForOwner(t *testing.T, httpAddr, addr, node string) {
+	t.Helper()
+	waitFor(t, node+"'s route to "+addr, 30*time.Second, func() (bool, string) {
+		var look struct {
+			Owner *struct {
+				AnnouncedBy string `json:"announcedBy"`
+			} `json:"owner"`
+		}
+		if err := getJSON("http://"+httpAddr+"/rib/lookup/json?address="+addr, &look); err != nil {
+			return false, err.Error()
+		}
+		if look.Owner == nil {
+			return false, "no owner"
+		}
+		return look.Owner.AnnouncedBy == node, "announced by " + look.Owner.AnnouncedBy
+	})
+}
+
 func TestDashboard(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
@@ -163,7 +183,10 @@ func TestDashboard(t *testing.T) {
 	}
 	c.screenshot(filepath.Join(out, "elephant.png"))
 
-	// The path search shows what pathtrace would.
+	// The path search shows what pathtrace would, ends attributed: first
+	// the destination's leaf must have announced it (its session may come
+	// up after the elephant is drawn).
+	waitForOwner(t, httpAddr, "172.16.1.42", "leaf04")
 	c.eval(`document.getElementById('src').value='172.16.1.11'; document.getElementById('dst').value='172.16.1.42';
 		document.getElementById('search').requestSubmit()`)
 	c.waitFor("the path search answer", `document.getElementById('trace').textContent.includes('path 1 of')`, 10*time.Second)
