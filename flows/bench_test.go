@@ -231,9 +231,13 @@ func BenchmarkPathQuery(b *testing.B) {
 // data sources each, every flow over the elephant threshold, against the
 // demo's definitions (scripts/demo.json: three flows and a byFlow
 // threshold) and the path tracker. Beside BenchmarkDecodeOnly it says what
-// the engine costs per sample when its tables do not fit in cache.
+// the engine costs per sample when its tables do not fit in cache;
+// FABRICTRACE_LADDER_TUPLES=500 gives the cost with them in cache.
 func BenchmarkLadderLoad(b *testing.B) {
-	const tuples = 10_000
+	tuples := 10_000
+	if v := os.Getenv("FABRICTRACE_LADDER_TUPLES"); v != "" {
+		tuples, _ = strconv.Atoi(v)
+	}
 	dgs := sflowtest.LoadDatagrams(tuples)
 	e := runningEngine(b, map[string]string{
 		"elephant": "node:inputifindex,ipsource,ipdestination,ipttl",

@@ -86,6 +86,7 @@ type Engine struct {
 	// taken, so definitions that share keys extract them once.
 	memo     []memoValue
 	memoGen  uint64
+	wired    uint64 // bumped by each rewire: tables' ids change
 	scratch  []byte // text of one value being rendered
 	concat   []byte
 	u32      []uint32 // an AS path or communities being rendered
@@ -161,6 +162,10 @@ type source struct {
 	correction float64 // packets per sample over samplingRate: 1 unless samples were lost or dropped
 	lastSeen   float64
 	counters   counterState
+	// maps caches its flow map in each table, by table id; wired is the
+	// engine's wiring it was cached under.
+	maps  []map[uint64]*entry
+	wired uint64
 }
 
 // renormalise: every sample counts samplingRate packets, scaled up by how
@@ -390,8 +395,12 @@ func (e *Engine) rewire() {
 	}
 	e.memo = make([]memoValue, len(slots))
 	e.memoGen = 0
+	e.wired++
+	id := 0
 	for _, p := range e.plans {
 		p.table = e.tables[p.name]
+		p.table.id = id
+		id++
 		p.thresholds = p.thresholds[:0]
 		for _, th := range e.thresholds {
 			if th.def.Metric == p.name {

@@ -222,6 +222,33 @@ func TestFloodStaysUnderTheCap(t *testing.T) {
 	}
 }
 
+// At the cap, a new flow that evicts the only other flow of its data source
+// must still be found: the eviction lets go of the source's map, and the
+// new flow must not land in the map let go of (it once did, and vanished
+// from /activeflows while the table still counted it).
+func TestEvictionAtOneSourceKeepsTheNewFlow(t *testing.T) {
+	e := flows.New(flows.Config{MaxFlows: 1})
+	must(t, e.SetFlow("src", flows.Definition{Keys: "ipsource"}))
+	var dec decode.Decoder
+	f := testFrame()
+	for i := range 5 {
+		f.Src = netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})
+		for j := range 2 { // the second sample must find the flow the first made
+			if _, err := dec.Decode(datagram(f, decode.Port{Value: 5}, uint32(2*i+j+1)), e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		af, err := e.ActiveFlows("src", func(netip.Addr) bool { return true }, 10, 0, "")
+		must(t, err)
+		if len(af) != 1 || af[0].Key != f.Src.String() {
+			t.Fatalf("after flow %s: active flows %+v, want only it", f.Src, af)
+		}
+		if st := e.Stats(); st.Flows != 1 || st.FlowsEvicted != uint64(i) {
+			t.Fatalf("after flow %s: %d flows held, %d evicted; want 1 and %d", f.Src, st.Flows, st.FlowsEvicted, i)
+		}
+	}
+}
+
 // Samples lost between agent and collector are made up for from the
 // sample_pool: the estimate stays right when half the datagrams vanish.
 func TestRenormalisesFromSamplePool(t *testing.T) {

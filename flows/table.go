@@ -9,6 +9,7 @@ import (
 
 // table holds one definition's flows, per data source, under a cap.
 type table struct {
+	id         int // its place in each source's cache of flow maps (source.maps)
 	bySource   map[*source]map[uint64]*entry
 	n          int
 	lastUpdate float64
@@ -80,11 +81,7 @@ func (ent *entry) add(p *plan, x, frameBytes, now float64) {
 func (t *table) upsert(e *Engine, p *plan, src *source, key, ident []byte, now float64) *entry {
 	t.lastUpdate = now
 	h := maphash.Bytes(e.seed, key)
-	m := t.bySource[src]
-	if m == nil {
-		m = map[uint64]*entry{}
-		t.bySource[src] = m
-	}
+	m := src.flowMap(e, t)
 	for ent := m[h]; ent != nil; ent = ent.next {
 		if bytes.Equal(ent.key, key) {
 			return ent
@@ -92,6 +89,7 @@ func (t *table) upsert(e *Engine, p *plan, src *source, key, ident []byte, now f
 	}
 	if t.n >= e.cfg.MaxFlows {
 		t.evict(e, p, now)
+		m = src.flowMap(e, t) // the victim may have been the last of m, which then went
 	}
 	ent := &entry{hash: h, src: src, first: now, last: now, since: now, extrasAt: now, next: m[h]}
 	kb := ent.inline[:]
@@ -109,6 +107,36 @@ func (t *table) upsert(e *Engine, p *plan, src *source, key, ident []byte, now f
 	ent.slot = len(t.ring)
 	t.ring = append(t.ring, ent)
 	return ent
+}
+
+// flowMap is src's flows in table t, made if it has none: the source keeps
+// its maps by table, which spares each sample a lookup in bySource for every
+// definition.
+func (src *source) flowMap(e *Engine, t *table) map[uint64]*entry {
+	if src.wired != e.wired {
+		clear(src.maps) // the tables were rewired: ids mean other tables now
+		src.maps, src.wired = src.maps[:0], e.wired
+	}
+	if t.id < len(src.maps) && src.maps[t.id] != nil {
+		return src.maps[t.id]
+	}
+	m := t.bySource[src]
+	if m == nil {
+		m = map[uint64]*entry{}
+		t.bySource[src] = m
+	}
+	for len(src.maps) <= t.id {
+		src.maps = append(src.maps, nil)
+	}
+	src.maps[t.id] = m
+	return m
+}
+
+// forgetMap drops the cached map of a table that let it go.
+func (src *source) forgetMap(t *table) {
+	if t.id < len(src.maps) {
+		src.maps[t.id] = nil
+	}
 }
 
 // distinct is a linear-counting sketch of the distinct values a key took:
@@ -185,6 +213,7 @@ func (t *table) remove(e *Engine, victim *entry) {
 	}
 	if len(m) == 0 {
 		delete(t.bySource, victim.src)
+		victim.src.forgetMap(t)
 	}
 	t.n--
 	t.unring(victim)
