@@ -72,6 +72,7 @@ type Engine struct {
 	tables     map[string]*table
 	thresholds map[string]*threshold
 	sources    map[sourceKey]*source
+	recent     *[recentSources]*source // a cache of sources, by sourceKey.slot
 	strings    *interner
 	topo       topology
 	groups     groups
@@ -114,7 +115,7 @@ func New(cfg Config) *Engine {
 	cfg = cfg.withDefaults()
 	e := &Engine{cfg: cfg, epoch: cfg.Now(), seed: maphash.MakeSeed(), system: system,
 		plans: map[string]*plan{}, tables: map[string]*table{}, thresholds: map[string]*threshold{},
-		sources: map[sourceKey]*source{}, strings: newInterner(),
+		sources: map[sourceKey]*source{}, recent: new([recentSources]*source), strings: newInterner(),
 		events: newRing[Event](cfg.MaxEvents), elephants: newElephantLog(cfg.MaxElephants)}
 	e.topo.init()
 	e.groups.init()
@@ -187,8 +188,13 @@ func (src *source) weight(fs *decode.FlowSample) float64 {
 }
 
 func (e *Engine) source(k sourceKey, now float64) *source {
-	if src := e.sources[k]; src != nil {
+	slot := &e.recent[k.slot()]
+	if src := *slot; src != nil && src.key == k {
 		src.lastSeen = now
+		return src
+	}
+	if src := e.sources[k]; src != nil {
+		src.lastSeen, *slot = now, src
 		return src
 	}
 	if len(e.sources) >= e.cfg.MaxSources {
@@ -196,7 +202,21 @@ func (e *Engine) source(k sourceKey, now float64) *source {
 	}
 	src := &source{key: k, correction: 1, lastSeen: now}
 	e.sources[k] = src
+	*slot = src
 	return src
+}
+
+// recentSources is the size of the engine's direct-mapped cache of data
+// sources, in front of the sources map: a fabric's busy ports stay in it,
+// and a hit costs a compare instead of hashing a 32-byte key.
+const recentSources = 4096
+
+func (k sourceKey) slot() uint32 {
+	a := k.agent.As16()
+	h := (uint32(a[12])<<24 | uint32(a[13])<<16 | uint32(a[14])<<8 | uint32(a[15])) ^ k.index*0x9E3779B1 ^ k.class
+	h *= 0x85EBCA6B // murmur3's finaliser, enough to spread the bits
+	h ^= h >> 16
+	return h % recentSources
 }
 
 // evictSource drops the least recently seen of a few data sources, with its
@@ -216,6 +236,9 @@ func (e *Engine) evictSource() {
 		t.dropSource(e, victim)
 	}
 	delete(e.sources, victim.key)
+	if slot := &e.recent[victim.key.slot()]; *slot == victim {
+		*slot = nil
+	}
 	e.stats.SourcesEvicted++
 }
 

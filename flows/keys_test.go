@@ -249,6 +249,42 @@ func TestEvictionAtOneSourceKeepsTheNewFlow(t *testing.T) {
 	}
 }
 
+// Data sources are capped too: past MaxSources the stalest goes, with its
+// flows, and a source that comes back starts afresh.
+func TestSourcesStayUnderTheCap(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	e := flows.New(flows.Config{MaxSources: 4, Now: func() time.Time { return now }})
+	must(t, e.SetFlow("src", flows.Definition{Keys: "ipsource"}))
+	var dec decode.Decoder
+	seq := uint32(0)
+	sampleAt := func(index uint32) {
+		seq++
+		d := sflowtest.Datagram{Agent: agent, Sequence: seq, Samples: []sflowtest.Sample{&sflowtest.FlowSample{
+			Sequence: seq, Source: decode.DataSource{Index: index}, SamplingRate: 100,
+			Input: decode.Port{Value: index}, Output: decode.Port{Value: 5},
+			Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 1000, Header: testFrame().Bytes()}}}}}
+		if _, err := dec.Decode(d.Bytes(), e); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Millisecond)
+	}
+	for index := range uint32(10) {
+		sampleAt(index + 1)
+	}
+	if st := e.Stats(); st.SourcesEvicted != 6 || st.Flows != 4 {
+		t.Fatalf("after 10 sources: %d evicted, %d flows held; want 6 and 4", st.SourcesEvicted, st.Flows)
+	}
+	af, err := e.ActiveFlows("src", func(netip.Addr) bool { return true }, 0, 0, "sum")
+	must(t, err)
+	if len(af) != 1 || af[0].FlowN != 4 {
+		t.Fatalf("active flows %+v, want one key held at 4 data sources", af)
+	}
+	sampleAt(1) // evicted long ago: a new source, which evicts the stalest (7)
+	if st := e.Stats(); st.SourcesEvicted != 7 || st.Flows != 4 {
+		t.Fatalf("after source 1 came back: %d evicted, %d flows held; want 7 and 4", st.SourcesEvicted, st.Flows)
+	}
+}
+
 // Samples lost between agent and collector are made up for from the
 // sample_pool: the estimate stays right when half the datagrams vanish.
 func TestRenormalisesFromSamplePool(t *testing.T) {
