@@ -45,11 +45,38 @@ type Visitor interface {
 	Counter(d *Datagram, s *CounterSample)
 }
 
+// FlowBatcher is a Visitor that takes a datagram's flow samples together:
+// the Decoder decodes them all, then hands them over in order, at most
+// MaxFlowBatch at a time (counter samples still go to Counter as they come).
+// With several samples at hand a visitor can start the memory loads of all
+// of them before it works on any, so their cache misses overlap. The
+// samples are reused and alias the datagram, as with Flow.
+type FlowBatcher interface {
+	Visitor
+	FlowBatch(d *Datagram, samples []FlowSample)
+}
+
+// MaxFlowBatch is the most flow samples in one FlowBatch call.
+const MaxFlowBatch = 16
+
+// DeliverFlows hands samples to v: in one call if v is a FlowBatcher, else
+// one by one. It is for visitors that pass samples on to another.
+func DeliverFlows(v Visitor, d *Datagram, samples []FlowSample) {
+	if b, ok := v.(FlowBatcher); ok {
+		b.FlowBatch(d, samples)
+		return
+	}
+	for i := range samples {
+		v.Flow(d, &samples[i])
+	}
+}
+
 // Decoder decodes datagrams into reusable structs. It is not safe for
 // concurrent use; give each goroutine its own.
 type Decoder struct {
 	dgram   Datagram
 	flow    FlowSample
+	batch   []FlowSample // a FlowBatcher's samples, decoded and not yet handed over
 	counter CounterSample
 }
 
@@ -85,17 +112,33 @@ func (d *Decoder) Decode(b []byte, v Visitor) (*Datagram, error) {
 		return dg, fault("datagram header", off-4, ErrCount, "%d samples in %d bytes", dg.NumSamples, len(b)-off)
 	}
 
+	batcher, _ := v.(FlowBatcher)
+	if batcher != nil && d.batch == nil {
+		d.batch = make([]FlowSample, 0, MaxFlowBatch)
+	}
+	err = d.samples(b, off, batcher, v)
+	if len(d.batch) > 0 {
+		batcher.FlowBatch(dg, d.batch)
+		d.batch = d.batch[:0]
+	}
+	return dg, err
+}
+
+// samples decodes the datagram's samples, which start at off, and hands
+// them to v, or batches flow samples for batcher when it is not nil.
+func (d *Decoder) samples(b []byte, off int, batcher FlowBatcher, v Visitor) error {
+	dg := &d.dgram
 	var first error
 	for i := uint32(0); i < dg.NumSamples; i++ {
 		if len(b)-off < 8 {
 			dg.Faults += dg.NumSamples - i
-			return dg, firstOf(first, fault("sample header", off, ErrTruncated, "sample %d of %d", i+1, dg.NumSamples))
+			return firstOf(first, fault("sample header", off, ErrTruncated, "sample %d of %d", i+1, dg.NumSamples))
 		}
 		format, length := be32(b[off:]), be32(b[off+4:])
 		body := off + 8
 		if uint64(length) > uint64(len(b)-body) {
 			dg.Faults += dg.NumSamples - i
-			return dg, firstOf(first, fault("sample header", off+4, ErrLength, "sample %d of %d: length %d, %d bytes left", i+1, dg.NumSamples, length, len(b)-body))
+			return firstOf(first, fault("sample header", off+4, ErrLength, "sample %d of %d: length %d, %d bytes left", i+1, dg.NumSamples, length, len(b)-body))
 		}
 		sb := b[body : body+int(length)]
 		off = body + int(length)
@@ -104,14 +147,23 @@ func (d *Decoder) Decode(b []byte, v Visitor) (*Datagram, error) {
 		case format>>12 != 0:
 			dg.UnknownSamples++
 		case format == FormatFlowSample || format == FormatExpandedFlowSample || format == FormatDiscardedPacket:
-			if err = d.flowSample(sb, body, format); err == nil {
+			s := &d.flow
+			if batcher != nil {
+				s = &d.batch[:len(d.batch)+1][len(d.batch)]
+			}
+			if err = d.flowSample(s, sb, body, format); err == nil {
 				if format == FormatDiscardedPacket {
 					dg.DiscardSamples++
 				} else {
 					dg.FlowSamples++
 				}
-				dg.UnknownRecords += d.flow.UnknownRecords
-				v.Flow(dg, &d.flow)
+				dg.UnknownRecords += s.UnknownRecords
+				if batcher == nil {
+					v.Flow(dg, s)
+				} else if d.batch = d.batch[:len(d.batch)+1]; len(d.batch) == MaxFlowBatch {
+					batcher.FlowBatch(dg, d.batch)
+					d.batch = d.batch[:0]
+				}
 			}
 		case format == FormatCounterSample || format == FormatExpandedCounterSample:
 			err = d.counterSample(sb, body, format, v)
@@ -123,7 +175,7 @@ func (d *Decoder) Decode(b []byte, v Visitor) (*Datagram, error) {
 			first = firstOf(first, err)
 		}
 	}
-	return dg, first
+	return first
 }
 
 func firstOf(first, err error) error {
@@ -174,8 +226,7 @@ func recordCount(n uint32, left int, structure string, at int) error {
 	return nil
 }
 
-func (d *Decoder) flowSample(b []byte, base int, format uint32) error {
-	s := &d.flow
+func (d *Decoder) flowSample(s *FlowSample, b []byte, base int, format uint32) error {
 	s.Format = format
 	s.Records = 0
 	s.UnknownRecords = 0
@@ -233,7 +284,7 @@ func (d *Decoder) flowSample(b []byte, base int, format uint32) error {
 		if err != nil {
 			return err
 		}
-		if err := d.flowRecord(rf, body, base+off+8); err != nil {
+		if err := d.flowRecord(s, rf, body, base+off+8); err != nil {
 			return err
 		}
 		off = next
@@ -242,8 +293,7 @@ func (d *Decoder) flowSample(b []byte, base int, format uint32) error {
 }
 
 // flowRecord decodes one flow record; the first record of each kind wins.
-func (d *Decoder) flowRecord(format uint32, b []byte, base int) error {
-	s := &d.flow
+func (d *Decoder) flowRecord(s *FlowSample, format uint32, b []byte, base int) error {
 	var has Records
 	switch format {
 	case RecordRawHeader:

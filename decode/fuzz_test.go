@@ -55,6 +55,7 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("second decode differs at sample %d", i)
 			}
 		}
+		checkBatchedLikeOneByOne(t, b)
 	})
 }
 

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -180,14 +181,14 @@ func (l *Listener) Serve(ctx context.Context, sink decode.Visitor) error {
 	})
 	for _, c := range l.conns {
 		pool := l.cfg.QueueBatches + 1
-		free := make(chan *batchReader, pool)
+		free := &freeBatches{}
 		queue := make(chan *batchReader, pool) // never full: it holds at most the pool
 		for range pool {
 			b, err := newBatchReader(c, l.cfg.Batch, l.cfg.MaxDatagram)
 			if err != nil {
 				return err
 			}
-			free <- b
+			free.put(b)
 		}
 		spare, err := newBatchReader(c, l.cfg.Batch, l.cfg.MaxDatagram)
 		if err != nil {
@@ -201,7 +202,7 @@ func (l *Listener) Serve(ctx context.Context, sink decode.Visitor) error {
 			w := &worker{l: l, acct: accountant{table: l.agents, sink: sink, maxSources: l.cfg.MaxSourcesPerAgent}}
 			for b := range queue {
 				w.batch(b)
-				free <- b
+				free.put(b)
 			}
 			return nil
 		})
@@ -209,12 +210,39 @@ func (l *Listener) Serve(ctx context.Context, sink decode.Visitor) error {
 	return g.Wait()
 }
 
-func (l *Listener) read(ctx context.Context, free, queue chan *batchReader, spare *batchReader) error {
+// freeBatches holds the batches the reader may fill, last freed first: a
+// batch just decoded is still in cache, so the kernel's copy into it and
+// the decoder's reads of it hit. Taken in turn (a FIFO), the whole pool,
+// megabytes of buffers, would cycle through the cache.
+type freeBatches struct {
+	mu    sync.Mutex
+	stack []*batchReader
+}
+
+func (f *freeBatches) put(b *batchReader) {
+	f.mu.Lock()
+	f.stack = append(f.stack, b)
+	f.mu.Unlock()
+}
+
+// take returns the last batch put, or nil when none is free.
+func (f *freeBatches) take() *batchReader {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := len(f.stack)
+	if n == 0 {
+		return nil
+	}
+	b := f.stack[n-1]
+	f.stack[n-1] = nil
+	f.stack = f.stack[:n-1]
+	return b
+}
+
+func (l *Listener) read(ctx context.Context, free *freeBatches, queue chan *batchReader, spare *batchReader) error {
 	for {
-		var b *batchReader
-		select {
-		case b = <-free:
-		default:
+		b := free.take()
+		if b == nil {
 			b = spare // the sink is behind: read to keep the socket drained, and drop
 		}
 		n, err := b.readBatch()
@@ -349,6 +377,19 @@ func (v *accountant) begin(d *decode.Datagram) *agentState {
 }
 
 func (v *accountant) Flow(d *decode.Datagram, s *decode.FlowSample) {
+	v.account(d, s)
+	v.sink.Flow(d, s)
+}
+
+// FlowBatch accounts a batch of flow samples, then passes it on whole.
+func (v *accountant) FlowBatch(d *decode.Datagram, samples []decode.FlowSample) {
+	for i := range samples {
+		v.account(d, &samples[i])
+	}
+	decode.DeliverFlows(v.sink, d, samples)
+}
+
+func (v *accountant) account(d *decode.Datagram, s *decode.FlowSample) {
 	if v.agent == nil {
 		v.begin(d)
 	}
@@ -357,7 +398,6 @@ func (v *accountant) Flow(d *decode.Datagram, s *decode.FlowSample) {
 		kind = 2
 	}
 	v.agent.sample(kind, s.Source, s.Sequence, s.Drops, v.nowNano, v.maxSources)
-	v.sink.Flow(d, s)
 }
 
 func (v *accountant) Counter(d *decode.Datagram, s *decode.CounterSample) {

@@ -361,6 +361,11 @@ func (t tee) Flow(d *decode.Datagram, s *decode.FlowSample) {
 	t[1].Flow(d, s)
 }
 
+func (t tee) FlowBatch(d *decode.Datagram, samples []decode.FlowSample) {
+	decode.DeliverFlows(t[0], d, samples)
+	decode.DeliverFlows(t[1], d, samples)
+}
+
 func (t tee) Counter(d *decode.Datagram, s *decode.CounterSample) {
 	t[0].Counter(d, s)
 	t[1].Counter(d, s)
