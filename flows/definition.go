@@ -172,7 +172,6 @@ type plan struct {
 	value  valueKind
 	values []extraValue
 	tau    float64 // seconds
-	counts bool    // some value is a count:, so entries carry distinct-value sketches
 	// burstLevel is a hundredth of the lowest byFlow threshold on the flow: a
 	// sample that finds an entry below it starts a new burst. Set by rewire.
 	burstLevel float64
@@ -181,6 +180,7 @@ type plan struct {
 
 	table      *table       // set by Engine.rewire
 	thresholds []*threshold // on this flow, set by Engine.rewire
+
 }
 
 // extraValue is one of the definition's values: avg:key, count:key, or a
@@ -215,9 +215,6 @@ func compile(name string, d Definition) (*plan, error) {
 			return nil, fmt.Errorf("values: %w", err)
 		}
 		p.values = append(p.values, ev)
-	}
-	for _, ev := range p.values {
-		p.counts = p.counts || ev.count != nil
 	}
 	if len(p.values) > maxValues {
 		return nil, fmt.Errorf("values: %d values, at most %d", len(p.values), maxValues)

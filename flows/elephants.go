@@ -57,12 +57,15 @@ type Location struct {
 
 // elephant is the live state behind an Elephant record.
 type elephant struct {
-	rec       Elephant
-	entries   map[*entry]bool // locations over the threshold, or waiting to re-arm
-	first     float64
-	last      float64
-	threshold float64
-	src, dst  netip.Addr // from the flow's keys, when they hold them
+	// What every sample of it reads and writes (seen) comes first, in one
+	// cache line; rec's Peak, Total and Bytes are copied from it when the
+	// record is read (record).
+	peak, total, bytes float64
+	last, threshold    float64
+	first              float64
+	rec                Elephant
+	entries            map[*entry]bool // locations over the threshold, or waiting to re-arm
+	src, dst           netip.Addr      // from the flow's keys, when they hold them
 }
 
 type elephantKey struct {
@@ -84,21 +87,21 @@ func newElephantLog(size int) *elephantLog {
 // start records that a flow entry crossed a byFlow threshold: a new
 // elephant, or a new location of one already active.
 func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v float64) *elephant {
-	k := elephantKey{th.name, string(ent.ident)}
+	k := elephantKey{th.name, string(ent.ident())}
 	el := l.active[k]
 	if el == nil {
 		l.nextID++
 		el = &elephant{entries: map[*entry]bool{}, first: ent.since, threshold: th.def.Value,
 			rec: Elephant{ElephantID: l.nextID, ThresholdID: th.name, Metric: th.def.Metric,
-				FlowKey: e.formatIdent(p, ent.ident), Active: true, Threshold: th.def.Value}}
-		el.src, el.dst = endpoints(p, ent.ident)
+				FlowKey: e.formatIdent(p, ent.ident()), Active: true, Threshold: th.def.Value}}
+		el.src, el.dst = endpoints(p, ent.ident())
 		el.rec.Src, el.rec.Dst = el.src, el.dst
 		el.rec.Owner = e.owner(el.dst)
 		l.active[k] = el
 	}
 	el.entries[ent] = true
 	el.rec.Locations = append(el.rec.Locations, Location{Agent: ent.src.key.agent.String(),
-		DataSource: ent.src.key.dataSource(), FlowKey: e.formatKey(p, ent.key)})
+		DataSource: ent.src.key.dataSource(), FlowKey: e.formatKey(p, ent.key())})
 	el.first = math.Min(el.first, ent.since)
 	el.seen(ent, v)
 	l.publish(e, el)
@@ -183,13 +186,13 @@ const maxGone = 10_000
 // over the threshold extend its life: traffic of the same key while it
 // clears is not the elephant.
 func (el *elephant) seen(ent *entry, v float64) {
-	el.rec.Peak = math.Max(el.rec.Peak, v)
+	el.peak = max(el.peak, v)
 	if v > el.threshold {
-		el.last = math.Max(el.last, ent.last)
+		el.last = max(el.last, ent.last)
 	}
 	// Every location sees the whole flow: the best-sampled one is the size.
-	el.rec.Total = math.Max(el.rec.Total, ent.total-ent.burstTotal)
-	el.rec.Bytes = math.Max(el.rec.Bytes, ent.bytes-ent.burstBytes)
+	el.total = max(el.total, ent.total-ent.burstTotal)
+	el.bytes = max(el.bytes, ent.bytes-ent.burstBytes)
 }
 
 // leave takes away a location whose threshold re-armed (or whose flow was
@@ -214,15 +217,20 @@ func (el *elephant) leave(e *Engine, ent *entry) {
 }
 
 func (l *elephantLog) publish(e *Engine, el *elephant) {
-	el.rec.Start = e.wall(el.first)
-	el.rec.Duration = el.last - el.first
-	el.rec.Path = e.pairPath(el.src, el.dst)
+	l.changes.add(e.record(el), func(r *Elephant, id int64) { r.UpdateID = id })
+}
+
+// record is an elephant's record as of now.
+func (e *Engine) record(el *elephant) Elephant {
 	if el.rec.Owner == nil { // routes may have come after the elephant did
 		el.rec.Owner = e.owner(el.dst)
 	}
 	rec := el.rec
+	rec.Start, rec.Duration = e.wall(el.first), el.last-el.first
+	rec.Peak, rec.Total, rec.Bytes = el.peak, el.total, el.bytes
+	rec.Path = e.pairPath(el.src, el.dst)
 	rec.Locations = append([]Location(nil), el.rec.Locations...)
-	l.changes.add(rec, func(r *Elephant, id int64) { r.UpdateID = id })
+	return rec
 }
 
 // Elephants returns elephant starts and ends after update id after, newest
@@ -238,16 +246,7 @@ func (e *Engine) ActiveElephants() []Elephant {
 	defer e.mu.Unlock()
 	out := []Elephant{}
 	for _, el := range e.elephants.active {
-		rec := el.rec
-		rec.Start = e.wall(el.first)
-		rec.Duration = el.last - el.first
-		rec.Path = e.pairPath(el.src, el.dst)
-		if el.rec.Owner == nil {
-			el.rec.Owner = e.owner(el.dst)
-			rec.Owner = el.rec.Owner
-		}
-		rec.Locations = append([]Location(nil), el.rec.Locations...)
-		out = append(out, rec)
+		out = append(out, e.record(el))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ElephantID < out[j].ElephantID })
 	return out

@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"math"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -81,19 +82,22 @@ type Engine struct {
 	paths      pathTracker
 	collisions map[portRef]string     // links with colliding elephants, as reported
 	gone       map[netip.Prefix]int64 // withdrawn prefixes, and when (ms since the epoch)
-	smp        sample                 // the sample being taken
-	quoted     decode.Packet          // the packet an ICMP error quotes
+	// The batch being taken (take), and each sample's state between its
+	// stages: e.keys holds len(e.active) keys a sample.
+	batch    []*decode.FlowSample
+	batchGen uint64
+	taking   []taking
+	keys     []flowKey
+	quoted   decode.Packet // the packet an ICMP error quotes
 	// memo holds each distinct top-level key's value for the sample being
 	// taken, so definitions that share keys extract them once.
-	memo     []memoValue
-	memoGen  uint64
-	wired    uint64 // bumped by each rewire: tables' ids change
-	scratch  []byte // text of one value being rendered
-	concat   []byte
-	u32      []uint32 // an AS path or communities being rendered
-	keyBuf   []byte
-	identBuf []byte
-	stats    Stats
+	memo    []memoValue
+	memoGen uint64
+	scratch []byte // text of one value being rendered
+	concat  []byte
+	u32     []uint32 // an AS path or communities being rendered
+	sink    uint64   // what warm read
+	stats   Stats
 }
 
 // Stats counts what the engine did and what it had to let go.
@@ -163,10 +167,8 @@ type source struct {
 	correction float64 // packets per sample over samplingRate: 1 unless samples were lost or dropped
 	lastSeen   float64
 	counters   counterState
-	// maps caches its flow map in each table, by table id; wired is the
-	// engine's wiring it was cached under.
-	maps  []map[uint64]*entry
-	wired uint64
+	salt       uint64 // told into its flows' hashes (flowHash)
+	batchGen   uint64 // the last batch that used it: not to be evicted under it
 }
 
 // renormalise: every sample counts samplingRate packets, scaled up by how
@@ -190,17 +192,17 @@ func (src *source) weight(fs *decode.FlowSample) float64 {
 func (e *Engine) source(k sourceKey, now float64) *source {
 	slot := &e.recent[k.slot()]
 	if src := *slot; src != nil && src.key == k {
-		src.lastSeen = now
+		src.lastSeen, src.batchGen = now, e.batchGen
 		return src
 	}
 	if src := e.sources[k]; src != nil {
-		src.lastSeen, *slot = now, src
+		src.lastSeen, src.batchGen, *slot = now, e.batchGen, src
 		return src
 	}
 	if len(e.sources) >= e.cfg.MaxSources {
 		e.evictSource()
 	}
-	src := &source{key: k, correction: 1, lastSeen: now}
+	src := &source{key: k, correction: 1, lastSeen: now, salt: maphash.Comparable(e.seed, k), batchGen: e.batchGen}
 	e.sources[k] = src
 	*slot = src
 	return src
@@ -220,17 +222,24 @@ func (k sourceKey) slot() uint32 {
 }
 
 // evictSource drops the least recently seen of a few data sources, with its
-// flows.
+// flows. A source the batch being taken holds is spared, so the cap may be
+// passed by at most a batch's sources.
 func (e *Engine) evictSource() {
 	var victim *source
 	i := 0
 	for _, src := range e.sources {
+		if src.batchGen == e.batchGen {
+			continue
+		}
 		if victim == nil || src.lastSeen < victim.lastSeen {
 			victim = src
 		}
 		if i++; i == 8 {
 			break
 		}
+	}
+	if victim == nil {
+		return
 	}
 	for _, t := range e.tables {
 		t.dropSource(e, victim)
@@ -244,83 +253,207 @@ func (e *Engine) evictSource() {
 
 // Flow takes a flow sample: it is the decode.Visitor side of the engine.
 func (e *Engine) Flow(dg *decode.Datagram, fs *decode.FlowSample) {
-	if fs.SamplingRate == 0 || fs.Records&decode.HasRawHeader == 0 {
-		return // discarded-packet events, or nothing to key on
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.stats.Samples++
+	e.batch = append(e.batch[:0], fs)
+	e.take(dg)
+}
+
+// FlowBatch takes a datagram's flow samples at once (decode.FlowBatcher):
+// the same as Flow on each in turn, but the memory loads of all of them
+// overlap.
+func (e *Engine) FlowBatch(dg *decode.Datagram, samples []decode.FlowSample) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.batch = e.batch[:0]
+	for i := range samples {
+		e.batch = append(e.batch, &samples[i])
+	}
+	e.take(dg)
+}
+
+// taking is one sample of the batch being taken.
+type taking struct {
+	s          sample // lives here: handed to extractors through function values, a local one would escape
+	frameBytes float64
+	tuple      tupleHash
+	path       *tracked // warmed: the tracker's item in tuple's home slot
+}
+
+// flowKey is one sample's key in one flow definition, between take's
+// stages.
+type flowKey struct {
+	taken      bool // the sample keys the flow
+	key, ident []byte
+	at         *source // where it counts
+	hash       uint64
+	warm       *entry // the table's item in hash's home slot
+}
+
+// take counts e.batch's samples in every flow, threshold and path. It goes
+// in three stages, so that the cache misses of all the batch's lookups come
+// at once, not one after another: every sample's keys and hashes; then a
+// load of everything the lookups will touch (warm); then the lookups and
+// updates, in the samples' order, which find what they touch in cache. With
+// more flows than the cache holds, misses are most of a sample's cost.
+func (e *Engine) take(dg *decode.Datagram) {
 	now := e.clock()
 	e.topo.refresh(now, false)
-	src := e.source(sourceKey{dg.Agent, fs.Source.Class, fs.Source.Index}, now)
-	// The sample lives in the engine: handed to extractors through function
-	// values, a local one would escape to the heap on every call.
-	s := &e.smp
-	*s = sample{dg: dg, fs: fs, e: e}
-	s.packet[0] = &fs.RawHeader.Packet
-	if fs.RawHeader.Inner.Layers != 0 {
-		s.packet[1] = &fs.RawHeader.Inner
-	}
-	s.scaled = src.weight(fs)
-	e.memoGen++
-	frameBytes := float64(fs.RawHeader.FrameLength) * s.scaled
-	e.paths.observe(dg, fs, frameBytes, now)
-	for _, p := range e.active {
-		if p.filter != nil && !p.filter.match(s) {
-			continue
+	e.batchGen++
+	e.taking = e.taking[:0]
+	plans := len(e.active)
+	for _, fs := range e.batch {
+		if fs.SamplingRate == 0 || fs.Records&decode.HasRawHeader == 0 {
+			continue // discarded-packet events, or nothing to key on
 		}
-		kb, ib := e.keyBuf[:0], e.identBuf[:0]
-		ok := true
-		for i := range p.keys {
-			t := &p.keys[i]
-			m := &e.memo[t.slot]
-			if m.gen != e.memoGen {
-				m.v, m.gen = t.get(s), e.memoGen
-			}
-			v := m.v
-			if v.kind == missing {
-				ok = false
-				break
-			}
-			kb = v.appendKey(kb)
-			if !t.location {
-				ib = v.appendKey(ib)
-			}
+		e.stats.Samples++
+		src := e.source(sourceKey{dg.Agent, fs.Source.Class, fs.Source.Index}, now)
+		e.taking = slices.Grow(e.taking, 1)[:len(e.taking)+1]
+		tk := &e.taking[len(e.taking)-1]
+		tk.s.dg, tk.s.fs, tk.s.e = dg, fs, e
+		tk.s.packet = [2]*decode.Packet{&fs.RawHeader.Packet}
+		if fs.RawHeader.Inner.Layers != 0 {
+			tk.s.packet[1] = &fs.RawHeader.Inner
 		}
-		e.keyBuf, e.identBuf = kb, ib
-		if !ok {
-			continue
+		tk.path = nil
+		tk.s.scaled = src.weight(fs)
+		tk.frameBytes = float64(fs.RawHeader.FrameLength) * tk.s.scaled
+		tk.tuple = e.paths.hashTuple(fs)
+		e.memoGen++
+		base := (len(e.taking) - 1) * plans
+		for len(e.keys) < base+plans {
+			e.keys = append(e.keys, flowKey{})
 		}
-		x := p.amount(p.value, s)
-		tb := p.table
-		at := src
-		if p.agentMode {
-			// aggMode AGENT: one table for all of the agent's data sources.
-			at = e.source(sourceKey{agent: dg.Agent}, now)
-		}
-		ent := tb.upsert(e, p, at, kb, ib, now)
-		ent.add(p, x, frameBytes, now)
-		for i, ev := range p.values {
-			if ev.count != nil {
-				if v := ev.count.get(s); v.kind != missing {
-					ent.sketches[i].add(v)
-				}
-				continue
-			}
-			if ev.avg != nil {
-				if v := ev.avg.get(s); v.kind == num {
-					ent.extras[i] += float64(v.n)
-					ent.avgN[i]++
-				}
-				continue
-			}
-			ent.extras[i] = ent.extras[i]*decay((now-ent.extrasAt)/p.tau) + p.amount(ev.kind, s)/p.tau
-		}
-		ent.extrasAt = now
-		for _, th := range p.thresholds {
-			th.update(e, p, tb, ent, now)
+		for i, p := range e.active {
+			e.keyFor(p, &e.keys[base+i], &tk.s, src, now)
 		}
 	}
+	e.warm(e.keys[:len(e.taking)*plans])
+	for j := range e.taking {
+		tk := &e.taking[j]
+		e.paths.observe(dg, tk.s.fs, tk.tuple, tk.frameBytes, now)
+		for i, p := range e.active {
+			if k := &e.keys[j*plans+i]; k.taken {
+				e.update(p, k, &tk.s, now, tk.frameBytes)
+			}
+		}
+	}
+}
+
+// keyFor builds p's key for the sample, and its hash, or leaves k.taken
+// false when the sample does not key the flow.
+func (e *Engine) keyFor(p *plan, k *flowKey, s *sample, src *source, now float64) {
+	k.taken = false
+	if p.filter != nil && !p.filter.match(s) {
+		return
+	}
+	kb, ib := k.key[:0], k.ident[:0]
+	for i := range p.keys {
+		t := &p.keys[i]
+		m := &e.memo[t.slot]
+		if m.gen != e.memoGen {
+			m.v, m.gen = t.get(s), e.memoGen
+		}
+		v := m.v
+		if v.kind == missing {
+			k.key, k.ident = kb, ib
+			return
+		}
+		kb = v.appendKey(kb)
+		if !t.location {
+			ib = v.appendKey(ib)
+		}
+	}
+	k.key, k.ident = kb, ib
+	k.at = src
+	if p.agentMode {
+		// aggMode AGENT: one table for all of the agent's data sources.
+		k.at = e.source(sourceKey{agent: s.dg.Agent}, now)
+	}
+	k.hash = flowHash(e, k.at, kb)
+	k.taken = true
+}
+
+// warm loads what the batch's lookups will read: the home slot of every
+// hash, then the entries and paths found there (where a lookup at half load
+// or less finds its item), then the elephants those entries feed and the
+// paths' hops. Within a level the loads do not wait on each other, so
+// their misses overlap. What they read is summed only so that no load is
+// dropped.
+func (e *Engine) warm(keys []flowKey) {
+	var sink uint64
+	for j := 0; j < len(keys); {
+		for _, p := range e.active {
+			if k := &keys[j]; k.taken {
+				i, _ := p.table.index.probe(k.hash)
+				k.warm = p.table.index.slots[i].item
+			}
+			j++
+		}
+	}
+	for j := range e.taking {
+		if tk := &e.taking[j]; tk.tuple.ok {
+			i, _ := e.paths.flows.probe(tk.tuple.hash)
+			tk.path = e.paths.flows.slots[i].item
+		}
+	}
+	for j := range keys {
+		if ent := keys[j].warm; keys[j].taken && ent != nil {
+			sink += uint64(ent.value) + uint64(ent.inline[0])
+		}
+	}
+	for j := range e.taking {
+		if tr := e.taking[j].path; tr != nil {
+			sink += tr.hash + uint64(len(tr.hops))
+		}
+	}
+	for j := range keys {
+		if ent := keys[j].warm; keys[j].taken && ent != nil && ent.fired.elephant != nil {
+			el := ent.fired.elephant
+			sink += uint64(el.last)
+		}
+	}
+	for j := range e.taking {
+		if tr := e.taking[j].path; tr != nil && len(tr.hops) > 0 {
+			sink += uint64(tr.hops[0].samples) + uint64(tr.hops[len(tr.hops)-1].samples)
+		}
+	}
+	e.sink = sink
+}
+
+// update counts the sample in p's flow, and runs p's thresholds on it.
+func (e *Engine) update(p *plan, k *flowKey, s *sample, now, frameBytes float64) {
+	x := p.amount(p.value, s)
+	tb := p.table
+	ent := tb.upsert(e, p, k.at, k.key, k.ident, k.hash, now)
+	ent.add(p, x, frameBytes, now)
+	if ev := ent.values; ev != nil {
+		ev.add(p, s, now)
+	}
+	for _, th := range p.thresholds {
+		th.update(e, p, tb, ent, now)
+	}
+}
+
+// add counts a sample in the definition's values.
+func (ev *entryValues) add(p *plan, s *sample, now float64) {
+	for i, xv := range p.values {
+		if xv.count != nil {
+			if v := xv.count.get(s); v.kind != missing {
+				ev.sketches[i].add(v)
+			}
+			continue
+		}
+		if xv.avg != nil {
+			if v := xv.avg.get(s); v.kind == num {
+				ev.extras[i] += float64(v.n)
+				ev.avgN[i]++
+			}
+			continue
+		}
+		ev.extras[i] = ev.extras[i]*decay((now-ev.at)/p.tau) + p.amount(xv.kind, s)/p.tau
+	}
+	ev.at = now
 }
 
 // amount is what one sample adds to a flow of the given value kind.
@@ -368,7 +501,7 @@ func (e *Engine) Stats() Stats {
 		s.Flows += uint64(t.n)
 	}
 	s.Events = uint64(e.events.last)
-	s.PathsTracked, s.PathsEvicted = uint64(len(e.paths.flows)), e.paths.evicted
+	s.PathsTracked, s.PathsEvicted = uint64(e.paths.flows.len()), e.paths.evicted
 	s.Waiters = e.events.waiters.Load() + e.elephants.changes.waiters.Load()
 	return s
 }
@@ -418,12 +551,8 @@ func (e *Engine) rewire() {
 	}
 	e.memo = make([]memoValue, len(slots))
 	e.memoGen = 0
-	e.wired++
-	id := 0
 	for _, p := range e.plans {
 		p.table = e.tables[p.name]
-		p.table.id = id
-		id++
 		p.thresholds = p.thresholds[:0]
 		for _, th := range e.thresholds {
 			if th.def.Metric == p.name {
@@ -555,7 +684,7 @@ func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows
 	}
 	now := e.clock()
 	merged := map[string]*ActiveFlow{}
-	for src, m := range e.tables[name].bySource {
+	for src, head := range e.tables[name].bySource {
 		if !agents(src.key.agent) {
 			continue
 		}
@@ -565,25 +694,23 @@ func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows
 				continue
 			}
 		}
-		for _, ent := range m {
-			for ; ent != nil; ent = ent.next {
-				v := ent.valueAt(p, now)
-				if v < minValue || v <= 0 {
-					continue
-				}
-				k := e.formatKey(p, ent.key)
-				af := merged[k]
-				if af == nil {
-					af = &ActiveFlow{Key: k, Agent: src.key.agent.String(), DataSource: src.key.dataSource()}
-					merged[k] = af
-				}
-				af.FlowN++
-				switch {
-				case mode == aggSum:
-					af.Value += v
-				case v > af.Value:
-					af.Value, af.Agent, af.DataSource = v, src.key.agent.String(), src.key.dataSource()
-				}
+		for ent := head; ent != nil; ent = ent.srcNext {
+			v := ent.valueAt(p, now)
+			if v < minValue || v <= 0 {
+				continue
+			}
+			k := e.formatKey(p, ent.key())
+			af := merged[k]
+			if af == nil {
+				af = &ActiveFlow{Key: k, Agent: src.key.agent.String(), DataSource: src.key.dataSource()}
+				merged[k] = af
+			}
+			af.FlowN++
+			switch {
+			case mode == aggSum:
+				af.Value += v
+			case v > af.Value:
+				af.Value, af.Agent, af.DataSource = v, src.key.agent.String(), src.key.dataSource()
 			}
 		}
 	}

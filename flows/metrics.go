@@ -188,11 +188,11 @@ func parseMetricRef(text string) (metricRef, error) {
 // has the metric: counter metrics, or a flow's top keys.
 func (e *Engine) forEachMetric(agents func(netip.Addr) bool, ref metricRef, now float64, fn func(Metric, float64)) error {
 	if p, ok := e.plans[ref.name]; ok {
-		for src, m := range e.tables[ref.name].bySource {
+		for src, head := range e.tables[ref.name].bySource {
 			if !agents(src.key.agent) || ref.ds != "" && src.key.dataSource() != ref.ds {
 				continue
 			}
-			keys := e.topKeys(p, m, now)
+			keys := e.topKeys(p, head, now)
 			if len(keys) == 0 {
 				continue
 			}
@@ -220,13 +220,11 @@ func (e *Engine) forEachMetric(agents func(netip.Addr) bool, ref metricRef, now 
 }
 
 // topKeys returns a data source's n largest flows.
-func (e *Engine) topKeys(p *plan, m map[uint64]*entry, now float64) []TopKey {
+func (e *Engine) topKeys(p *plan, head *entry, now float64) []TopKey {
 	var out []TopKey
-	for _, ent := range m {
-		for ; ent != nil; ent = ent.next {
-			if v := ent.valueAt(p, now); v > 0 {
-				out = append(out, TopKey{Key: e.formatKey(p, ent.key), Value: v, LastUpdate: int64((now - ent.last) * 1000)})
-			}
+	for ent := head; ent != nil; ent = ent.srcNext {
+		if v := ent.valueAt(p, now); v > 0 {
+			out = append(out, TopKey{Key: e.formatKey(p, ent.key()), Value: v, LastUpdate: int64((now - ent.last) * 1000)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Value > out[j].Value })

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"fmt"
+	"hash/maphash"
 	"net/netip"
 	"sort"
 	"strings"
@@ -34,12 +35,16 @@ type hopSeen struct {
 }
 
 type tracked struct {
-	slot  int // in the tracker's ring
+	hash  uint64 // t's, under the tracker's seed
 	t     tuple
-	hops  []hopSeen
+	hops  []hopSeen // in inline while they fit: one allocation and one cache miss fewer
 	bytes float64
-	first float64
 	last  float64
+	first float64
+	slot  int // in the tracker's ring
+	// inline holds the first hops: a fabric path is a few hops, and a
+	// switch that samples a flow at ingress and egress sees it twice.
+	inline [2]hopSeen
 }
 
 // maxHopsSeen bounds the observations of one 5-tuple: a path longer than
@@ -47,7 +52,8 @@ type tracked struct {
 const maxHopsSeen = 32
 
 type pathTracker struct {
-	flows   map[tuple]*tracked
+	seed    maphash.Seed
+	flows   hashIndex[tracked]  // by hash
 	byPair  map[pair][]*tracked // a pair's 5-tuples: few, so a slice
 	ring    []*tracked          // every 5-tuple, for the eviction clock
 	hand    int
@@ -56,28 +62,52 @@ type pathTracker struct {
 }
 
 func (pt *pathTracker) init(max int) {
-	pt.flows = map[tuple]*tracked{}
+	pt.seed = maphash.MakeSeed()
 	pt.byPair = map[pair][]*tracked{}
 	pt.max = max
 }
 
-// observe records a sample's hop. Only a new 5-tuple allocates.
-func (pt *pathTracker) observe(dg *decode.Datagram, fs *decode.FlowSample, frameBytes, now float64) {
+// tupleHash is a sample's 5-tuple and its hash; ok is false when the
+// sample has no IP header.
+type tupleHash struct {
+	t    tuple
+	hash uint64
+	ok   bool
+}
+
+func (pt *pathTracker) hashTuple(fs *decode.FlowSample) tupleHash {
 	p := &fs.RawHeader.Packet
 	if p.Layers&(decode.LayerIPv4|decode.LayerIPv6) == 0 {
-		return
+		return tupleHash{}
 	}
 	t := tuple{src: p.Src, dst: p.Dst, proto: p.Protocol}
 	if p.Layers&(decode.LayerTCP|decode.LayerUDP) != 0 {
 		t.sport, t.dport = p.SrcPort, p.DstPort
 	}
-	tr := pt.flows[t]
+	return tupleHash{t, t.hash(pt.seed), true}
+}
+
+// observe records a sample's hop. Only a new 5-tuple allocates.
+func (pt *pathTracker) observe(dg *decode.Datagram, fs *decode.FlowSample, th tupleHash, frameBytes, now float64) {
+	if !th.ok {
+		return
+	}
+	p := &fs.RawHeader.Packet
+	t, h := th.t, th.hash
+	var tr *tracked
+	for i, mask := pt.flows.probe(h); pt.flows.slots[i].item != nil; i = (i + 1) & mask {
+		if s := &pt.flows.slots[i]; s.hash == h && s.item.t == t {
+			tr = s.item
+			break
+		}
+	}
 	if tr == nil {
-		if len(pt.flows) >= pt.max {
+		if pt.flows.len() >= pt.max {
 			pt.evict()
 		}
-		tr = &tracked{t: t, first: now, slot: len(pt.ring)}
-		pt.flows[t] = tr
+		tr = &tracked{t: t, hash: h, first: now, slot: len(pt.ring)}
+		tr.hops = tr.inline[:0]
+		pt.flows.insert(h, tr)
 		pr := pair{t.src, t.dst}
 		pt.byPair[pr] = append(pt.byPair[pr], tr)
 		pt.ring = append(pt.ring, tr)
@@ -116,7 +146,7 @@ func (pt *pathTracker) evict() {
 }
 
 func (pt *pathTracker) remove(tr *tracked) {
-	delete(pt.flows, tr.t)
+	pt.flows.remove(tr.hash, tr)
 	pr := pair{tr.t.src, tr.t.dst}
 	list := pt.byPair[pr]
 	for i, x := range list {
@@ -140,11 +170,24 @@ func (pt *pathTracker) remove(tr *tracked) {
 
 // expire drops 5-tuples not sampled for maxAge seconds.
 func (pt *pathTracker) expire(now, maxAge float64) {
-	for _, tr := range pt.flows {
-		if now-tr.last > maxAge {
+	// Backwards, since a removal moves the ring's last 5-tuple, already
+	// seen, into the gap.
+	for i := len(pt.ring) - 1; i >= 0; i-- {
+		if tr := pt.ring[i]; now-tr.last > maxAge {
 			pt.remove(tr)
 		}
 	}
+}
+
+// hash is the tuple's hash under seed, over a pointer-free copy: hashing
+// netip.Addr itself would move it to the heap.
+func (t tuple) hash(seed maphash.Seed) uint64 {
+	var b [37]byte
+	*(*[16]byte)(b[0:]) = t.src.As16()
+	*(*[16]byte)(b[16:]) = t.dst.As16()
+	b[32] = t.proto
+	b[33], b[34], b[35], b[36] = byte(t.sport>>8), byte(t.sport), byte(t.dport>>8), byte(t.dport)
+	return maphash.Comparable(seed, b)
 }
 
 // Event names of fabrictrace's own events, raised through /events/json.
@@ -161,7 +204,7 @@ const pathChangeQuiet = 1.0
 // some TTL was replaced by another: the old one fell silent before the new
 // one was first sampled. It then forgets the old path's observations.
 func (e *Engine) detectChanges(now float64) {
-	for _, tr := range e.paths.flows {
+	for _, tr := range e.paths.ring {
 		if len(tr.hops) < 2 {
 			continue
 		}

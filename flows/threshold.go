@@ -87,19 +87,18 @@ type threshold struct {
 	counter  bool // on a counter metric, not a flow
 	name     string
 	def      Threshold
-	byEntry  map[*entry]*firing
+	byEntry  map[*entry]struct{} // each holds its firedBy
 	bySource map[*source]*firing
 }
 
-// firing is one fired flow or data source, waiting to re-arm: the value
-// must stay under the threshold for the timeout.
+// firing is one fired data source, waiting to re-arm: the value must stay
+// under the threshold for the timeout.
 type firing struct {
-	below    float64 // when the value went under, or -1 while over
-	elephant *elephant
+	below float64 // when the value went under, or -1 while over
 }
 
 func (th *threshold) reset() {
-	th.byEntry = map[*entry]*firing{}
+	th.byEntry = map[*entry]struct{}{}
 	th.bySource = map[*source]*firing{}
 }
 
@@ -120,11 +119,9 @@ func (th *threshold) update(e *Engine, p *plan, tb *table, ent *entry, now float
 		if v <= th.def.Value {
 			return
 		}
-		f := &firing{below: -1}
-		th.byEntry[ent] = f
-		ent.fired = append(ent.fired, firedBy{th, f})
+		th.byEntry[ent] = struct{}{}
 		th.fire(e, p, ent, v)
-		f.elephant = e.elephants.start(e, th, p, ent, v)
+		ent.fire(firedBy{th: th, below: -1, elephant: e.elephants.start(e, th, p, ent, v)})
 		return
 	}
 	if f := th.bySource[ent.src]; f != nil {
@@ -139,11 +136,9 @@ func (th *threshold) update(e *Engine, p *plan, tb *table, ent *entry, now float
 	th.bySource[ent.src] = &firing{below: -1}
 	// One event for the largest flow at this data source.
 	largest, lv := ent, v
-	for _, m := range tb.bySource[ent.src] {
-		for o := m; o != nil; o = o.next {
-			if ov := o.valueAt(p, now); ov > lv {
-				largest, lv = o, ov
-			}
+	for o := tb.bySource[ent.src]; o != nil; o = o.srcNext {
+		if ov := o.valueAt(p, now); ov > lv {
+			largest, lv = o, ov
 		}
 	}
 	th.fire(e, p, largest, lv)
@@ -152,14 +147,14 @@ func (th *threshold) update(e *Engine, p *plan, tb *table, ent *entry, now float
 func (th *threshold) fire(e *Engine, p *plan, ent *entry, v float64) {
 	ev := Event{Timestamp: e.wall(e.clock()), ThresholdID: th.name, Metric: th.def.Metric,
 		Agent: ent.src.key.agent.String(), DataSource: ent.src.key.dataSource(), Value: v,
-		Threshold: th.def.Value, FlowKey: e.formatKey(p, ent.key)}
+		Threshold: th.def.Value, FlowKey: e.formatKey(p, ent.key())}
 	for i, xv := range p.values {
-		x := ent.extras[i]
+		x := ent.values.extras[i]
 		if xv.count != nil {
-			x = ent.sketches[i].estimate()
+			x = ent.values.sketches[i].estimate()
 		}
 		if xv.avg != nil {
-			x = x / math.Max(ent.avgN[i], 1)
+			x = x / math.Max(ent.values.avgN[i], 1)
 		}
 		ev.Values = append(ev.Values, x)
 	}
@@ -178,7 +173,8 @@ func (th *threshold) sweep(e *Engine, now float64) {
 		}
 		return
 	}
-	for ent, f := range th.byEntry {
+	for ent := range th.byEntry {
+		f := ent.firing(th)
 		if ent.valueAt(p, now) > th.def.Value {
 			f.below = -1
 			continue
@@ -187,17 +183,13 @@ func (th *threshold) sweep(e *Engine, now float64) {
 			f.below = now
 		}
 		if now-f.below >= float64(th.def.Timeout) {
-			delete(th.byEntry, ent)
-			ent.unfire(th)
-			f.elephant.leave(e, ent)
+			th.rearm(e, ent)
 		}
 	}
 	for src, f := range th.bySource {
 		over := false
-		for _, m := range e.tables[th.def.Metric].bySource[src] {
-			for o := m; o != nil && !over; o = o.next {
-				over = o.valueAt(p, now) > th.def.Value
-			}
+		for o := e.tables[th.def.Metric].bySource[src]; o != nil && !over; o = o.srcNext {
+			over = o.valueAt(p, now) > th.def.Value
 		}
 		if over {
 			f.below = -1
@@ -214,40 +206,67 @@ func (th *threshold) sweep(e *Engine, now float64) {
 
 // forget drops the state of an entry the table let go.
 func (th *threshold) forget(e *Engine, ent *entry) {
-	if f := ent.firing(th); f != nil {
-		delete(th.byEntry, ent)
-		ent.unfire(th)
-		f.elephant.leave(e, ent)
+	if ent.firing(th) != nil {
+		th.rearm(e, ent)
 	}
 }
 
-// firedBy is one threshold an entry fired. byEntry holds the same pairs
-// for the sweep; the entry's own copy spares every sample a lookup in a
-// map as big as the table.
-type firedBy struct {
-	th *threshold
-	f  *firing
+// rearm clears a fired entry: its elephant loses a location.
+func (th *threshold) rearm(e *Engine, ent *entry) {
+	el := ent.firing(th).elephant
+	delete(th.byEntry, ent)
+	ent.unfire(th)
+	el.leave(e, ent)
 }
 
-// firing returns th's firing for the entry, or nil.
-func (ent *entry) firing(th *threshold) *firing {
-	for _, x := range ent.fired {
-		if x.th == th {
-			return x.f
+// firedBy is one byFlow threshold an entry fired, waiting to re-arm: the
+// value must stay under the threshold for the timeout. The entry holds it
+// (the first in place), so a sample of an elephant reaches its record with
+// one pointer from the entry, and looks nothing up.
+type firedBy struct {
+	th       *threshold // nil: none
+	below    float64    // when the value went under, or -1 while over
+	elephant *elephant
+}
+
+// firing returns th's firedBy in the entry, or nil.
+func (ent *entry) firing(th *threshold) *firedBy {
+	if ent.fired.th == th {
+		return &ent.fired
+	}
+	for i := range ent.moreFired {
+		if ent.moreFired[i].th == th {
+			return &ent.moreFired[i]
 		}
 	}
 	return nil
 }
 
+func (ent *entry) fire(f firedBy) {
+	if ent.fired.th == nil {
+		ent.fired = f
+		return
+	}
+	ent.moreFired = append(ent.moreFired, f)
+}
+
 func (ent *entry) unfire(th *threshold) {
-	for i, x := range ent.fired {
-		if x.th == th {
-			ent.fired = append(ent.fired[:i], ent.fired[i+1:]...)
-			break
+	if ent.fired.th == th {
+		ent.fired = firedBy{}
+		if n := len(ent.moreFired); n > 0 {
+			ent.fired = ent.moreFired[n-1]
+			ent.moreFired = ent.moreFired[:n-1]
+		}
+	} else {
+		for i := range ent.moreFired {
+			if ent.moreFired[i].th == th {
+				ent.moreFired = append(ent.moreFired[:i], ent.moreFired[i+1:]...)
+				break
+			}
 		}
 	}
-	if len(ent.fired) == 0 {
-		ent.fired = nil
+	if len(ent.moreFired) == 0 {
+		ent.moreFired = nil
 	}
 }
 
