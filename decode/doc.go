@@ -20,5 +20,7 @@
 // that names the structure and offset.
 //
 // Slices in the structs handed to a Visitor (raw header bytes, names, AS paths)
-// alias the datagram buffer and are valid only during the callback.
+// alias the datagram buffer and are valid only during the callback. A
+// Visitor that is also a FlowBatcher gets a datagram's flow samples together,
+// after they are decoded, which lets it overlap their memory loads.
 package decode

@@ -9,4 +9,12 @@
 // Steady state allocates nothing per sample: keys are written as bytes from
 // typed fields, strings are interned, and a key becomes text only when a
 // query or an event needs it.
+//
+// With more flows than the CPU's caches hold, a sample's cost is mostly
+// cache and TLB misses, so the engine takes a datagram's samples together
+// (it is a decode.FlowBatcher): it hashes every key first, then loads every
+// index slot, entry, elephant and path the batch will touch, so that the
+// misses overlap, and only then updates them. The indexes are open-addressing
+// tables that keep each hash beside its pointer, and an entry keeps what a
+// sample reads in its first two cache lines.
 package flows

@@ -67,10 +67,11 @@ type entryValues struct {
 }
 
 func (ent *entry) keys() []byte {
-	if ent.spill != nil {
-		return ent.spill
+	n := int(ent.keyLen) + int(ent.identLen)
+	if n > inlineKeys {
+		return ent.spill // in a cache line a sample does not otherwise touch
 	}
-	return ent.inline[:int(ent.keyLen)+int(ent.identLen)]
+	return ent.inline[:n]
 }
 
 // key is the binary flow key.

@@ -59,9 +59,20 @@ type sourceKey struct {
 }
 
 type sourceState struct {
+	key      sourceKey
 	seq      seqTracker
 	drops    uint32
 	lastSeen int64
+}
+
+// recentSources sizes an agent's direct-mapped cache of its data sources in
+// front of the map: a switch's busy ports stay in it, and a hit is a
+// compare, not a hash and a probe.
+const recentSources = 64
+
+func (k sourceKey) slot() uint32 {
+	h := (k.ds.Index*0x9E3779B1 ^ k.ds.Class ^ uint32(k.kind)<<28) * 0x85EBCA6B
+	return (h ^ h>>16) % recentSources
 }
 
 type agentState struct {
@@ -70,7 +81,8 @@ type agentState struct {
 	seq     seqTracker
 	uptime  uint32
 	sources map[sourceKey]*sourceState
-	touched int64 // unix nanoseconds, for eviction; under the table's lock
+	recent  [recentSources]*sourceState // a cache of sources, by sourceKey.slot
+	touched int64                       // unix nanoseconds, for eviction; under the table's lock
 }
 
 // agentTable holds per-agent accounting, capped in agents and in data
@@ -185,6 +197,7 @@ func (a *agentState) datagram(d *decode.Datagram, src netip.AddrPort, size int, 
 		a.seq = seqTracker{}
 		a.seq.observe(d.Sequence)
 		clear(a.sources)
+		clear(a.recent[:])
 		return
 	}
 	switch outcome {
@@ -212,7 +225,12 @@ func (a *agentState) sample(kind uint8, ds decode.DataSource, seq, drops uint32,
 	}
 	st.Samples++
 	k := sourceKey{kind, ds}
-	src := a.sources[k]
+	slot := &a.recent[k.slot()]
+	src := *slot
+	if src == nil || src.key != k {
+		src = a.sources[k]
+		*slot = src
+	}
 	if src == nil {
 		if len(a.sources) >= maxSources {
 			var oldest sourceKey
@@ -226,11 +244,15 @@ func (a *agentState) sample(kind uint8, ds decode.DataSource, seq, drops uint32,
 					break
 				}
 			}
+			if old := &a.recent[oldest.slot()]; *old != nil && (*old).key == oldest {
+				*old = nil
+			}
 			delete(a.sources, oldest)
 			a.stats.SourcesEvicted++
 		}
-		src = &sourceState{drops: drops}
+		src = &sourceState{key: k, drops: drops}
 		a.sources[k] = src
+		*slot = src
 	}
 	src.lastSeen = now
 	if drops > src.drops {

@@ -201,6 +201,29 @@ func TestSourcesPerAgentAreCapped(t *testing.T) {
 	}
 }
 
+// A source that comes back after eviction starts afresh, and the cache in
+// front of the map never hands back a source the map let go: every cached
+// source is the map's, and a returning one counts no loss from before.
+func TestEvictedSourceComesBackAfresh(t *testing.T) {
+	tbl := newAgentTable(10, 2)
+	a := tbl.get(netip.MustParseAddr("10.0.0.1"), 0, time.Now())
+	for i := range 3 { // source 0 is evicted by source 2
+		a.sample(0, decode.DataSource{Index: uint32(i)}, 100, 0, int64(i), 2)
+	}
+	a.sample(0, decode.DataSource{Index: 0}, 200, 0, 3, 2)
+	if a.stats.Flow.Lost != 0 {
+		t.Errorf("a returning source counted %d lost samples from before its eviction", a.stats.Flow.Lost)
+	}
+	for _, src := range a.recent {
+		if src != nil && a.sources[src.key] != src {
+			t.Errorf("cache holds source %+v, which the map does not", src.key)
+		}
+	}
+	if len(a.sources) != 2 {
+		t.Errorf("%d sources, want 2", len(a.sources))
+	}
+}
+
 // The per-datagram path, decode and accounting together, allocates nothing
 // once the agent is known.
 func TestWorkerAllocatesNothing(t *testing.T) {
