@@ -41,6 +41,7 @@ type options struct {
 	step      time.Duration
 	tuples    int
 	pin       bool    // this run's: pin the target to CPU 1 and the sender to CPU 0
+	oneP      bool    // this run's: a Go target runs with GOMAXPROCS=1
 	modes     string  // runs of the whole ladder: pinned, unpinned
 	busy      float64 // CPUs' worth of other processes' work that makes a step retried
 	retries   int
@@ -60,7 +61,7 @@ func main() {
 	fs.DurationVar(&o.step, "step", 5*time.Second, "sending time per step")
 	fs.IntVar(&o.tuples, "tuples", 10000, "distinct 5-tuples in the load")
 	fs.BoolVar(&o.pin, "pin", true, "pin the target to CPU 1 and the sender to CPU 0 (needs taskset and 2 CPUs); with -to only")
-	fs.StringVar(&o.modes, "modes", "pinned,unpinned", "ladders to run for each target: pinned (target on CPU 1, sender on CPU 0) and unpinned")
+	fs.StringVar(&o.modes, "modes", "pinned,unpinned,unpinned-1p", "ladders to run for each target: pinned (target on CPU 1, sender on CPU 0), unpinned, and unpinned-1p (unpinned, a Go target with GOMAXPROCS=1; the C peers are single-threaded and skip it)")
 	fs.Float64Var(&o.busy, "busy", 0.15, "other processes' CPU use, in CPUs, above which a step is run again")
 	fs.IntVar(&o.retries, "retries", 2, "times a step is run again while the machine is busy")
 	fs.StringVar(&o.bareChild, "bare-listen", "", "internal: be the bare receiver")
@@ -99,7 +100,7 @@ type step struct {
 	kernelDrops     uint64
 	behindDrops     uint64
 	sentPerSecAchvd float64
-	pinned          bool
+	mode            string  // pinned, unpinned or unpinned-1p
 	others          float64 // CPUs' worth of other processes' work during the step
 	tries           int
 	cpu             float64       // the target's CPU seconds in the step
@@ -123,8 +124,13 @@ func run(ctx context.Context, o options, out io.Writer) error {
 				run.pin = true
 			case "unpinned":
 				run.pin = false
+			case "unpinned-1p":
+				if _, peer := peerBinaries[target]; peer {
+					continue
+				}
+				run.pin, run.oneP = false, true
 			default:
-				return fmt.Errorf("-modes: unknown mode %q (want pinned, unpinned)", mode)
+				return fmt.Errorf("-modes: unknown mode %q (want pinned, unpinned, unpinned-1p)", mode)
 			}
 			rate := o.start
 			for i := 0; i < o.steps && ctx.Err() == nil; i++ {
@@ -202,12 +208,14 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 	case "bare":
 		self, _ := os.Executable()
 		cmd = pinned(o.pin, "1", self, "-bare-listen", addr)
+		oneProc(o, cmd)
 	case "fabrictrace":
 		args := []string{"-sflow", addr, "-http", httpAddr, "-db", "", "-bgp", "", "-stats-interval", "0", "-log-level", "error"}
 		if o.define != "" {
 			args = append(args, "-define", o.define)
 		}
 		cmd = pinned(o.pin, "1", o.collector, args...)
+		oneProc(o, cmd)
 		counters = func() (uint64, uint64, error) { return scrape("http://" + httpAddr + "/metrics") }
 	case "sfcapd", "sfacctd":
 		var err error
@@ -271,7 +279,7 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 	}
 	cpu := cpuNow - cpu0
 	s := step{target: target, rate: rate, sent: sent, received: d, samples: smp, kernelDrops: lastKernel, behindDrops: lastBehind,
-		sentPerSecAchvd: float64(sent) / elapsed.Seconds(), rssMiB: rss, pinned: o.pin, cpu: cpu, elapsed: time.Since(start)}
+		sentPerSecAchvd: float64(sent) / elapsed.Seconds(), rssMiB: rss, mode: modeName(o), cpu: cpu, elapsed: time.Since(start)}
 	if sent > 0 {
 		s.loss = 1 - float64(d)/float64(sent)
 	}
@@ -288,6 +296,13 @@ func pinned(pin bool, cpu, bin string, args ...string) *exec.Cmd {
 		}
 	}
 	return exec.Command(bin, args...)
+}
+
+// oneProc runs a Go target on one P in the unpinned-1p mode.
+func oneProc(o options, cmd *exec.Cmd) {
+	if o.oneP {
+		cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	}
 }
 
 // scrape reads the collector's datagram and sample totals from /metrics.
@@ -379,15 +394,15 @@ func report(w io.Writer, o options, rows []step) {
 	fmt.Fprintln(tw, "target\trun\tasked dgram/s\tsent dgram/s\tsamples/s\tloss %\tkernel drops\tdropped behind\tCPU µs/sample\tRSS MiB\tother load (CPUs)\ttries\t")
 	type run struct {
 		target string
-		pinned bool
+		mode   string
 	}
 	best := map[run]float64{}
 	var order []run
 	for _, r := range rows {
 		sps := float64(r.samples) / o.step.Seconds()
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.3f\t%d\t%d\t%.2f\t%.0f\t%.2f\t%d\t\n", r.target, runName(r.pinned), r.rate, r.sentPerSecAchvd,
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.3f\t%d\t%d\t%.2f\t%.0f\t%.2f\t%d\t\n", r.target, r.mode, r.rate, r.sentPerSecAchvd,
 			sps, 100*r.loss, r.kernelDrops, r.behindDrops, r.cpuPerSample, r.rssMiB, r.others, r.tries)
-		k := run{r.target, r.pinned}
+		k := run{r.target, r.mode}
 		if _, ok := best[k]; !ok {
 			order = append(order, k)
 			best[k] = 0
@@ -400,23 +415,30 @@ func report(w io.Writer, o options, rows []step) {
 	fmt.Fprintln(w)
 	for _, k := range order {
 		v := best[k]
-		line := fmt.Sprintf("%s, %s: sustains %.0f samples/s under 0.1 %% loss", k.target, runName(k.pinned), v)
-		if c := best[run{"bare", k.pinned}]; k.target != "bare" && c > 0 {
-			line += fmt.Sprintf(" (%.2f of the bare ceiling", v/c)
-			for _, peer := range []string{"sfcapd", "sfacctd"} {
-				if pv := best[run{peer, k.pinned}]; k.target == "fabrictrace" && pv > 0 {
-					line += fmt.Sprintf(", %.2f of %s", v/pv, peer)
-				}
+		line := fmt.Sprintf("%s, %s: sustains %.0f samples/s under 0.1 %% loss", k.target, k.mode, v)
+		var ratios []string
+		if c := best[run{"bare", k.mode}]; k.target != "bare" && c > 0 {
+			ratios = append(ratios, fmt.Sprintf("%.2f of the bare ceiling", v/c))
+		}
+		for _, peer := range []string{"sfcapd", "sfacctd"} {
+			// The C peers are single-threaded: unpinned is their 1p run.
+			if pv := best[run{peer, strings.TrimSuffix(k.mode, "-1p")}]; k.target == "fabrictrace" && pv > 0 {
+				ratios = append(ratios, fmt.Sprintf("%.2f of %s", v/pv, peer))
 			}
-			line += ")"
+		}
+		if len(ratios) > 0 {
+			line += " (" + strings.Join(ratios, ", ") + ")"
 		}
 		fmt.Fprintln(w, line)
 	}
 }
 
-func runName(pinned bool) string {
-	if pinned {
+func modeName(o options) string {
+	switch {
+	case o.pin:
 		return "pinned"
+	case o.oneP:
+		return "unpinned-1p"
 	}
 	return "unpinned"
 }
