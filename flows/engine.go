@@ -328,7 +328,9 @@ func (e *Engine) take(dg *decode.Datagram) {
 			e.keyFor(p, &e.keys[base+i], &tk.s, src, now)
 		}
 	}
-	e.warm(e.keys[:len(e.taking)*plans])
+	if e.outOfCache() {
+		e.warm(e.keys[:len(e.taking)*plans])
+	}
 	for j := range e.taking {
 		tk := &e.taking[j]
 		e.paths.observe(dg, tk.s.fs, tk.tuple, tk.frameBytes, now)
@@ -372,6 +374,20 @@ func (e *Engine) keyFor(p *plan, k *flowKey, s *sample, src *source, now float64
 	}
 	k.hash = flowHash(e, k.at, kb)
 	k.taken = true
+}
+
+// warmAbove is how many flow entries and paths, together, make the tables
+// too big for the caches (about 4 MiB of them), so that warming them pays.
+const warmAbove = 16384
+
+// outOfCache says whether the tables are big enough for warm to pay: with
+// them in cache its loads only cost time.
+func (e *Engine) outOfCache() bool {
+	n := e.paths.flows.len()
+	for _, p := range e.active {
+		n += p.table.n
+	}
+	return n > warmAbove
 }
 
 // warm loads what the batch's lookups will read: the home slot of every
