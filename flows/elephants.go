@@ -87,14 +87,15 @@ func newElephantLog(size int) *elephantLog {
 // start records that a flow entry crossed a byFlow threshold: a new
 // elephant, or a new location of one already active.
 func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v float64) *elephant {
-	k := elephantKey{th.name, string(ent.ident())}
+	ident := identOf(p, ent.key())
+	k := elephantKey{th.name, string(ident)}
 	el := l.active[k]
 	if el == nil {
 		l.nextID++
 		el = &elephant{entries: map[*entry]bool{}, first: ent.since, threshold: th.def.Value,
 			rec: Elephant{ElephantID: l.nextID, ThresholdID: th.name, Metric: th.def.Metric,
-				FlowKey: e.formatIdent(p, ent.ident()), Active: true, Threshold: th.def.Value}}
-		el.src, el.dst = endpoints(p, ent.ident())
+				FlowKey: e.formatIdent(p, ident), Active: true, Threshold: th.def.Value}}
+		el.src, el.dst = endpoints(p, ident)
 		el.rec.Src, el.rec.Dst = el.src, el.dst
 		el.rec.Owner = e.owner(el.dst)
 		l.active[k] = el

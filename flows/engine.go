@@ -283,11 +283,11 @@ type taking struct {
 // flowKey is one sample's key in one flow definition, between take's
 // stages.
 type flowKey struct {
-	taken      bool // the sample keys the flow
-	key, ident []byte
-	at         *source // where it counts
-	hash       uint64
-	warm       *entry // the table's item in hash's home slot
+	taken bool // the sample keys the flow
+	key   []byte
+	at    *source // where it counts
+	hash  uint64
+	warm  *entry // the table's item in hash's home slot
 }
 
 // take counts e.batch's samples in every flow, threshold and path. It goes
@@ -349,7 +349,7 @@ func (e *Engine) keyFor(p *plan, k *flowKey, s *sample, src *source, now float64
 	if p.filter != nil && !p.filter.match(s) {
 		return
 	}
-	kb, ib := k.key[:0], k.ident[:0]
+	kb := k.key[:0]
 	for i := range p.keys {
 		t := &p.keys[i]
 		m := &e.memo[t.slot]
@@ -358,15 +358,12 @@ func (e *Engine) keyFor(p *plan, k *flowKey, s *sample, src *source, now float64
 		}
 		v := m.v
 		if v.kind == missing {
-			k.key, k.ident = kb, ib
+			k.key = kb
 			return
 		}
 		kb = v.appendKey(kb)
-		if !t.location {
-			ib = v.appendKey(ib)
-		}
 	}
-	k.key, k.ident = kb, ib
+	k.key = kb
 	k.at = src
 	if p.agentMode {
 		// aggMode AGENT: one table for all of the agent's data sources.
@@ -441,7 +438,7 @@ func (e *Engine) warm(keys []flowKey) {
 func (e *Engine) update(p *plan, k *flowKey, s *sample, now, frameBytes float64) {
 	x := p.amount(p.value, s)
 	tb := p.table
-	ent := tb.upsert(e, p, k.at, k.key, k.ident, k.hash, now)
+	ent := tb.upsert(e, p, k.at, k.key, k.hash, now)
 	ent.add(p, x, frameBytes, now)
 	if ev := ent.values; ev != nil {
 		ev.add(p, s, now)
@@ -652,6 +649,21 @@ func (e *Engine) formatKey(p *plan, key []byte) string {
 	}
 	e.scratch = b
 	return string(b)
+}
+
+// identOf is a key's identity: its values without the location fields
+// (node, port, TTL...), which say where a flow was seen, not what it is.
+// Only an elephant's start needs it, so it is built then, not per sample.
+func identOf(p *plan, key []byte) []byte {
+	var ident []byte
+	for _, t := range p.keys {
+		var v value
+		v, key = readKey(key)
+		if !t.location {
+			ident = v.appendKey(ident)
+		}
+	}
+	return ident
 }
 
 // formatIdent renders the identity part of a key (no location fields).

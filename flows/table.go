@@ -41,9 +41,8 @@ type entry struct {
 	// an elephant's life is not stretched by the mice of the same key before it.
 	since                  float64
 	burstTotal, burstBytes float64
-	keyLen, identLen       uint16
-	// inline holds the binary flow key, then its identity (the key without
-	// location fields: the flow itself), when both fit; spill when not.
+	keyLen                 uint16
+	// inline holds the binary flow key when it fits; spill when not.
 	inline    [inlineKeys]byte
 	spill     []byte
 	hash      uint64       // flowHash(src, key)
@@ -56,7 +55,7 @@ type entry struct {
 }
 
 // inlineKeys fills the entry to 256 bytes (TestEntryIs256Bytes).
-const inlineKeys = 68
+const inlineKeys = 70
 
 // entryValues is what an entry keeps for its definition's values.
 type entryValues struct {
@@ -66,19 +65,13 @@ type entryValues struct {
 	sketches [maxValues]distinct // for count: values
 }
 
-func (ent *entry) keys() []byte {
-	n := int(ent.keyLen) + int(ent.identLen)
-	if n > inlineKeys {
+// key is the binary flow key.
+func (ent *entry) key() []byte {
+	if ent.keyLen > inlineKeys {
 		return ent.spill // in a cache line a sample does not otherwise touch
 	}
-	return ent.inline[:n]
+	return ent.inline[:ent.keyLen]
 }
-
-// key is the binary flow key.
-func (ent *entry) key() []byte { return ent.keys()[:ent.keyLen] }
-
-// ident is the key without location fields.
-func (ent *entry) ident() []byte { return ent.keys()[ent.keyLen:] }
 
 func newTable() *table { return &table{bySource: map[*source]*entry{}} }
 
@@ -110,7 +103,7 @@ func (ent *entry) add(p *plan, x, frameBytes, now float64) {
 
 // upsert finds the entry for key at src, or makes one, evicting to stay
 // under the cap. h is flowHash(src, key). Only a new flow allocates.
-func (t *table) upsert(e *Engine, p *plan, src *source, key, ident []byte, h uint64, now float64) *entry {
+func (t *table) upsert(e *Engine, p *plan, src *source, key []byte, h uint64, now float64) *entry {
 	t.lastUpdate = now
 	for i, mask := t.index.probe(h); t.index.slots[i].item != nil; i = (i + 1) & mask {
 		if s := &t.index.slots[i]; s.hash == h && s.item.src == src && bytes.Equal(s.item.key(), key) {
@@ -120,15 +113,12 @@ func (t *table) upsert(e *Engine, p *plan, src *source, key, ident []byte, h uin
 	if t.n >= e.cfg.MaxFlows {
 		t.evict(e, p, now)
 	}
-	ent := &entry{hash: h, src: src, first: now, last: now, since: now,
-		keyLen: uint16(len(key)), identLen: uint16(len(ident))}
-	kb := ent.inline[:]
-	if len(key)+len(ident) > len(kb) {
-		ent.spill = make([]byte, len(key)+len(ident))
-		kb = ent.spill
+	ent := &entry{hash: h, src: src, first: now, last: now, since: now, keyLen: uint16(len(key))}
+	if len(key) > inlineKeys {
+		ent.spill = bytes.Clone(key)
+	} else {
+		copy(ent.inline[:], key)
 	}
-	copy(kb, key)
-	copy(kb[len(key):], ident)
 	if len(p.values) > 0 {
 		ent.values = &entryValues{at: now}
 	}
