@@ -43,15 +43,15 @@ type entry struct {
 	burstTotal, burstBytes float64
 	keyLen                 uint16
 	// inline holds the binary flow key when it fits; spill when not.
-	inline    [inlineKeys]byte
-	spill     []byte
-	hash      uint64       // flowHash(src, key)
-	srcPrev   *entry       // the other entries of src in this table
-	srcNext   *entry       //
-	moreFired []firedBy    // any other thresholds it fired
-	first     float64      //
-	values    *entryValues // the definition's values: nil without any
-	slot      int          // its place in the table's ring
+	inline [inlineKeys]byte
+	spill  []byte
+	hash   uint64 // flowHash(src, key)
+	// srcPrev and srcNext link the entries of src in this table.
+	srcPrev, srcNext *entry
+	moreFired        []firedBy // any other thresholds it fired
+	first            float64
+	values           *entryValues // the definition's values: nil without any
+	slot             int          // its place in the table's ring
 }
 
 // inlineKeys fills the entry to 256 bytes (TestEntryIs256Bytes).
