@@ -382,7 +382,7 @@ const warmAbove = 16384
 func (e *Engine) outOfCache() bool {
 	n := e.paths.flows.len()
 	for _, p := range e.active {
-		n += p.table.n
+		n += p.table.index.len()
 	}
 	return n > warmAbove
 }
@@ -398,16 +398,14 @@ func (e *Engine) warm(keys []flowKey) {
 	for j := 0; j < len(keys); {
 		for _, p := range e.active {
 			if k := &keys[j]; k.taken {
-				i, _ := p.table.index.probe(k.hash)
-				k.warm = p.table.index.slots[i].item
+				k.warm = p.table.index.home(k.hash)
 			}
 			j++
 		}
 	}
 	for j := range e.taking {
 		if tk := &e.taking[j]; tk.tuple.ok {
-			i, _ := e.paths.flows.probe(tk.tuple.hash)
-			tk.path = e.paths.flows.slots[i].item
+			tk.path = e.paths.flows.home(tk.tuple.hash)
 		}
 	}
 	for j := range keys {
@@ -511,7 +509,7 @@ func (e *Engine) Stats() Stats {
 	s := e.stats
 	s.StringsRefused = e.strings.refused
 	for _, t := range e.tables {
-		s.Flows += uint64(t.n)
+		s.Flows += uint64(t.index.len())
 	}
 	s.Events = uint64(e.events.last)
 	s.PathsTracked, s.PathsEvicted = uint64(e.paths.flows.len()), e.paths.evicted

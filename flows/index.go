@@ -29,6 +29,13 @@ func (ix *hashIndex[T]) probe(h uint64) (i, mask uint64) {
 	return h & mask, mask
 }
 
+// home is the item in h's home slot, where a lookup of h starts and, at
+// half load or less, mostly ends: what a prefetch of h should load.
+func (ix *hashIndex[T]) home(h uint64) *T {
+	i, _ := ix.probe(h)
+	return ix.slots[i].item
+}
+
 // insert adds an item; it does not look for one already there.
 func (ix *hashIndex[T]) insert(h uint64, item *T) {
 	if 2*(ix.n+1) > len(ix.slots) {

@@ -13,7 +13,6 @@ type table struct {
 	// bySource is the first of each data source's entries, which link on
 	// through srcNext: only a new or dropped flow touches it, not a sample.
 	bySource   map[*source]*entry
-	n          int
 	lastUpdate float64
 	// ring holds every entry, for eviction: a clock hand walks it, so
 	// finding a victim costs the same however big the table is.
@@ -110,7 +109,7 @@ func (t *table) upsert(e *Engine, p *plan, src *source, key []byte, h uint64, no
 			return s.item
 		}
 	}
-	if t.n >= e.cfg.MaxFlows {
+	if t.index.len() >= e.cfg.MaxFlows {
 		t.evict(e, p, now)
 	}
 	ent := &entry{hash: h, src: src, first: now, last: now, since: now, keyLen: uint16(len(key))}
@@ -127,7 +126,6 @@ func (t *table) upsert(e *Engine, p *plan, src *source, key []byte, h uint64, no
 		ent.srcNext, head.srcPrev = head, ent
 	}
 	t.bySource[src] = ent
-	t.n++
 	ent.slot = len(t.ring)
 	t.ring = append(t.ring, ent)
 	return ent
@@ -197,7 +195,6 @@ func (t *table) unring(ent *entry) {
 func (t *table) remove(e *Engine, victim *entry) {
 	t.index.remove(victim.hash, victim)
 	t.unlink(victim)
-	t.n--
 	t.unring(victim)
 	for _, th := range e.thresholds {
 		th.forget(e, victim)
@@ -221,15 +218,9 @@ func (t *table) unlink(ent *entry) {
 }
 
 func (t *table) dropSource(e *Engine, src *source) {
-	for ent := t.bySource[src]; ent != nil; ent = ent.srcNext {
-		t.index.remove(ent.hash, ent)
-		t.n--
-		t.unring(ent)
-		for _, th := range e.thresholds {
-			th.forget(e, ent)
-		}
+	for head := t.bySource[src]; head != nil; head = t.bySource[src] {
+		t.remove(e, head)
 	}
-	delete(t.bySource, src)
 }
 
 // expire drops flows that have decayed to nothing: below a millionth of a
@@ -241,7 +232,7 @@ func (t *table) expire(e *Engine, p *plan, now float64) {
 	// Backwards, since a removal moves the ring's last entry, already
 	// seen, into the gap.
 	for i := len(t.ring) - 1; i >= 0; i-- {
-		if i < len(t.ring) && t.ring[i].valueAt(p, now) < 1e-6 {
+		if t.ring[i].valueAt(p, now) < 1e-6 {
 			t.remove(e, t.ring[i])
 		}
 	}
