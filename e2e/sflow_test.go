@@ -180,7 +180,7 @@ func TestRealAgentsTTLPath(t *testing.T) {
 	}{{"ovs", 30 * time.Second}, {"pmacct", 60 * time.Second}} {
 		t.Run(agent.kind, func(t *testing.T) {
 			f := newFabric(t, agent.kind[:1])
-			tcpdump := f.start("tcpdump", "mg", "tcpdump", "-i", "mgbr", "-U", "-n", "-w", f.file("sflow.pcap"), "udp", "port", "6343")
+			tcpdump := f.start("tcpdump", "mg", "tcpdump", "-i", "mgbr", "-U", "-n", "-B", "8192", "-w", f.file("sflow.pcap"), "udp", "port", "6343")
 			waitFor(t, "tcpdump listening", 10*time.Second, fileContains(f.file("tcpdump.err"), "listening on"))
 			collector := f.start("collector", "mg", collectorBin, "-sflow", "10.255.0.1:6343", "-dump", "-stats-interval", "0", "-db", "")
 			waitFor(t, "collector listening", 10*time.Second, fileContains(f.file("collector.err"), "listening for sFlow"))
@@ -247,8 +247,9 @@ func TestRealAgentsTTLPath(t *testing.T) {
 				t.Errorf("the collector should report no fault on real agents' datagrams:\n%s", logs)
 			}
 			stop(t, tcpdump, syscall.SIGINT)
+			capture, _ := os.ReadFile(f.file("tcpdump.err"))
 			if n := crossCheck(t, f.file("sflow.pcap")); n < 3*packets {
-				t.Errorf("only %d flow samples were compared with tshark, want at least %d", n, 3*packets)
+				t.Errorf("only %d flow samples were compared with tshark, want at least %d; tcpdump said:\n%s", n, 3*packets, capture)
 			}
 		})
 	}
