@@ -299,6 +299,7 @@ type flowKey struct {
 func (e *Engine) take(dg *decode.Datagram) {
 	now := e.clock()
 	e.topo.refresh(now, false)
+	e.paths.heard(dg, now)
 	e.batchGen++
 	e.taking = e.taking[:0]
 	plans := len(e.active)
@@ -484,6 +485,7 @@ func (e *Engine) Counter(dg *decode.Datagram, cs *decode.CounterSample) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.clock()
+	e.paths.heard(dg, now)
 	if cs.Records&decode.HasHostDescription != 0 && len(cs.HostDescription.Hostname) > 0 {
 		e.topo.learnHost(dg.Agent, string(cs.HostDescription.Hostname))
 	}
@@ -810,6 +812,15 @@ func (e *Engine) Sweep() {
 	e.detectCollisions(now)
 }
 
+// SweepPaths raises the path changes that are due: Run calls it every
+// 250 ms, so a change is raised soon after its old hop falls silent. It
+// looks only at 5-tuples with two agents at one TTL.
+func (e *Engine) SweepPaths() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.detectChanges(e.clock())
+}
+
 // pathMaxAge is how long a 5-tuple's path is kept after its last sample.
 const pathMaxAge = 600
 
@@ -818,6 +829,8 @@ const pathMaxAge = 600
 func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	pt := time.NewTicker(min(interval, 250*time.Millisecond))
+	defer pt.Stop()
 	var tick <-chan time.Time
 	if e.system {
 		ms := time.NewTicker(5 * time.Millisecond)
@@ -834,6 +847,8 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
 			e.coarse.Store(max(int64(time.Since(e.epoch)), 1))
 		case <-t.C:
 			e.Sweep()
+		case <-pt.C:
+			e.SweepPaths()
 		}
 	}
 }

@@ -56,6 +56,8 @@ func (f *fabric) run(d time.Duration) {
 		f.clock.t = f.clock.t.Add(100 * time.Millisecond)
 		if f.steps++; f.steps%10 == 0 {
 			f.eng.Sweep()
+		} else if f.steps%2 == 0 {
+			f.eng.SweepPaths() // Run's 250 ms, near enough
 		}
 	}
 }

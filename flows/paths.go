@@ -3,6 +3,7 @@ package flows
 import (
 	"fmt"
 	"hash/maphash"
+	"math"
 	"net/netip"
 	"sort"
 	"strings"
@@ -23,7 +24,8 @@ type tuple struct {
 
 type pair struct{ src, dst netip.Addr }
 
-// hopSeen is one place a 5-tuple was sampled.
+// hopSeen is one place a 5-tuple was sampled, and when: first and last are
+// the arrival times of its first and last samples.
 type hopSeen struct {
 	agent   netip.Addr
 	in, out decode.Port
@@ -32,40 +34,220 @@ type hopSeen struct {
 	bytes   float64
 	first   float64
 	last    float64
+	// baseBytes is what bytes held when the tuple's current path began, for
+	// a hop that it kept through a path change.
+	baseBytes float64
 }
 
 type tracked struct {
-	hash  uint64 // t's, under the tracker's seed
-	t     tuple
-	hops  []hopSeen // in inline while they fit: one allocation and one cache miss fewer
-	bytes float64
-	last  float64
-	first float64
-	slot  int // in the tracker's ring
+	hash      uint64 // t's, under the tracker's seed
+	t         tuple
+	hops      []hopSeen // in inline while they fit: one allocation and one cache miss fewer
+	last      float64
+	first     float64
+	slot      int     // in the tracker's ring; -1 once removed
+	epoch     float64 // when its current path began: its first sample, or its last change
+	pastBytes float64 // bytes it sent on its earlier paths
+	// history holds its earlier paths, oldest first, at most maxHistory.
+	history []pathEpoch
+	// contested is set while two agents have sampled it at one TTL: a path
+	// change, or ECMP inside one 5-tuple (a conflict), for detectChanges to
+	// look at.
+	contested bool
 	// inline holds the first hops: a fabric path is a few hops, and a
 	// switch that samples a flow at ingress and egress sees it twice.
 	inline [2]hopSeen
 }
+
+// pathEpoch is a path a 5-tuple took, and when.
+type pathEpoch struct {
+	hops     []hopSeen
+	from, to float64
+}
+
+// maxHistory bounds the earlier paths kept for one 5-tuple.
+const maxHistory = 8
+
+// agentClock is what the tracker knows of an agent's export cadence: when
+// its latest datagram arrived, and how often they come. Every sample an
+// agent took before it sent a datagram is in that datagram or an earlier
+// one, so a hop the agent has not reported since, in datagrams that came
+// after, has been silent at least that long, however long the agent holds
+// its datagrams.
+type agentClock struct {
+	seq      uint32  // its latest datagram's sequence number
+	sub      uint32  // and sub-agent
+	last     float64 // when it arrived
+	interval float64 // smoothed time between its datagrams
+}
+
+// maxAgentClocks bounds the agents whose cadence is kept; past it, the
+// idle ones are let go first.
+const maxAgentClocks = 65536
 
 // maxHopsSeen bounds the observations of one 5-tuple: a path longer than
 // this is no fabric path.
 const maxHopsSeen = 32
 
 type pathTracker struct {
-	seed    maphash.Seed
-	flows   hashIndex[tracked]  // by hash
-	byPair  map[pair][]*tracked // a pair's 5-tuples: few, so a slice
-	ring    []*tracked          // every 5-tuple, for the eviction clock
-	hand    int
-	max     int
-	evicted uint64
+	seed      maphash.Seed
+	flows     hashIndex[tracked]  // by hash
+	byPair    map[pair][]*tracked // a pair's 5-tuples: few, so a slice
+	ring      []*tracked          // every 5-tuple, for the eviction clock
+	contested []*tracked          // those with two agents at one TTL
+	hand      int
+	max       int
+	evicted   uint64
+	agents    map[netip.Addr]*agentClock
+	recent    *agentClock // the agent of the last datagram heard
+	recentAt  netip.Addr
 }
 
 func (pt *pathTracker) init(max int) {
 	pt.seed = maphash.MakeSeed()
 	pt.byPair = map[pair][]*tracked{}
+	pt.agents = map[netip.Addr]*agentClock{}
 	pt.max = max
 }
+
+// heard notes a datagram's arrival from its agent: once per datagram, by
+// its sequence number.
+func (pt *pathTracker) heard(dg *decode.Datagram, now float64) {
+	ac := pt.recent
+	if ac == nil || pt.recentAt != dg.Agent {
+		ac = pt.agents[dg.Agent]
+		if ac == nil {
+			if len(pt.agents) >= maxAgentClocks {
+				for a, c := range pt.agents {
+					if now-c.last > pathMaxAge {
+						delete(pt.agents, a)
+					}
+				}
+				if len(pt.agents) >= maxAgentClocks {
+					return // a flood of agents: their hops age by the floor alone
+				}
+			}
+			ac = &agentClock{seq: dg.Sequence - 1, sub: dg.SubAgentID, last: now, interval: -1}
+			pt.agents[dg.Agent] = ac
+		}
+		pt.recent, pt.recentAt = ac, dg.Agent
+	}
+	if ac.seq == dg.Sequence && ac.sub == dg.SubAgentID {
+		return // another sample of the same datagram
+	}
+	dt := min(now-ac.last, 30)
+	switch {
+	case ac.interval < 0:
+		ac.interval = 0 // its first datagram: no interval yet
+	case ac.interval == 0:
+		ac.interval = dt
+	default:
+		ac.interval += (dt - ac.interval) / 8
+	}
+	ac.seq, ac.sub, ac.last = dg.Sequence, dg.SubAgentID, now
+}
+
+// Freshness: a hop leaves a 5-tuple's live path once it has been silent
+// for quietGaps of its mean time between samples (at least minQuiet) in
+// datagrams its agent sent since; or, should the agent itself fall silent,
+// for its window: max(windowFloor, windowIntervals of its datagram
+// interval). A hop silent for fadeGaps while another agent reports the
+// same TTL after it is left out of the live path at once: the flow moved.
+const (
+	quietGaps       = 10
+	minQuiet        = 1.0
+	fadeGaps        = 5
+	minFade         = 0.2
+	windowFloor     = 2.0
+	windowIntervals = 3
+)
+
+// gap is a hop's mean time between samples: its own, once it has a few,
+// else the tuple's best-sampled hop's; +Inf when neither knows.
+func (tr *tracked) gap(h *hopSeen) float64 {
+	if h.samples >= 3 && h.last > h.first {
+		return (h.last - h.first) / float64(h.samples-1)
+	}
+	best := h
+	for i := range tr.hops {
+		if x := &tr.hops[i]; x.samples > best.samples {
+			best = x
+		}
+	}
+	if best.samples >= 3 && best.last > best.first {
+		return (best.last - best.first) / float64(best.samples-1)
+	}
+	return math.Inf(1)
+}
+
+// silence is how long a hop has gone unsampled in its agent's own reports
+// since, and in wall time.
+func (pt *pathTracker) silence(h *hopSeen, now float64) (reported, wall float64, window float64) {
+	wall = now - h.last
+	window = windowFloor
+	if ac := pt.agents[h.agent]; ac != nil {
+		reported = min(ac.last, now) - h.last
+		window = max(windowFloor, windowIntervals*ac.interval)
+	}
+	return max(reported, 0), wall, window
+}
+
+// stale says whether a hop has left the tuple's path.
+func (pt *pathTracker) stale(tr *tracked, h *hopSeen, now float64) bool {
+	q := max(minQuiet, quietGaps*tr.gap(h))
+	reported, wall, window := pt.silence(h, now)
+	return reported >= q && wall >= q || wall >= max(window, q)
+}
+
+// live returns the hops on a tuple's path now: neither stale nor fading
+// behind another agent at their TTL. A tuple that went quiet as a whole
+// (it ended) keeps the path it had when its last sample came.
+func (pt *pathTracker) live(tr *tracked, now float64) []*hopSeen {
+	quiet := true
+	for i := range tr.hops {
+		if h := &tr.hops[i]; h.last == tr.last && !pt.stale(tr, h, now) {
+			quiet = false
+			break
+		}
+	}
+	if quiet {
+		now = tr.last
+	}
+	out := make([]*hopSeen, 0, len(tr.hops))
+	for i := range tr.hops {
+		h := &tr.hops[i]
+		if pt.stale(tr, h, now) {
+			continue
+		}
+		if tr.contested && pt.fading(tr, h, now) {
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+// fading says whether a hop has been silent a while, in its agent's
+// reports, while another agent kept reporting the tuple at its TTL.
+func (pt *pathTracker) fading(tr *tracked, h *hopSeen, now float64) bool {
+	if internal(h) {
+		return false
+	}
+	reported, _, _ := pt.silence(h, now)
+	if reported < max(minFade, fadeGaps*tr.gap(h)) {
+		return false
+	}
+	for i := range tr.hops {
+		if b := &tr.hops[i]; b.ttl == h.ttl && b.agent != h.agent && !internal(b) && b.last > h.last && !pt.stale(tr, b, now) {
+			return true
+		}
+	}
+	return false
+}
+
+// internal says whether a hop is a host's own egress: its input is the
+// host itself, and it shares its TTL with the leaf it sends to.
+func internal(h *hopSeen) bool { return h.in.Value == decode.IfIndexInternal }
 
 // tupleHash is a sample's 5-tuple and its hash; ok is false when the
 // sample has no IP header.
@@ -105,7 +287,7 @@ func (pt *pathTracker) observe(dg *decode.Datagram, fs *decode.FlowSample, th tu
 		if pt.flows.len() >= pt.max {
 			pt.evict()
 		}
-		tr = &tracked{t: t, hash: h, first: now, slot: len(pt.ring)}
+		tr = &tracked{t: t, hash: h, first: now, epoch: now, slot: len(pt.ring)}
 		tr.hops = tr.inline[:0]
 		pt.flows.insert(h, tr)
 		pr := pair{t.src, t.dst}
@@ -113,7 +295,6 @@ func (pt *pathTracker) observe(dg *decode.Datagram, fs *decode.FlowSample, th tu
 		pt.ring = append(pt.ring, tr)
 	}
 	tr.last = now
-	tr.bytes += frameBytes
 	for i := range tr.hops {
 		h := &tr.hops[i]
 		if h.agent == dg.Agent && h.ttl == p.TTL && h.in == fs.Input && h.out == fs.Output {
@@ -126,7 +307,32 @@ func (pt *pathTracker) observe(dg *decode.Datagram, fs *decode.FlowSample, th tu
 	if len(tr.hops) < maxHopsSeen {
 		tr.hops = append(tr.hops, hopSeen{agent: dg.Agent, in: fs.Input, out: fs.Output, ttl: p.TTL,
 			samples: 1, bytes: frameBytes, first: now, last: now})
+		if nh := &tr.hops[len(tr.hops)-1]; !tr.contested && !internal(nh) {
+			for i := range tr.hops[:len(tr.hops)-1] {
+				if o := &tr.hops[i]; o.ttl == nh.ttl && o.agent != nh.agent && !internal(o) {
+					tr.contested = true
+					pt.contested = append(pt.contested, tr)
+					break
+				}
+			}
+		}
 	}
+}
+
+// bytes estimates what a tuple sent on its current path, and over its
+// life: from its best-sampled hop, not a sum over hops, since every hop
+// saw the same bytes.
+func (tr *tracked) bytes() (current, total float64) {
+	var best *hopSeen
+	for i := range tr.hops {
+		if h := &tr.hops[i]; h.last >= tr.epoch && (best == nil || h.bytes-h.baseBytes > best.bytes-best.baseBytes) {
+			best = h
+		}
+	}
+	if best != nil {
+		current = best.bytes - best.baseBytes
+	}
+	return current, tr.pastBytes + current
 }
 
 // evict drops the stalest of the next few 5-tuples under the clock hand:
@@ -166,6 +372,7 @@ func (pt *pathTracker) remove(tr *tracked) {
 	pt.ring[tr.slot], last.slot = last, tr.slot
 	pt.ring[len(pt.ring)-1] = nil
 	pt.ring = pt.ring[:len(pt.ring)-1]
+	tr.slot = -1 // detectChanges lets it go from the contested list
 }
 
 // expire drops 5-tuples not sampled for maxAge seconds.
@@ -196,56 +403,131 @@ const (
 	EventCollision  = "collision"
 )
 
-// pathChangeQuiet is how long a 5-tuple's old hop must have been silent,
-// while a new node took its TTL, before the path counts as changed.
-const pathChangeQuiet = 1.0
-
 // detectChanges raises a pathchange event for each 5-tuple whose node at
-// some TTL was replaced by another: the old one fell silent before the new
-// one was first sampled. It then forgets the old path's observations.
+// some TTL fell silent (stale) while another node at that TTL kept
+// reporting: the flow moved. It does not depend on the order in which the
+// two nodes' samples arrived, which export delay scrambles. The old path
+// goes to the tuple's history, and its hops are forgotten, so that the
+// move back is a change too. Only tuples with two agents at one TTL are
+// looked at.
 func (e *Engine) detectChanges(now float64) {
-	for _, tr := range e.paths.ring {
-		if len(tr.hops) < 2 {
+	pt := &e.paths
+	keep := pt.contested[:0]
+	for _, tr := range pt.contested {
+		if tr.slot < 0 {
+			tr.contested = false
+			continue // evicted or expired
+		}
+		e.detectChange(tr, now)
+		if tr.contested = twoAtOneTTL(tr.hops); tr.contested {
+			keep = append(keep, tr)
+		}
+	}
+	clear(pt.contested[len(keep):])
+	pt.contested = keep
+}
+
+func twoAtOneTTL(hops []hopSeen) bool {
+	for i := range hops {
+		for j := i + 1; j < len(hops); j++ {
+			a, b := &hops[i], &hops[j]
+			if a.ttl == b.ttl && a.agent != b.agent && !internal(a) && !internal(b) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (e *Engine) detectChange(tr *tracked, now float64) {
+	pt := &e.paths
+	stale := make([]bool, len(tr.hops))
+	for i := range tr.hops {
+		stale[i] = pt.stale(tr, &tr.hops[i], now)
+	}
+	// The replaced hop that fell silent last, and its replacement.
+	var old, repl *hopSeen
+	for i := range tr.hops {
+		a := &tr.hops[i]
+		if !stale[i] || internal(a) {
 			continue
 		}
-		var stale float64 = -1 // the last sample of the replaced path
-		for i := range tr.hops {
-			a := &tr.hops[i]
-			if a.in.Value == decode.IfIndexInternal {
-				continue // a host's egress sample shares its leaf's TTL
-			}
-			for j := range tr.hops {
-				b := &tr.hops[j]
-				if b.ttl == a.ttl && b.agent != a.agent && b.in.Value != decode.IfIndexInternal &&
-					a.last < b.first && now-a.last >= pathChangeQuiet {
-					stale = max(stale, a.last)
+		for j := range tr.hops {
+			b := &tr.hops[j]
+			if !stale[j] && b.ttl == a.ttl && b.agent != a.agent && !internal(b) && b.last > a.last {
+				if old == nil || a.last > old.last {
+					old, repl = a, b
 				}
 			}
 		}
-		if stale < 0 {
-			continue
+	}
+	if old == nil {
+		return
+	}
+	// The old path: the stale hops, and the live ones at TTLs where no
+	// stale hop stands. The new one: the live hops.
+	var before, after []hopSeen
+	staleAt := map[uint8]bool{}
+	for i := range tr.hops {
+		if stale[i] && !internal(&tr.hops[i]) {
+			staleAt[tr.hops[i].ttl] = true
 		}
-		var gone, kept []hopSeen
-		for _, h := range tr.hops {
-			if h.last > stale {
-				kept = append(kept, h)
-			} else {
-				gone = append(gone, h)
+	}
+	for i, h := range tr.hops {
+		switch {
+		case stale[i]:
+			before = append(before, h)
+		default:
+			after = append(after, h)
+			if !staleAt[h.ttl] || internal(&h) {
+				before = append(before, h)
 			}
 		}
-		tr.hops = gone
-		before, _ := e.assemble(tr)
-		tr.hops = kept
-		after, _ := e.assemble(tr)
-		t := tr.t
-		ev := Event{Timestamp: e.wall(now), ThresholdID: EventPathChange, Metric: "path",
-			FlowKey: fmt.Sprintf("%s,%s,%d,%d,%d", t.src, t.dst, t.proto, t.sport, t.dport),
-			OldPath: nodeNames(before), NewPath: nodeNames(after)}
-		if len(after) > 0 {
-			ev.Agent = after[0].Agent
-		}
-		e.events.add(ev, func(ev *Event, id int64) { ev.EventID = id })
 	}
+	// When it changed: between the old hop's last sample and the new one's
+	// first, whichever arrived first (export delay may reorder them).
+	at := (old.last + repl.first) / 2
+	if at < tr.epoch {
+		at = tr.epoch
+	}
+	// What it sent on the old path: its best-sampled hop that ended with
+	// it (a hop it kept counts on, into the new path's time).
+	var oldBytes float64
+	for i := range tr.hops {
+		if h := &tr.hops[i]; stale[i] {
+			oldBytes = max(oldBytes, h.bytes-h.baseBytes)
+		}
+	}
+	beforeHops, _ := e.assemble(ptrs(before))
+	afterHops, _ := e.assemble(ptrs(after))
+	if len(tr.history) == maxHistory {
+		tr.history = append(tr.history[:0], tr.history[1:]...)
+	}
+	tr.history = append(tr.history, pathEpoch{hops: before, from: tr.epoch, to: at})
+	tr.pastBytes += oldBytes
+	tr.epoch = at
+	for i := range after {
+		if after[i].first < at {
+			after[i].baseBytes = after[i].bytes // kept through the change
+		}
+	}
+	tr.hops = append(tr.hops[:0], after...)
+	t := tr.t
+	ev := Event{Timestamp: e.wall(now), ThresholdID: EventPathChange, Metric: "path",
+		FlowKey: fmt.Sprintf("%s,%s,%d,%d,%d", t.src, t.dst, t.proto, t.sport, t.dport),
+		OldPath: nodeNames(beforeHops), NewPath: nodeNames(afterHops), ChangedAt: e.wall(at)}
+	if len(afterHops) > 0 {
+		ev.Agent = afterHops[0].Agent
+	}
+	e.events.add(ev, func(ev *Event, id int64) { ev.EventID = id })
+}
+
+func ptrs(hs []hopSeen) []*hopSeen {
+	out := make([]*hopSeen, len(hs))
+	for i := range hs {
+		out[i] = &hs[i]
+	}
+	return out
 }
 
 func nodeNames(hops []PathHop) []string {
@@ -280,17 +562,20 @@ type PathFlow struct {
 	Proto    uint8   `json:"proto"`
 	SrcPort  uint16  `json:"srcPort"`
 	DstPort  uint16  `json:"dstPort"`
-	Bytes    float64 `json:"bytes"`
+	Bytes    float64 `json:"bytes"`    // on this path
+	Total    float64 `json:"total"`    // over its life, earlier paths included
 	LastSeen int64   `json:"lastSeen"` // ms ago
 }
 
 // Path is one path a pair's traffic takes, with the 5-tuples on it.
 type Path struct {
-	Hops     []PathHop  `json:"hops"`
-	Flows    []PathFlow `json:"flows"`
-	Bytes    float64    `json:"bytes"`
-	Share    float64    `json:"share"`    // of the pair's bytes
-	Complete bool       `json:"complete"` // no TTL unaccounted for between the first and last hop
+	Hops  []PathHop  `json:"hops"`
+	Flows []PathFlow `json:"flows"`
+	Bytes float64    `json:"bytes"` // the flows' bytes on it, each estimated once
+	Share float64    `json:"share"` // of the pair's bytes
+	// Complete: from the pair's first TTL to its destination with no hop
+	// unaccounted for, and every hop live.
+	Complete bool `json:"complete"`
 }
 
 // Paths is the answer for a src/dst pair: every path, biggest first, and
@@ -303,6 +588,19 @@ type Paths struct {
 	Split  []Split `json:"split,omitempty"`
 	SrcEnd *Owner  `json:"srcOwner,omitempty"`
 	DstEnd *Owner  `json:"dstOwner,omitempty"`
+	// History (with PathQuery.History): every path each 5-tuple took, with
+	// when, oldest first.
+	History []PathEpoch `json:"history,omitempty"`
+}
+
+// PathEpoch is a path one 5-tuple took from one time to another.
+type PathEpoch struct {
+	Proto   uint8     `json:"proto"`
+	SrcPort uint16    `json:"srcPort"`
+	DstPort uint16    `json:"dstPort"`
+	From    int64     `json:"from"`         // ms since the epoch
+	To      int64     `json:"to,omitempty"` // absent while it is the path now
+	Hops    []PathHop `json:"hops"`
 }
 
 // Split is where a pair's paths part: the nodes at one TTL and their shares.
@@ -318,7 +616,11 @@ type PathQuery struct {
 	Src, Dst         netip.Addr
 	Proto            uint8
 	SrcPort, DstPort uint16
+	History          bool // add every path each 5-tuple took
 }
+
+// maxHistoryAnswer bounds the history one answer carries, newest kept.
+const maxHistoryAnswer = 200
 
 // Paths returns the paths of a src/dst pair's sampled 5-tuples.
 func (e *Engine) Paths(q PathQuery) (Paths, error) {
@@ -347,43 +649,89 @@ func (e *Engine) pairPath(src, dst netip.Addr) []PathHop {
 func (e *Engine) pathsLocked(q PathQuery) Paths {
 	now := e.clock()
 	out := Paths{Src: q.Src, Dst: q.Dst, SrcEnd: e.owner(q.Src), DstEnd: e.owner(q.Dst), Paths: []Path{}}
-	groups := map[string]*Path{}
+	type group struct {
+		Path
+		sampled int // hops sampled or inferred
+		gaps    bool
+	}
+	groups := map[string]*group{}
 	var order []string
 	total := 0.0
+	top, bottom := -1, 256 // the TTLs the pair is seen at, live
 	for _, tr := range e.paths.byPair[pair{q.Src, q.Dst}] {
 		t := tr.t
 		if q.Proto != 0 && t.proto != q.Proto || q.SrcPort != 0 && t.sport != q.SrcPort || q.DstPort != 0 && t.dport != q.DstPort {
 			continue
 		}
-		hops, complete := e.assemble(tr)
+		if q.History {
+			for _, ep := range tr.history {
+				hops, _ := e.assemble(ptrs(ep.hops))
+				out.History = append(out.History, PathEpoch{Proto: t.proto, SrcPort: t.sport, DstPort: t.dport,
+					From: e.wall(ep.from), To: e.wall(ep.to), Hops: hops})
+			}
+		}
+		live := e.paths.live(tr, now)
+		if len(live) == 0 {
+			continue // it went quiet: no path now
+		}
+		hops, gaps := e.assemble(live)
+		if q.History {
+			out.History = append(out.History, PathEpoch{Proto: t.proto, SrcPort: t.sport, DstPort: t.dport,
+				From: e.wall(tr.epoch), Hops: hops})
+		}
+		for _, h := range live {
+			top, bottom = max(top, int(h.ttl)), min(bottom, int(h.ttl))
+		}
 		sig := signature(hops)
 		g := groups[sig]
 		if g == nil {
-			g = &Path{Hops: hops, Complete: complete}
+			g = &group{Path: Path{Hops: hops}}
+			for _, h := range hops {
+				if h.Kind == "sampled" || h.Kind == "inferred" || h.Kind == "l2" {
+					g.sampled++
+				}
+			}
 			groups[sig] = g
 			order = append(order, sig)
 		} else {
 			mergeHops(g.Hops, hops)
 		}
-		g.Flows = append(g.Flows, PathFlow{Proto: t.proto, SrcPort: t.sport, DstPort: t.dport, Bytes: tr.bytes,
+		g.gaps = g.gaps || gaps
+		cur, life := tr.bytes()
+		g.Flows = append(g.Flows, PathFlow{Proto: t.proto, SrcPort: t.sport, DstPort: t.dport, Bytes: cur, Total: life,
 			LastSeen: int64((now - tr.last) * 1000)})
-		g.Bytes += tr.bytes
-		total += tr.bytes
+		g.Bytes += cur
+		total += cur
 	}
-	// A 5-tuple sampled at only some of the hops of another path, and
-	// agreeing with it at each, took that path: fold it in.
+	// A 5-tuple sampled at only some of the hops of other paths, and
+	// agreeing with them at each, took one of them: fold it in, its bytes
+	// shared among them as theirs are. It is no path of its own.
 	for _, sig := range order {
 		small := groups[sig]
+		var into []*group
+		var intoBytes float64
 		for _, other := range order {
 			big := groups[other]
-			if other == sig || big == nil || small == nil || len(big.Hops) <= len(small.Hops) || !within(small.Hops, big.Hops) {
+			if other == sig || big == nil || big.sampled <= small.sampled || !within(small.Hops, big.Hops) {
 				continue
 			}
-			big.Flows = append(big.Flows, small.Flows...)
-			big.Bytes += small.Bytes
-			groups[sig] = nil
-			break
+			into = append(into, big)
+			intoBytes += big.Bytes
 		}
+		if len(into) == 0 {
+			continue
+		}
+		sort.Slice(into, func(i, j int) bool { return into[i].Bytes > into[j].Bytes })
+		into[0].Flows = append(into[0].Flows, small.Flows...)
+		add := small.Bytes
+		for _, big := range into {
+			if intoBytes > 0 {
+				big.Bytes += add * big.Bytes / intoBytes
+			} else {
+				big.Bytes += add / float64(len(into))
+			}
+		}
+		groups[sig] = nil
 	}
 	for _, sig := range order {
 		g := groups[sig]
@@ -393,45 +741,65 @@ func (e *Engine) pathsLocked(q PathQuery) Paths {
 		if total > 0 {
 			g.Share = g.Bytes / total
 		}
+		g.Hops, g.Complete = e.endAtHost(g.Hops, out.DstEnd)
+		g.Complete = g.Complete && !g.gaps && len(g.Hops) > 0 && int(g.Hops[0].TTL) == top &&
+			(out.DstEnd != nil || int(g.Hops[len(g.Hops)-1].TTL) <= bottom)
 		sort.Slice(g.Flows, func(i, j int) bool { return g.Flows[i].Bytes > g.Flows[j].Bytes })
-		out.Paths = append(out.Paths, *g)
+		out.Paths = append(out.Paths, g.Path)
 	}
 	sort.Slice(out.Paths, func(i, j int) bool { return out.Paths[i].Bytes > out.Paths[j].Bytes })
 	out.Split = splits(out.Paths)
-	for i := range out.Paths {
-		out.Paths[i].Hops = endAtHost(out.Paths[i].Hops, out.DstEnd)
+	sort.Slice(out.History, func(i, j int) bool { return out.History[i].From < out.History[j].From })
+	if n := len(out.History); n > maxHistoryAnswer {
+		out.History = out.History[n-maxHistoryAnswer:]
 	}
 	return out
 }
 
 // endAtHost ends a path at the destination's host, as BGP names it (the
-// next hop of its /32), when the host exports no sFlow of its own.
-func endAtHost(hops []PathHop, dst *Owner) []PathHop {
-	if dst == nil || !dst.NextHop.IsValid() || len(hops) == 0 {
-		return hops
+// next hop of its /32), when the host exports no sFlow of its own: right
+// after the leaf that announced the route, or after that leaf inferred
+// from the topology when the last hop's link reaches it. It says whether
+// the path reaches the destination: a path whose last hop is neither the
+// host nor a way to it stops short, and no host is placed at a TTL that
+// cannot be known.
+func (e *Engine) endAtHost(hops []PathHop, dst *Owner) ([]PathHop, bool) {
+	if dst == nil || len(hops) == 0 {
+		return hops, true
 	}
 	last := hops[len(hops)-1]
-	if last.Agent == dst.NextHop.String() || dst.Host != "" && last.Node == dst.Host || last.TTL == 0 {
-		return hops
-	}
 	host := dst.Host
-	if host == "" {
+	if host == "" && dst.NextHop.IsValid() {
 		host = dst.NextHop.String()
 	}
-	return append(hops, PathHop{TTL: last.TTL - 1, Node: host, Kind: "attributed"})
+	switch {
+	case last.InIfIndex != "internal" && last.OutIfIndex == "internal",
+		dst.NextHop.IsValid() && last.Agent == dst.NextHop.String(), host != "" && last.Node == host:
+		return hops, true // the host itself sampled it
+	case dst.Gone != 0 || !dst.NextHop.IsValid():
+		return hops, false // withdrawn: where it ended is unknown
+	case last.TTL < 2:
+		return hops, false
+	case dst.AnnouncedBy != "" && last.Node == dst.AnnouncedBy:
+		return append(hops, PathHop{TTL: last.TTL - 1, Node: host, Kind: "attributed"}), true
+	case dst.AnnouncedBy != "" && last.TTL >= 3 && e.topo.peerName(last.Agent, last.OutIfIndex) == dst.AnnouncedBy:
+		return append(hops, PathHop{TTL: last.TTL - 1, Node: dst.AnnouncedBy, Kind: "inferred"},
+			PathHop{TTL: last.TTL - 2, Node: host, Kind: "attributed"}), true
+	}
+	return hops, false
 }
 
 // assemble orders a 5-tuple's observations into hops by TTL, highest
-// first, and marks what is missing.
-func (e *Engine) assemble(tr *tracked) ([]PathHop, bool) {
+// first, and marks what is missing; gaps says whether any TTL between the
+// first hop and the last has no node.
+func (e *Engine) assemble(obs []*hopSeen) (hops []PathHop, gaps bool) {
 	// One observation per (agent, TTL): the most sampled ports.
 	type key struct {
 		agent netip.Addr
 		ttl   uint8
 	}
 	best := map[key]*hopSeen{}
-	for i := range tr.hops {
-		h := &tr.hops[i]
+	for _, h := range obs {
 		k := key{h.agent, h.ttl}
 		if b := best[k]; b == nil || h.samples > b.samples {
 			best[k] = h
@@ -448,20 +816,18 @@ func (e *Engine) assemble(tr *tracked) ([]PathHop, bool) {
 		if a.ttl != b.ttl {
 			return a.ttl > b.ttl
 		}
-		ai, bi := a.in.Value == decode.IfIndexInternal, b.in.Value == decode.IfIndexInternal
+		ai, bi := internal(a), internal(b)
 		if ai != bi {
 			return ai
 		}
 		return a.agent.Less(b.agent)
 	})
-	var hops []PathHop
-	complete := true
 	for i, h := range seen {
 		hop := e.pathHop(h)
 		if i > 0 {
 			prev := seen[i-1]
 			switch {
-			case prev.ttl == h.ttl && prev.in.Value != decode.IfIndexInternal:
+			case prev.ttl == h.ttl && !internal(prev):
 				hop.Kind = "l2"
 			case prev.ttl > h.ttl+1:
 				// Unsampled hops: what the previous hop's output link reaches,
@@ -474,7 +840,7 @@ func (e *Engine) assemble(tr *tracked) ([]PathHop, bool) {
 						}
 					}
 					if gap.Kind == "missing" {
-						complete = false
+						gaps = true
 					}
 					hops = append(hops, gap)
 				}
@@ -482,7 +848,7 @@ func (e *Engine) assemble(tr *tracked) ([]PathHop, bool) {
 		}
 		hops = append(hops, hop)
 	}
-	return hops, complete
+	return hops, gaps
 }
 
 func (e *Engine) pathHop(h *hopSeen) PathHop {
@@ -521,6 +887,9 @@ func signature(hops []PathHop) string {
 // within reports whether every sampled hop of small is on big, alike.
 func within(small, big []PathHop) bool {
 	for _, h := range small {
+		if h.Kind != "sampled" && h.Kind != "l2" {
+			continue
+		}
 		found := false
 		for _, b := range big {
 			if b.TTL == h.TTL && b.Node == h.Node && b.InIfIndex == h.InIfIndex && b.OutIfIndex == h.OutIfIndex {
@@ -536,7 +905,7 @@ func within(small, big []PathHop) bool {
 }
 
 func mergeHops(into, from []PathHop) {
-	for i := range into {
+	for i := range min(len(into), len(from)) {
 		into[i].Samples += from[i].Samples
 		into[i].Bytes += from[i].Bytes
 	}
@@ -556,7 +925,9 @@ func splits(paths []Path) []Split {
 		total += p.Bytes
 		nodes := map[uint8][]string{}
 		for _, h := range p.Hops {
-			if h.Kind != "missing" {
+			// A host's own egress shares its TTL with its leaf: consecutive
+			// hops, not a split. Unknown and attributed hops part nothing.
+			if h.Kind != "missing" && h.Kind != "attributed" && h.InIfIndex != "internal" {
 				nodes[h.TTL] = append(nodes[h.TTL], h.Node)
 			}
 		}

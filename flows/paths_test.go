@@ -171,6 +171,101 @@ func TestRehashRaisesPathChange(t *testing.T) {
 	}
 }
 
+// A link failure under export delay (agents hold datagrams for 1 s, so the
+// old spine's last samples arrive after the new spine's first): the move
+// and the move back are each one pathchange, raised within 3 s, with the
+// old and new path and the time of the change; the path shows only the
+// live spine, complete; the history has all three paths with their times.
+func TestLinkFailureUnderExportDelay(t *testing.T) {
+	src, dst := netip.MustParseAddr("172.16.1.11"), netip.MustParseAddr("172.16.1.42")
+	f := newFabric(t, sim.Config{Seed: 9, Mice: 50, ServerAgents: true, ExportDelay: time.Second,
+		Elephants: []sim.Elephant{{Src: src, Dst: dst, SrcPort: 40001, Rate: 200e6, Duration: time.Hour}}}, flows.Config{})
+	q := flows.PathQuery{Src: src, Dst: dst, DstPort: 5201}
+	f.run(6 * time.Second)
+	before, _ := f.eng.Paths(q)
+	if len(before.Paths) != 1 || !before.Paths[0].Complete || len(before.Paths[0].Hops) != 5 {
+		t.Fatalf("before the failure: %+v", before.Paths)
+	}
+	oldSpine := before.Paths[0].Hops[2].Node
+	epoch := time.Unix(1_700_000_000, 0)
+	const key = "172.16.1.11,172.16.1.42,6,40001,5201" // its ACKs move too, with events of their own
+	changes := func() []flows.Event {
+		var out []flows.Event
+		for _, ev := range f.eng.Events(t.Context(), -1, flows.EventPathChange, 100, 0) {
+			if ev.FlowKey == key {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	move := func(up bool, from, to string) {
+		t.Helper()
+		at := epoch.Add(f.sim.Now() - 100*time.Millisecond) // the engine's clock runs a step behind
+		n0 := len(changes())
+		if moved, err := f.sim.SetLink("leaf01", oldSpine, up); err != nil || moved == 0 {
+			t.Fatalf("link leaf01-%s up=%v moved %d flows (%v), want some", oldSpine, up, moved, err)
+		}
+		// Every 100 ms until the change is raised, at most 3 s.
+		var evs []flows.Event
+		for range 30 {
+			f.run(100 * time.Millisecond)
+			if evs = changes(); len(evs) > n0 {
+				break
+			}
+		}
+		if len(evs) != n0+1 {
+			t.Fatalf("%d pathchange events 3 s after the link went up=%v, want %d", len(evs), up, n0+1)
+		}
+		ev := evs[0] // newest first
+		if len(ev.OldPath) != 5 || len(ev.NewPath) != 5 ||
+			ev.OldPath[2] != from+"@63" || ev.NewPath[2] != to+"@63" {
+			t.Errorf("pathchange %+v, want %s -> %s", ev, from, to)
+		}
+		if d := time.UnixMilli(ev.ChangedAt).Sub(at); d < -time.Second || d > 1500*time.Millisecond {
+			t.Errorf("change estimated at %v from the truth", d)
+		}
+		// The next second: still one path, on the live spine, complete.
+		f.run(time.Second)
+		now, _ := f.eng.Paths(q)
+		if len(now.Paths) != 1 || now.Paths[0].Hops[2].Node != to || !now.Paths[0].Complete || len(now.Split) != 0 {
+			t.Errorf("after the move to %s: %d paths %+v, split %+v", to, len(now.Paths), now.Paths, now.Split)
+		}
+		if evs := changes(); len(evs) != n0+1 {
+			t.Errorf("%d pathchange events a second later, want %d", len(evs), n0+1)
+		}
+	}
+	other := "spine01"
+	if oldSpine == other {
+		other = "spine02"
+	}
+	move(false, oldSpine, other)
+	f.run(5 * time.Second)
+	move(true, other, oldSpine) // rendezvous hashing: back to the spine it prefers
+	h, _ := f.eng.Paths(flows.PathQuery{Src: src, Dst: dst, DstPort: 5201, History: true})
+	var spines []string
+	for _, ep := range h.History {
+		spines = append(spines, ep.Hops[2].Node)
+		if ep.From == 0 || (ep.To != 0) == (len(spines) == 3) {
+			t.Errorf("epoch %+v", ep)
+		}
+	}
+	if strings.Join(spines, " ") != oldSpine+" "+other+" "+oldSpine {
+		t.Errorf("history %v, want %s %s %s", spines, oldSpine, other, oldSpine)
+	}
+	// Bytes: the flow's own, once, not a sum over its five hops.
+	var truth sim.TruthFlow
+	for _, tf := range f.sim.Truth().Flows {
+		if tf.Elephant {
+			truth = tf
+		}
+	}
+	got := h.Paths[0].Flows[0].Total
+	want := float64(truth.Bytes) * 1518 / 1500
+	if math.Abs(got/want-1) > 0.15 {
+		t.Errorf("flow bytes %.3g, truth %.3g", got, want)
+	}
+}
+
 // Two elephants hashed onto one uplink: a collision event names the link
 // and both flows.
 func TestCollisionOnOneUplink(t *testing.T) {

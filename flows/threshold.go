@@ -78,7 +78,14 @@ type Event struct {
 	// node by node; a collision names the elephants sharing a link.
 	OldPath []string `json:"oldPath,omitempty"`
 	NewPath []string `json:"newPath,omitempty"`
-	Flows   []string `json:"flows,omitempty"`
+	// ChangedAt is a pathchange's estimated time (ms since the epoch):
+	// between the old hop's last sample and the new one's first.
+	ChangedAt int64    `json:"changedAt,omitempty"`
+	Flows     []string `json:"flows,omitempty"`
+	// A collision's start (ms since the epoch), and its end on the event
+	// that says it ended: an elephant ended or moved off the link.
+	Start int64 `json:"start,omitempty"`
+	End   int64 `json:"end,omitempty"`
 }
 
 // threshold is a threshold's arm state: which flows (byFlow) or data

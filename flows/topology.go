@@ -238,6 +238,20 @@ func (t *topology) peerNode(agent netip.Addr, p decode.Port) string {
 	return l.Node1
 }
 
+// peerName is peerNode for a hop as PathHop renders it: the agent's
+// address and the ifIndex as text.
+func (t *topology) peerName(agent, ifIndex string) string {
+	a, err := netip.ParseAddr(agent)
+	if err != nil {
+		return ""
+	}
+	n, err := strconv.ParseUint(ifIndex, 10, 32)
+	if err != nil {
+		return ""
+	}
+	return t.peerNode(a, decode.Port{Format: decode.PortIfIndex, Value: uint32(n)})
+}
+
 func (t *topology) portName(agent netip.Addr, ifIndex uint32) string {
 	return t.portNames[portRef{agent, ifIndex}]
 }

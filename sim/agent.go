@@ -17,9 +17,10 @@ type agent struct {
 	samplers     map[uint32]*sampler
 	ports        map[uint32]*portCounters
 	nextCounters time.Duration
-	budget       float64 // samples it may still take this tick, under MaxSamplesPerSecond
-	body         []byte  // encoded samples waiting for a datagram
-	n            int     // how many
+	budget       float64       // samples it may still take this tick, under MaxSamplesPerSecond
+	body         []byte        // encoded samples waiting for a datagram
+	n            int           // how many
+	opened       time.Duration // when the first of them was taken
 }
 
 // sampler takes 1 in N packets on one data source, with a random skip
@@ -139,6 +140,9 @@ func (s *Sim) add(a *agent, smp sflowtest.Sample) {
 	if datagramHeader+len(a.body) > s.cfg.MaxDatagram && a.n > 0 {
 		s.seal(a, mark)
 	}
+	if a.n == 0 {
+		a.opened = s.now
+	}
 	a.n++
 }
 
@@ -159,10 +163,12 @@ func (s *Sim) seal(a *agent, upto int) {
 	a.n = 0
 }
 
-// sendAll hands the step's datagrams to send and keeps their buffers.
+// sendAll hands the step's datagrams to send and keeps their buffers. A
+// datagram that is not full waits until ExportDelay after its first sample,
+// as a real agent's export timer holds it.
 func (s *Sim) sendAll(send func([]byte)) {
 	for _, a := range s.agentOrder {
-		if a.n > 0 {
+		if a.n > 0 && s.now-a.opened >= s.cfg.ExportDelay {
 			s.seal(a, len(a.body))
 		}
 	}

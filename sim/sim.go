@@ -35,6 +35,16 @@ type Config struct {
 	Collision        bool          // give the first random elephant a twin hashed onto the same uplink
 	ChurnEvery       time.Duration // destroy a container and create another this often [never]
 
+	// ExportDelay is how long an agent holds a datagram that is not full,
+	// as Open vSwitch (about 1 s) and pmacctd (longer) do [0: sent every tick].
+	ExportDelay time.Duration
+	// LinkFailures takes leaf-spine links down and up: one fails every
+	// LinkFailEvery (uniform in [1, 2]×), for LinkDownFor (uniform in [1, 3]×),
+	// and routing moves the flows it carried onto the surviving spines.
+	LinkFailures  bool
+	LinkFailEvery time.Duration // [30s]
+	LinkDownFor   time.Duration // [10s]
+
 	MaxEndedFlows int // ended flows kept for the ground truth [100000]
 }
 
@@ -66,6 +76,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxEndedFlows == 0 {
 		c.MaxEndedFlows = 100_000
+	}
+	if c.LinkFailEvery == 0 {
+		c.LinkFailEvery = 30 * time.Second
+	}
+	if c.LinkDownFor == 0 {
+		c.LinkDownFor = 10 * time.Second
 	}
 	return c
 }
@@ -120,7 +136,11 @@ type Sim struct {
 	triggers   int
 	miceDue    float64
 	onRoute    []func(RouteChange)
-	scratch    []byte   // a sampled frame being written
+	scratch    []byte                 // a sampled frame being written
+	down       map[link]time.Duration // leaf-spine links down, and when each comes back
+	nextFail   time.Duration
+	linkEvents []LinkEvent
+	changes    int      // path changes recorded, over all flows
 	outbox     [][]byte // datagrams sealed in this step
 	spare      [][]byte // their buffers, for reuse
 }
@@ -133,7 +153,9 @@ func New(cfg Config) (*Sim, error) {
 		return nil, err
 	}
 	s := &Sim{cfg: cfg, fab: fab, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed5eed)),
-		agents: map[*Node]*agent{}, salt: map[*Node]uint32{}}
+		agents: map[*Node]*agent{}, salt: map[*Node]uint32{}, down: map[link]time.Duration{}}
+	// The first failure comes early, so that a demo shows one in its first minute.
+	s.nextFail = cfg.LinkFailEvery/3 + time.Duration(s.rng.Int64N(int64(cfg.LinkFailEvery/3)))
 	for _, n := range fab.Nodes() {
 		if n.Kind == Server && !cfg.ServerAgents {
 			continue
@@ -246,6 +268,7 @@ func (s *Sim) Step(send func([]byte)) {
 	dt := s.cfg.Tick
 	s.startScheduled()
 	s.churn()
+	s.failLinks()
 	s.spawnMice()
 	for _, a := range s.agentOrder {
 		a.budget += float64(s.cfg.MaxSamplesPerSecond) * dt.Seconds()
@@ -526,10 +549,10 @@ func (s *Sim) startRandomElephant() {
 		return
 	}
 	leaf := src.Server.Leaf
-	spine := s.ecmp(leaf, f)
+	spine := f.Hops[2].Node
 	for port := uint16(40000); port < 50000; port++ {
 		twin := &Flow{Src: twinSrc.Addr, Dst: twinDst.Addr, Proto: f.Proto, SrcPort: port, DstPort: f.DstPort}
-		if s.ecmp(leaf, twin) == spine {
+		if s.ecmp(leaf, twinDst.Server.Leaf, twin) == spine {
 			e.Src, e.Dst, e.SrcPort = twinSrc.Addr, twinDst.Addr, port
 			s.startElephant(e)
 			return

@@ -237,7 +237,7 @@ func TestECMPSpreadsFlowsAndKeepsEachOnOnePath(t *testing.T) {
 		spine := f.Hops[2].Node
 		uses[spine.Name]++
 		again := &Flow{Src: f.Src, Dst: f.Dst, Proto: f.Proto, SrcPort: f.SrcPort, DstPort: f.DstPort}
-		if s.ecmp(f.Hops[1].Node, again) != spine {
+		if s.ecmp(f.Hops[1].Node, f.Hops[3].Node, again) != spine {
 			t.Fatalf("flow %d hashed to two spines", f.ID)
 		}
 	}
@@ -347,5 +347,76 @@ func TestBadConfigIsRejected(t *testing.T) {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%+v accepted", cfg)
 		}
+	}
+}
+
+// A failed leaf-spine link moves exactly the flows it carried onto a spine
+// whose links are up, records each move, and moves them back when it heals
+// only if their hash prefers the healed spine.
+func TestLinkFailureMovesOnlyTheFlowsOnIt(t *testing.T) {
+	s, err := New(Config{Seed: 5, Mice: 400, LinkFailures: true, LinkFailEvery: 3 * time.Second, LinkDownFor: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 200 { // 20 s: several failures, each 2-6 s long
+		before := map[*Flow]*Node{}
+		for _, f := range s.flows {
+			if len(f.Hops) == 5 {
+				before[f] = f.Hops[2].Node
+			}
+		}
+		s.Step(func([]byte) {})
+		for _, f := range s.flows {
+			if len(f.Hops) != 5 {
+				continue
+			}
+			spine := f.Hops[2].Node
+			if s.isDown(f.Hops[1].Node, spine) || s.isDown(f.Hops[3].Node, spine) {
+				t.Fatalf("at %v flow %d crosses a link that is down", s.now, f.ID)
+			}
+			if old, ok := before[f]; ok && old != spine {
+				if n := len(f.Changes); n == 0 || f.Changes[n-1].From != old.Name || f.Changes[n-1].To != spine.Name || f.Changes[n-1].At != s.now-s.cfg.Tick {
+					t.Fatalf("flow %d moved %s -> %s at %v, recorded %+v", f.ID, old.Name, spine.Name, s.now, f.Changes)
+				}
+			}
+		}
+	}
+	downs, ups, moved := 0, 0, 0
+	for _, ev := range s.linkEvents {
+		if ev.Up {
+			ups++
+		} else {
+			downs++
+		}
+		moved += ev.Moved
+	}
+	if downs < 3 || ups < 2 || moved == 0 || s.changes != moved {
+		t.Errorf("%d links down, %d up, %d moves (%d recorded): want several of each", downs, ups, moved, s.changes)
+	}
+}
+
+// An agent with an export delay holds a datagram that is not full until the
+// delay has passed since its first sample (to the tick).
+func TestExportDelayHoldsDatagrams(t *testing.T) {
+	s, err := New(Config{Seed: 2, Mice: 200, ExportDelay: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := map[[4]byte]time.Duration{}
+	var gaps, short int
+	for range 300 {
+		s.Step(func(b []byte) {
+			agent := [4]byte(b[8:12])
+			if at, ok := last[agent]; ok {
+				gaps++
+				if s.now-at < time.Second-s.cfg.Tick && len(b) < s.cfg.MaxDatagram-300 {
+					short++ // a datagram with room to spare, sent early
+				}
+			}
+			last[agent] = s.now
+		})
+	}
+	if gaps < 20 || short > 0 {
+		t.Errorf("%d datagrams followed another from the same agent; %d of them half full and within 1 s", gaps, short)
 	}
 }

@@ -17,6 +17,30 @@ type Truth struct {
 	Containers        []TruthContainer `json:"containers"`
 	Flows             []TruthFlow      `json:"flows"`
 	EndedFlowsDropped uint64           `json:"endedFlowsDropped"` // mice let go under MaxEndedFlows
+	LinkEvents        []TruthLinkEvent `json:"linkEvents,omitempty"`
+	PathChanges       int              `json:"pathChanges"` // over every flow, ended ones let go included
+}
+
+// TruthLinkEvent is a leaf-spine link going down or up.
+type TruthLinkEvent struct {
+	Time  float64 `json:"time"`
+	Leaf  string  `json:"leaf"`
+	Spine string  `json:"spine"`
+	Up    bool    `json:"up"`
+	Moved int     `json:"moved"` // flows that changed spine
+}
+
+// TruthChange is a flow moving from one spine to another.
+type TruthChange struct {
+	Time float64 `json:"time"`
+	From string  `json:"from"`
+	To   string  `json:"to"`
+}
+
+// TruthFilter selects the flows a Truth holds.
+type TruthFilter struct {
+	Elephants bool // only elephants
+	Active    bool // only flows running now
 }
 
 // TruthNode is a switch or server and its ports.
@@ -66,6 +90,8 @@ type TruthFlow struct {
 	Packets    uint64     `json:"packets"`
 	Bytes      uint64     `json:"bytes"`
 	Hops       []TruthHop `json:"hops"`
+	// Changes are the path changes, oldest first; Hops is the path now.
+	Changes []TruthChange `json:"changes,omitempty"`
 }
 
 // TruthHop is a node on a flow's path.
@@ -81,11 +107,18 @@ type TruthHop struct {
 
 // Truth returns the ground truth so far: every active flow, ended flows up to
 // MaxEndedFlows, every container that ever lived.
-func (s *Sim) Truth() Truth {
+func (s *Sim) Truth() Truth { return s.TruthOf(TruthFilter{}) }
+
+// TruthOf returns the ground truth so far, with only the flows that sel
+// selects: a light one to read every second.
+func (s *Sim) TruthOf(sel TruthFilter) Truth {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := Truth{Seed: s.cfg.Seed, SamplingRate: s.cfg.SamplingRate, Elapsed: secs(s.now),
-		EndedFlowsDropped: s.endedDrop}
+		EndedFlowsDropped: s.endedDrop, PathChanges: s.changes}
+	for _, ev := range s.linkEvents {
+		t.LinkEvents = append(t.LinkEvents, TruthLinkEvent{Time: secs(ev.At), Leaf: ev.Leaf, Spine: ev.Spine, Up: ev.Up, Moved: ev.Moved})
+	}
 	for _, n := range s.fab.Nodes() {
 		tn := TruthNode{Name: n.Name, Kind: n.Kind, Agent: n.Agent, ASN: n.ASN, Export: s.agents[n] != nil}
 		if n.Leaf != nil {
@@ -105,11 +138,17 @@ func (s *Sim) Truth() Truth {
 		}
 		t.Containers = append(t.Containers, tc)
 	}
-	for _, f := range s.ended {
-		t.Flows = append(t.Flows, truthFlow(f, false))
+	if !sel.Active {
+		for _, f := range s.ended {
+			if f.Elephant || !sel.Elephants {
+				t.Flows = append(t.Flows, truthFlow(f, false))
+			}
+		}
 	}
 	for _, f := range s.flows {
-		t.Flows = append(t.Flows, truthFlow(f, true))
+		if f.Elephant || !sel.Elephants {
+			t.Flows = append(t.Flows, truthFlow(f, true))
+		}
 	}
 	return t
 }
@@ -127,6 +166,9 @@ func truthFlow(f *Flow, active bool) TruthFlow {
 			th.Out = h.Out.Name
 		}
 		tf.Hops = append(tf.Hops, th)
+	}
+	for _, c := range f.Changes {
+		tf.Changes = append(tf.Changes, TruthChange{Time: secs(c.At), From: c.From, To: c.To})
 	}
 	return tf
 }

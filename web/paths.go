@@ -14,8 +14,9 @@ import (
 // protocols are the names /paths/json takes for proto, besides numbers.
 var protocols = map[string]uint8{"icmp": 1, "tcp": 6, "udp": 17, "icmp6": 58, "ipv6-icmp": 58}
 
-// paths serves /paths/json?src=A&dst=B[&proto=&sport=&dport=]: every path
-// the pair's sampled 5-tuples take, the ECMP splits and where each end lives.
+// paths serves /paths/json?src=A&dst=B[&proto=&sport=&dport=&history=true]:
+// every path the pair's sampled 5-tuples take now, the ECMP splits, where
+// each end lives, and with history every path each took, with when.
 func (s *Server) paths(w http.ResponseWriter, r *http.Request) {
 	q, err := pathQuery(r, s.cfg.Engine.NodeAddress)
 	if err != nil {
@@ -70,6 +71,13 @@ func pathQuery(r *http.Request, byName func(string) (netip.Addr, bool)) (flows.P
 			*port.to = uint16(n)
 		}
 	}
+	switch h := v.Get("history"); h {
+	case "", "false", "0":
+	case "true", "1":
+		q.History = true
+	default:
+		return q, fmt.Errorf("history %q: want true or false", h)
+	}
 	return q, nil
 }
 
@@ -81,6 +89,7 @@ func (s *Server) path(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, fmt.Errorf("flowKey %q: want SRC,DST,PROTO,SPORT,DPORT", r.URL.Query().Get("flowKey")))
 		return
 	}
-	r.URL.RawQuery = url.Values{"src": {f[0]}, "dst": {f[1]}, "proto": {f[2]}, "sport": {f[3]}, "dport": {f[4]}}.Encode()
+	r.URL.RawQuery = url.Values{"src": {f[0]}, "dst": {f[1]}, "proto": {f[2]}, "sport": {f[3]}, "dport": {f[4]},
+		"history": {r.URL.Query().Get("history")}}.Encode()
 	s.paths(w, r)
 }

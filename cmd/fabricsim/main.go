@@ -10,12 +10,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -36,6 +38,7 @@ type options struct {
 	duration     time.Duration
 	fast         bool
 	truth        string
+	truthListen  string
 	progress     time.Duration
 	logLevel     string
 	elephantMbps float64
@@ -104,10 +107,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&c.ElephantDuration, "elephant-duration", 30*time.Second, "duration of random elephants")
 	fs.BoolVar(&c.Collision, "collision", false, "hash a second elephant onto the first one's uplink")
 	fs.DurationVar(&c.ChurnEvery, "churn", time.Minute, "destroy a container and create another this often (0 for never)")
+	fs.DurationVar(&c.ExportDelay, "export-delay", time.Second, "agents hold a datagram that is not full this long, as Open vSwitch does (0 sends every tick)")
+	fs.BoolVar(&c.LinkFailures, "link-failures", false, "take random leaf-spine links down and up; routing moves their flows to the other spines and back")
+	fs.DurationVar(&c.LinkFailEvery, "link-fail-every", 30*time.Second, "with -link-failures, a link fails every 1 to 2 times this")
+	fs.DurationVar(&c.LinkDownFor, "link-down-for", 10*time.Second, "with -link-failures, a failed link stays down 1 to 3 times this")
 	fs.Uint64Var(&c.Seed, "seed", 1, "random seed: one seed, one run")
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this much simulated time (0 runs until interrupted)")
 	fs.BoolVar(&o.fast, "fast", false, "step as fast as possible instead of in real time (needs -duration)")
 	fs.StringVar(&o.truth, "truth", "", "write the ground truth as JSON to `FILE` on exit")
+	fs.StringVar(&o.truthListen, "truth-listen", "", "serve the live ground truth over HTTP on this loopback `HOST:PORT` (GET /truth?elephants=1&active=1)")
 	fs.DurationVar(&o.progress, "progress", 10*time.Second, "how often to log progress (0 disables)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -127,6 +135,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	c.Elephants = o.elephants
 	if o.fast && o.duration <= 0 {
 		return o, errors.New("-fast needs -duration")
+	}
+	if o.truthListen != "" {
+		ap, err := netip.ParseAddrPort(o.truthListen)
+		if err != nil || !ap.Addr().IsLoopback() {
+			return o, fmt.Errorf("-truth-listen %q: want a loopback HOST:PORT such as 127.0.0.1:8009", o.truthListen)
+		}
+	}
+	if c.ExportDelay < 0 || c.LinkFailEvery <= 0 || c.LinkDownFor <= 0 {
+		return o, errors.New("-export-delay, -link-fail-every and -link-down-for: want a positive duration")
 	}
 	if o.bgpASN == 0 || o.bgpASN > 1<<32-1 {
 		return o, fmt.Errorf("-bgp-asn %d: want 1 to 4294967295", o.bgpASN)
@@ -193,6 +210,16 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		logger.Info("leaves peering", "bgp_to", collector, "from", f.Leaves[0].BGPSource.String()+"..",
 			"collector_asn", o.bgpASN)
 	}
+
+	if o.truthListen != "" {
+		stopTruth, err := serveTruth(o.truthListen, s)
+		if err != nil {
+			return err
+		}
+		defer stopTruth()
+		logger.Info("serving the live truth", "url", "http://"+o.truthListen+"/truth")
+	}
+	go logLinks(ctx, s, logger)
 
 	usr := make(chan os.Signal, 1)
 	signal.Notify(usr, syscall.SIGUSR1, syscall.SIGUSR2)
@@ -270,4 +297,46 @@ func writeTruth(name string, t sim.Truth) error {
 		return fmt.Errorf("-truth %s: %w", name, err)
 	}
 	return f.Close()
+}
+
+// serveTruth serves the live ground truth on a loopback address, for
+// scoring the collector while the simulation runs (make quality).
+func serveTruth(addr string, s *sim.Sim) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("-truth-listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /truth", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		t := s.TruthOf(sim.TruthFilter{Elephants: q.Get("elephants") != "", Active: q.Get("active") != ""})
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(t)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return func() { srv.Close() }, nil
+}
+
+// logLinks logs each link failure and repair as it happens.
+func logLinks(ctx context.Context, s *sim.Sim, logger *slog.Logger) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	seen := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		evs := s.LinkEvents()
+		for _, ev := range evs[min(seen, len(evs)):] {
+			state := "down"
+			if ev.Up {
+				state = "up"
+			}
+			logger.Info("link "+state, "leaf", ev.Leaf, "spine", ev.Spine, "flows_moved", ev.Moved, "sim_time", ev.At.Round(100*time.Millisecond))
+		}
+		seen = len(evs)
+	}
 }

@@ -45,7 +45,7 @@ func TestFastRunSendsDecodableSFlowAndWritesTruth(t *testing.T) {
 	pc.(*net.UDPConn).SetReadBuffer(8 << 20)
 	truth := filepath.Join(t.TempDir(), "truth.json")
 	o, err := parseFlags([]string{"-sflow", pc.LocalAddr().String(), "-bgp", "", "-fast", "-duration", "5s",
-		"-mice", "20", "-elephant-every", "0", "-truth", truth, "-progress", "0",
+		"-mice", "20", "-elephant-every", "0", "-truth", truth, "-progress", "0", "-export-delay", "0",
 		"-elephant", "172.16.1.11,172.16.1.42,100,1s,2s"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
