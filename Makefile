@@ -11,7 +11,7 @@ DEMO_BGP    ?= 127.0.0.1:1179
 PREFIX      ?= /usr/local
 DESTDIR     ?=
 
-.PHONY: build test test-e2e bench fuzz lint demo install clean
+.PHONY: build test test-e2e bench fuzz lint demo install clean quality
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...

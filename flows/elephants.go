@@ -14,8 +14,12 @@ import (
 // (its key differing only in location fields such as node or ipttl) is one
 // record, with every location listed.
 type Elephant struct {
-	UpdateID    int64      `json:"updateID"` // grows with every change, for long polls
-	ElephantID  int64      `json:"elephantID"`
+	UpdateID   int64 `json:"updateID"` // grows with every change, for long polls
+	ElephantID int64 `json:"elephantID"`
+	// Update says what changed, in the update log: start, location (seen
+	// at one more place), gone (its destination's route was withdrawn),
+	// ownerback (announced again), end.
+	Update      string     `json:"update,omitempty"`
 	ThresholdID string     `json:"thresholdID"`
 	Metric      string     `json:"metric"`
 	FlowKey     string     `json:"flowKey"`      // the flow's key without location fields
@@ -24,7 +28,7 @@ type Elephant struct {
 	Active      bool       `json:"active"`
 	Start       int64      `json:"start"`           // ms since the epoch: the flow's first sample
 	End         int64      `json:"end,omitempty"`   // its last sample, once it has cleared
-	Duration    float64    `json:"duration"`        // seconds, so far
+	Duration    float64    `json:"duration"`        // seconds: its age while active, its life once ended
 	Peak        float64    `json:"peak"`            // highest rate, in the flow's value units per second
 	Total       float64    `json:"total"`           // in value units, over the life so far
 	Bytes       float64    `json:"bytes"`           // frame bytes, over the life so far
@@ -46,6 +50,8 @@ type Owner struct {
 	AnnouncedBy string       `json:"announcedBy,omitempty"`
 	Host        string       `json:"host,omitempty"`
 	Gone        int64        `json:"gone,omitempty"` // ms since the epoch: when its route was withdrawn
+	// Was is the route it had before it was withdrawn, when known.
+	Was *Owner `json:"was,omitempty"`
 }
 
 // Location is one place an elephant was seen.
@@ -100,12 +106,16 @@ func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v flo
 		el.rec.Owner = e.owner(el.dst)
 		l.active[k] = el
 	}
+	update := "location"
+	if len(el.entries) == 0 {
+		update = "start"
+	}
 	el.entries[ent] = true
 	el.rec.Locations = append(el.rec.Locations, Location{Agent: ent.src.key.agent.String(),
 		DataSource: ent.src.key.dataSource(), FlowKey: e.formatKey(p, ent.key())})
 	el.first = math.Min(el.first, ent.since)
 	el.seen(ent, v)
-	l.publish(e, el)
+	l.publish(e, el, update)
 	return el
 }
 
@@ -137,9 +147,9 @@ func (e *Engine) owner(a netip.Addr) *Owner {
 	}
 	r, ok := e.cfg.Routes.RouteOf(a)
 	if !ok {
-		for p, at := range e.gone {
+		for p, g := range e.gone {
 			if p.Contains(a) {
-				return &Owner{Address: a, Prefix: p, Gone: at}
+				return &Owner{Address: a, Prefix: p, Gone: g.at, Was: g.was}
 			}
 		}
 		return nil
@@ -149,7 +159,24 @@ func (e *Engine) owner(a netip.Addr) *Owner {
 	if o.AnnouncedBy == "" {
 		o.AnnouncedBy = e.topo.nodeName(r.Peer)
 	}
+	e.remember(o)
 	return o
+}
+
+// goneRoute is a withdrawn prefix: when, and the route it had, if the
+// engine had looked it up.
+type goneRoute struct {
+	at  int64
+	was *Owner
+}
+
+// remember keeps the owners the engine looked up lately, so that a
+// withdrawal can say what was withdrawn; a bounded memory, cleared when full.
+func (e *Engine) remember(o *Owner) {
+	if e.owners == nil || len(e.owners) >= maxGone {
+		e.owners = map[netip.Prefix]*Owner{}
+	}
+	e.owners[o.Prefix] = o
 }
 
 // Withdrawn marks the active elephants whose destination lost its last
@@ -162,21 +189,50 @@ func (e *Engine) Withdrawn(prefix netip.Prefix) {
 	// memory, oldest forgotten first.
 	if len(e.gone) >= maxGone {
 		var oldest netip.Prefix
-		for p, at := range e.gone {
-			if !oldest.IsValid() || at < e.gone[oldest] {
+		for p, g := range e.gone {
+			if !oldest.IsValid() || g.at < e.gone[oldest].at {
 				oldest = p
 			}
 		}
 		delete(e.gone, oldest)
 	}
-	e.gone[prefix] = e.wall(now)
+	was := e.owners[prefix]
+	if was != nil {
+		delete(e.owners, prefix)
+		w := *was
+		w.Was, w.Gone = nil, 0
+		was = &w
+	}
+	e.gone[prefix] = goneRoute{e.wall(now), was}
 	for _, el := range e.elephants.active {
 		if o := el.rec.Owner; o != nil && o.Gone == 0 && prefix.Contains(o.Address) {
-			gone := *o
-			gone.Gone = e.wall(now)
-			el.rec.Owner = &gone
-			e.elephants.publish(e, el)
+			w := *o
+			gone := &Owner{Address: o.Address, Prefix: o.Prefix, Gone: e.wall(now), Was: &w}
+			el.rec.Owner = gone
+			e.elephants.publish(e, el, "gone")
 		}
+	}
+}
+
+// ownersBack looks again at the active elephants whose destination was
+// withdrawn: one announced again gets its owner back, and an ownerback
+// update says so. Sweep runs it.
+func (e *Engine) ownersBack() {
+	for _, el := range e.elephants.active {
+		o := el.rec.Owner
+		if o == nil || o.Gone == 0 || e.cfg.Routes == nil {
+			continue
+		}
+		if _, ok := e.cfg.Routes.RouteOf(o.Address); !ok {
+			continue
+		}
+		for p := range e.gone {
+			if p.Contains(o.Address) {
+				delete(e.gone, p)
+			}
+		}
+		el.rec.Owner = e.owner(o.Address)
+		e.elephants.publish(e, el, "ownerback")
 	}
 }
 
@@ -214,11 +270,13 @@ func (el *elephant) leave(e *Engine, ent *entry) {
 			delete(e.elephants.active, k)
 		}
 	}
-	e.elephants.publish(e, el)
+	e.elephants.publish(e, el, "end")
 }
 
-func (l *elephantLog) publish(e *Engine, el *elephant) {
-	l.changes.add(e.record(el), func(r *Elephant, id int64) { r.UpdateID = id })
+func (l *elephantLog) publish(e *Engine, el *elephant, update string) {
+	rec := e.record(el)
+	rec.Update = update
+	l.changes.add(rec, func(r *Elephant, id int64) { r.UpdateID = id })
 }
 
 // record is an elephant's record as of now.
@@ -228,6 +286,9 @@ func (e *Engine) record(el *elephant) Elephant {
 	}
 	rec := el.rec
 	rec.Start, rec.Duration = e.wall(el.first), el.last-el.first
+	if rec.Active {
+		rec.Duration = max(e.clock(), el.last) - el.first // its age
+	}
 	rec.Peak, rec.Total, rec.Bytes = el.peak, el.total, el.bytes
 	rec.Path = e.pairPath(el.src, el.dst)
 	rec.Locations = append([]Location(nil), el.rec.Locations...)
@@ -238,6 +299,33 @@ func (e *Engine) record(el *elephant) Elephant {
 // first, at most max, waiting up to timeout for one.
 func (e *Engine) Elephants(ctx context.Context, after int64, max int, timeout time.Duration) []Elephant {
 	return e.elephants.changes.wait(ctx, after, max, timeout, nil)
+}
+
+// ElephantRecords returns one record per elephant, newest first, at most
+// max: the active ones as of now, and the ended ones the update log still
+// holds, each in its last state.
+func (e *Engine) ElephantRecords(max int) []Elephant {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := []Elephant{}
+	seen := map[int64]bool{}
+	for _, el := range e.elephants.active {
+		out = append(out, e.record(el))
+		seen[el.rec.ElephantID] = true
+	}
+	all, _ := e.elephants.changes.since(-1, len(e.elephants.changes.items), nil)
+	for _, r := range all { // newest first: each elephant's last state
+		if !seen[r.ElephantID] {
+			seen[r.ElephantID] = true
+			r.Update = ""
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ElephantID > out[j].ElephantID })
+	if max > 0 && len(out) > max {
+		out = out[:max]
+	}
+	return out
 }
 
 // ActiveElephants returns the elephants over their threshold now, with their

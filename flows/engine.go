@@ -80,8 +80,9 @@ type Engine struct {
 	events     *ring[Event]
 	elephants  *elephantLog
 	paths      pathTracker
-	collisions map[portRef]string     // links with colliding elephants, as reported
-	gone       map[netip.Prefix]int64 // withdrawn prefixes, and when (ms since the epoch)
+	collisions map[portRef]string         // links with colliding elephants, as reported
+	gone       map[netip.Prefix]goneRoute // withdrawn prefixes, when, and what they were
+	owners     map[netip.Prefix]*Owner    // owners looked up lately, for gone's was
 	// The batch being taken (take), and each sample's state between its
 	// stages: e.keys holds len(e.active) keys a sample.
 	batch    []*decode.FlowSample
@@ -124,7 +125,7 @@ func New(cfg Config) *Engine {
 	e.topo.init()
 	e.groups.init()
 	e.paths.init(cfg.MaxPaths)
-	e.gone = map[netip.Prefix]int64{}
+	e.gone = map[netip.Prefix]goneRoute{}
 	return e
 }
 
@@ -810,6 +811,7 @@ func (e *Engine) Sweep() {
 	e.paths.expire(now, pathMaxAge)
 	e.detectChanges(now)
 	e.detectCollisions(now)
+	e.ownersBack()
 }
 
 // SweepPaths raises the path changes that are due: Run calls it every

@@ -147,19 +147,25 @@ func (pt *pathTracker) heard(dg *decode.Datagram, now float64) {
 	ac.seq, ac.sub, ac.last = dg.Sequence, dg.SubAgentID, now
 }
 
-// Freshness: a hop leaves a 5-tuple's live path once it has been silent
-// for quietGaps of its mean time between samples (at least minQuiet) in
-// datagrams its agent sent since; or, should the agent itself fall silent,
-// for its window: max(windowFloor, windowIntervals of its datagram
-// interval). A hop silent for fadeGaps while another agent reports the
-// same TTL after it is left out of the live path at once: the flow moved.
+// Freshness. An agent holds a sample at most about its datagram interval
+// before sending it (a busy agent fills datagrams fast, an idle one sends
+// on its export timer), so a hop still on the path shows up within that
+// hold plus a few of its own sample gaps. A hop leaves a 5-tuple's path
+// once it has been silent for quiet: quietGaps of its mean time between
+// samples (at least minQuiet; its agent's window, max(windowFloor,
+// windowIntervals of its datagram interval), while the gap is unknown),
+// either in datagrams its agent sent since, or in wall time past the
+// agent's hold (holdIntervals of its interval). The live path also leaves
+// out a hop that another agent at its TTL has outlasted by fadeGaps past
+// the hold: the flow moved, and the change is about to be raised.
 const (
 	quietGaps       = 10
-	minQuiet        = 1.0
+	minQuiet        = 0.5
 	fadeGaps        = 5
 	minFade         = 0.2
 	windowFloor     = 2.0
 	windowIntervals = 3
+	holdIntervals   = 1.5
 )
 
 // gap is a hop's mean time between samples: its own, once it has a few,
@@ -180,23 +186,33 @@ func (tr *tracked) gap(h *hopSeen) float64 {
 	return math.Inf(1)
 }
 
-// silence is how long a hop has gone unsampled in its agent's own reports
-// since, and in wall time.
-func (pt *pathTracker) silence(h *hopSeen, now float64) (reported, wall float64, window float64) {
-	wall = now - h.last
-	window = windowFloor
-	if ac := pt.agents[h.agent]; ac != nil {
-		reported = min(ac.last, now) - h.last
-		window = max(windowFloor, windowIntervals*ac.interval)
+// clock returns what the tracker knows of an agent's cadence: the time it
+// was last heard from (or then, if unknown), how long it may hold a
+// sample, and its freshness window.
+func (pt *pathTracker) clock(agent netip.Addr, then float64) (last, hold, window float64) {
+	if ac := pt.agents[agent]; ac != nil && ac.interval >= 0 {
+		return ac.last, holdIntervals * ac.interval, max(windowFloor, windowIntervals*ac.interval)
 	}
-	return max(reported, 0), wall, window
+	return then, windowFloor, windowFloor
 }
 
-// stale says whether a hop has left the tuple's path.
+// quiet is how long a hop must be silent to have left the path.
+func (pt *pathTracker) quiet(tr *tracked, h *hopSeen) float64 {
+	g := tr.gap(h)
+	if math.IsInf(g, 1) {
+		_, _, window := pt.clock(h.agent, h.last)
+		return window
+	}
+	return max(minQuiet, quietGaps*g)
+}
+
+// stale says whether a hop has left the tuple's path by now.
 func (pt *pathTracker) stale(tr *tracked, h *hopSeen, now float64) bool {
-	q := max(minQuiet, quietGaps*tr.gap(h))
-	reported, wall, window := pt.silence(h, now)
-	return reported >= q && wall >= q || wall >= max(window, q)
+	q := pt.quiet(tr, h)
+	heard, hold, _ := pt.clock(h.agent, h.last)
+	wall := now - h.last
+	reported := min(heard, now) - h.last
+	return wall >= q && (reported >= q || wall >= q+hold)
 }
 
 // live returns the hops on a tuple's path now: neither stale nor fading
@@ -227,18 +243,17 @@ func (pt *pathTracker) live(tr *tracked, now float64) []*hopSeen {
 	return out
 }
 
-// fading says whether a hop has been silent a while, in its agent's
-// reports, while another agent kept reporting the tuple at its TTL.
+// fading says whether another agent kept reporting the tuple at a hop's
+// TTL for longer after the hop's last sample than the hop's agent holds
+// samples, plus fadeGaps of its gaps.
 func (pt *pathTracker) fading(tr *tracked, h *hopSeen, now float64) bool {
 	if internal(h) {
 		return false
 	}
-	reported, _, _ := pt.silence(h, now)
-	if reported < max(minFade, fadeGaps*tr.gap(h)) {
-		return false
-	}
+	_, hold, _ := pt.clock(h.agent, h.last)
+	outlast := hold + max(minFade, fadeGaps*tr.gap(h))
 	for i := range tr.hops {
-		if b := &tr.hops[i]; b.ttl == h.ttl && b.agent != h.agent && !internal(b) && b.last > h.last && !pt.stale(tr, b, now) {
+		if b := &tr.hops[i]; b.ttl == h.ttl && b.agent != h.agent && !internal(b) && b.last-h.last >= outlast && !pt.stale(tr, b, now) {
 			return true
 		}
 	}

@@ -358,14 +358,30 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, s.cfg.Engine.Events(r.Context(), after, r.URL.Query().Get("thresholdID"), int(min(max, 10_000)), timeout))
 }
 
+// elephants serves /elephants/json: one record per elephant, newest first
+// (active=true: only the live ones); with updateID (or eventID) or timeout,
+// the update log after that id, long-polled as events are.
 func (s *Server) elephants(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Query().Get("active") == "true" {
+	v := r.URL.Query()
+	if v.Get("active") == "true" {
 		s.reply(w, s.cfg.Engine.ActiveElephants())
 		return
 	}
 	q := &query{r: r}
-	after := q.int("updateID", -1)
 	max := q.int("maxElephants", 100)
+	if !v.Has("updateID") && !v.Has("eventID") && !v.Has("timeout") {
+		if q.err != nil {
+			s.fail(w, http.StatusBadRequest, q.err)
+			return
+		}
+		s.reply(w, s.cfg.Engine.ElephantRecords(int(min(max, 10_000))))
+		return
+	}
+	name := "updateID"
+	if !v.Has(name) && v.Has("eventID") {
+		name = "eventID"
+	}
+	after := q.int(name, -1)
 	timeout := q.timeout()
 	if q.err != nil {
 		s.fail(w, http.StatusBadRequest, q.err)

@@ -92,10 +92,15 @@ func logElephants(ctx context.Context, e *flows.Engine, logger *slog.Logger) err
 				owner = []any{"dst_host", o.Host, "dst_leaf", o.AnnouncedBy, "dst_prefix", o.Prefix}
 			}
 			if r.Active {
-				switch {
-				case r.Owner != nil && r.Owner.Gone != 0:
+				switch r.Update {
+				case "gone":
+					if w := r.Owner.Was; w != nil {
+						owner = []any{"dst_host", w.Host, "dst_leaf", w.AnnouncedBy, "dst_prefix", w.Prefix}
+					}
 					logger.Info("elephant's destination withdrawn: container gone", append([]any{"flow", r.FlowKey}, owner...)...)
-				case len(r.Locations) == 1: // its first crossing
+				case "ownerback":
+					logger.Info("elephant's destination announced again", append([]any{"flow", r.FlowKey}, owner...)...)
+				case "start":
 					logger.Info("elephant", append([]any{"flow", r.FlowKey, "threshold", r.ThresholdID,
 						"at", r.Locations[0].FlowKey, "rate", r.Peak}, owner...)...)
 				}

@@ -101,8 +101,9 @@ func TestBGPKeysNameTheOwner(t *testing.T) {
 
 func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
 
-// An elephant names where its destination lives, and when that container's
-// route is withdrawn its record says it is gone.
+// An elephant names where its destination lives; when that container's
+// route is withdrawn its record says it is gone, and what it was; when it
+// is announced again, an ownerback update gives the owner back.
 func TestElephantOwnerAndGone(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -170,12 +171,38 @@ func TestElephantOwnerAndGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := engine.Elephants(t.Context(), recs[0].UpdateID, 10, 20*time.Second)
-	if len(got) != 1 || got[0].Owner == nil || got[0].Owner.Gone == 0 || !got[0].Active {
+	if len(got) != 1 || got[0].Owner == nil || got[0].Owner.Gone == 0 || !got[0].Active || got[0].Update != "gone" {
 		t.Fatalf("after the withdrawal: %+v", got)
+	}
+	if w := got[0].Owner.Was; w == nil || w.AnnouncedBy != "leaf09" || w.Prefix != container {
+		t.Errorf("withdrawn owner %+v: want what it was (leaf09, %s)", got[0].Owner, container)
 	}
 	// Its path says so too: the destination is gone, since when.
 	ps, err := engine.Paths(flows.PathQuery{Src: netip.MustParseAddr("172.16.1.11"), Dst: container.Addr()})
 	if err != nil || len(ps.Paths) != 1 || ps.DstEnd == nil || ps.DstEnd.Gone != got[0].Owner.Gone || ps.DstEnd.Prefix != container {
 		t.Errorf("path after the withdrawal: %+v (err %v)", ps, err)
+	}
+
+	// Announced again: the sweep gives the owner back, and says so once.
+	if err := sp.Announce(t.Context(), container, netip.MustParseAddr("10.0.0.9")); err != nil {
+		t.Fatal(err)
+	}
+	for next := routes.Published(); routes.Lookup(container.Addr()) == nil; next = routes.Published() {
+		select {
+		case <-next:
+		case <-time.After(20 * time.Second):
+			t.Fatal("route never learned again")
+		}
+	}
+	engine.Sweep()
+	engine.Sweep()
+	back := engine.Elephants(t.Context(), got[0].UpdateID, 10, 0)
+	if len(back) != 1 || back[0].Update != "ownerback" || back[0].Owner == nil || back[0].Owner.Gone != 0 || back[0].Owner.AnnouncedBy != "leaf09" {
+		t.Fatalf("after the re-announcement: %+v", back)
+	}
+	// One record per elephant, in its current state, not the update log.
+	one := engine.ElephantRecords(100)
+	if len(one) != 1 || one[0].Owner.Gone != 0 || !one[0].Active || one[0].Duration <= 0 {
+		t.Errorf("records %+v, want the one elephant, owner back", one)
 	}
 }

@@ -46,6 +46,7 @@ Examples:
   pathtrace server01 server04
   pathtrace -proto tcp -dport 443 172.16.1.11 172.16.1.42
   pathtrace -json 172.16.1.11 172.16.1.42 | jq .split
+  pathtrace -history 172.16.1.11 172.16.1.42   # the paths it took before, with when
   pathtrace -watch -collector http://10.0.0.5:8008 fd00:172:16:1::1:1 fd00:172:16:1::4:2
 
 Flags:
@@ -56,6 +57,7 @@ type options struct {
 	proto        string
 	sport, dport uint
 	json, watch  bool
+	history      bool
 	src, dst     string // addresses, or names of nodes the collector knows
 }
 
@@ -73,6 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.UintVar(&o.dport, "dport", 0, "only this destination port")
 	fs.BoolVar(&o.json, "json", false, "print the collector's JSON answer")
 	fs.BoolVar(&o.watch, "watch", false, "redraw every second until interrupted")
+	fs.BoolVar(&o.history, "history", false, "also print every path each 5-tuple took, with when")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -138,6 +141,9 @@ func once(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	if o.dport != 0 {
 		q.Set("dport", strconv.FormatUint(uint64(o.dport), 10))
 	}
+	if o.history {
+		q.Set("history", "true")
+	}
 	u := strings.TrimSuffix(o.collector, "/") + "/paths/json?" + q.Encode()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -186,17 +192,29 @@ func render(w io.Writer, ps flows.Paths) {
 		if end.o == nil {
 			continue
 		}
-		fmt.Fprintf(w, "  %s %s: %s announced by %s", end.name, end.o.Address, end.o.Prefix, or(end.o.AnnouncedBy, end.o.Peer.String()))
-		fmt.Fprintf(w, ", host %s (next hop %s)", or(end.o.Host, "?"), end.o.NextHop)
 		if end.o.Gone != 0 {
-			fmt.Fprintf(w, ", withdrawn %s", time.UnixMilli(end.o.Gone).UTC().Format(time.RFC3339))
+			// Withdrawn: say when, and what it was, never a route it no longer has.
+			fmt.Fprintf(w, "  %s %s: withdrawn at %s", end.name, end.o.Address, time.UnixMilli(end.o.Gone).UTC().Format(time.RFC3339))
+			if was := end.o.Was; was != nil {
+				fmt.Fprintf(w, " (was %s via %s, host %s)", was.Prefix, or(was.AnnouncedBy, was.Peer.String()), or(was.Host, was.NextHop.String()))
+			} else {
+				fmt.Fprintf(w, " (was %s)", end.o.Prefix)
+			}
+			fmt.Fprintln(w)
+			continue
 		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, "  %s %s: %s announced by %s", end.name, end.o.Address, end.o.Prefix, or(end.o.AnnouncedBy, end.o.Peer.String()))
+		fmt.Fprintf(w, ", host %s (next hop %s)\n", or(end.o.Host, "?"), end.o.NextHop)
 	}
 	for i, p := range ps.Paths {
 		state := "complete"
 		if !p.Complete {
-			state = "incomplete: unsampled hops marked ?"
+			state = "incomplete: it does not reach from the source's first hop to the destination"
+			for _, h := range p.Hops {
+				if h.Kind == "missing" {
+					state = "incomplete: unsampled hops marked ?"
+				}
+			}
 		}
 		fmt.Fprintf(w, "\npath %d of %d: %.0f%% of bytes, %d flow%s, %s\n", i+1, len(ps.Paths), 100*p.Share,
 			len(p.Flows), plural(len(p.Flows)), state)
@@ -233,6 +251,38 @@ func render(w io.Writer, ps flows.Paths) {
 		}
 		fmt.Fprintf(w, "\nECMP at TTL %d: %s%s\n", s.TTL, strings.Join(parts, ", "), skew)
 	}
+	if len(ps.History) > 0 {
+		fmt.Fprintf(w, "\nhistory, oldest first (UTC):\n")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, ep := range ps.History {
+			to := "now"
+			if ep.To != 0 {
+				to = clock(ep.To)
+			}
+			var hops []string
+			for _, h := range ep.Hops {
+				hops = append(hops, fmt.Sprintf("%s@%d", h.Node, h.TTL))
+			}
+			fmt.Fprintf(tw, " %s %d -> %d\t%s - %s\t%s\n", protoName(ep.Proto), ep.SrcPort, ep.DstPort, clock(ep.From), to, strings.Join(hops, " "))
+		}
+		tw.Flush()
+	}
+}
+
+func clock(ms int64) string { return time.UnixMilli(ms).UTC().Format("15:04:05.0") }
+
+func protoName(p uint8) string {
+	switch p {
+	case 1:
+		return "icmp"
+	case 6:
+		return "tcp"
+	case 17:
+		return "udp"
+	case 58:
+		return "icmp6"
+	}
+	return strconv.Itoa(int(p))
 }
 
 func port(name, index string) string {

@@ -11,8 +11,11 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/sim"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -44,6 +47,59 @@ func TestTextOutputMatchesGolden(t *testing.T) {
 	var b bytes.Buffer
 	render(&b, twoPaths())
 	golden := "testdata/two-paths.golden"
+	if *update {
+		os.WriteFile(golden, b.Bytes(), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != string(want) {
+		t.Errorf("output differs from %s (go test -update to accept):\n%s", golden, b.String())
+	}
+}
+
+// A path that changed: the engine, fed by the simulator with a 1 s export
+// delay, after leaf01's link to the flow's spine failed and came back; its
+// destination then withdrawn. The output shows one live path, complete, the
+// history with times, and the withdrawn owner as what it was.
+func TestChangedPathMatchesGolden(t *testing.T) {
+	src, dst := netip.MustParseAddr("172.16.1.11"), netip.MustParseAddr("172.16.1.42")
+	s, err := sim.New(sim.Config{Seed: 9, Mice: 50, ServerAgents: true, ExportDelay: time.Second,
+		Elephants: []sim.Elephant{{Src: src, Dst: dst, SrcPort: 40001, Rate: 200e6, Duration: time.Hour}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC)
+	eng := flows.New(flows.Config{Now: func() time.Time { return now }})
+	var dec decode.Decoder
+	step := func(d time.Duration) {
+		for end := s.Now() + d; s.Now() < end; {
+			s.Step(func(b []byte) { dec.Decode(b, eng) })
+			now = now.Add(100 * time.Millisecond)
+			eng.SweepPaths()
+		}
+	}
+	q := flows.PathQuery{Src: src, Dst: dst, DstPort: 5201, History: true}
+	step(6 * time.Second)
+	first, _ := eng.Paths(q)
+	spine := first.Paths[0].Hops[2].Node
+	if _, err := s.SetLink("leaf01", spine, false); err != nil {
+		t.Fatal(err)
+	}
+	step(6 * time.Second)
+	s.SetLink("leaf01", spine, true)
+	step(6 * time.Second)
+	ps, _ := eng.Paths(q)
+	ps.DstEnd = &flows.Owner{Address: dst, Prefix: netip.MustParsePrefix("172.16.1.42/32"), Gone: now.UnixMilli(),
+		Was: &flows.Owner{Address: dst, Prefix: netip.MustParsePrefix("172.16.1.42/32"), AnnouncedBy: "leaf04", Host: "server04"}}
+	if len(ps.Paths) != 1 || !ps.Paths[0].Complete || len(ps.History) != 3 || len(ps.Split) != 0 {
+		t.Errorf("%d paths, complete %v, %d in history, split %v: want 1 path, complete, 3 in history, no split",
+			len(ps.Paths), len(ps.Paths) > 0 && ps.Paths[0].Complete, len(ps.History), ps.Split)
+	}
+	var b bytes.Buffer
+	render(&b, ps)
+	golden := "testdata/changed-path.golden"
 	if *update {
 		os.WriteFile(golden, b.Bytes(), 0o644)
 	}
