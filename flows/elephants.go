@@ -29,6 +29,7 @@ type Elephant struct {
 	Start       int64      `json:"start"`           // ms since the epoch: the flow's first sample
 	End         int64      `json:"end,omitempty"`   // its last sample, once it has cleared
 	Duration    float64    `json:"duration"`        // seconds: its age while active, its life once ended
+	Rate        float64    `json:"rate"`            // now, at its busiest location, in the flow's value units per second
 	Peak        float64    `json:"peak"`            // highest rate, in the flow's value units per second
 	Total       float64    `json:"total"`           // in value units, over the life so far
 	Bytes       float64    `json:"bytes"`           // frame bytes, over the life so far
@@ -72,6 +73,7 @@ type elephant struct {
 	rec                Elephant
 	entries            map[*entry]bool // locations over the threshold, or waiting to re-arm
 	src, dst           netip.Addr      // from the flow's keys, when they hold them
+	plan               *plan           // the flow's, for its entries' rates
 }
 
 type elephantKey struct {
@@ -102,6 +104,7 @@ func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v flo
 			rec: Elephant{ElephantID: l.nextID, ThresholdID: th.name, Metric: th.def.Metric,
 				FlowKey: e.formatIdent(p, ident), Active: true, Threshold: th.def.Value}}
 		el.src, el.dst = endpoints(p, ident)
+		el.plan = p
 		el.rec.Src, el.rec.Dst = el.src, el.dst
 		el.rec.Owner = e.owner(el.dst)
 		l.active[k] = el
@@ -287,7 +290,11 @@ func (e *Engine) record(el *elephant) Elephant {
 	rec := el.rec
 	rec.Start, rec.Duration = e.wall(el.first), el.last-el.first
 	if rec.Active {
-		rec.Duration = max(e.clock(), el.last) - el.first // its age
+		now := e.clock()
+		rec.Duration = max(now, el.last) - el.first // its age
+		for ent := range el.entries {
+			rec.Rate = max(rec.Rate, ent.valueAt(el.plan, now))
+		}
 	}
 	rec.Peak, rec.Total, rec.Bytes = el.peak, el.total, el.bytes
 	rec.Path = e.pairPath(el.src, el.dst)

@@ -80,7 +80,7 @@ type Engine struct {
 	events     *ring[Event]
 	elephants  *elephantLog
 	paths      pathTracker
-	collisions map[portRef]string         // links with colliding elephants, as reported
+	collisions map[portRef]*collision     // links with colliding elephants, as reported
 	gone       map[netip.Prefix]goneRoute // withdrawn prefixes, when, and what they were
 	owners     map[netip.Prefix]*Owner    // owners looked up lately, for gone's was
 	// The batch being taken (take), and each sample's state between its

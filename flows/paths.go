@@ -975,51 +975,89 @@ func splits(paths []Path) []Split {
 	return out
 }
 
+// collision is a link two or more elephants share, as reported.
+type collision struct {
+	sig   string   // its elephants' keys, joined
+	flows []string // and apart
+	start float64
+}
+
 // detectCollisions raises a collision event when two or more elephants
 // enter a switch through the same port of a topology link: they share that
 // link in that direction, as an ECMP hash collision puts them. It raises one
-// event per link and set of elephants, again only when the set changes.
+// event per link and set of elephants, and another, with its end, when the
+// set breaks up (an elephant ended or moved off the link) or changes.
 func (e *Engine) detectCollisions(now float64) {
-	if len(e.topo.links) == 0 {
-		return
-	}
 	at := map[portRef]map[string]bool{}
-	for _, el := range e.elephants.active {
-		for ent := range el.entries {
-			k := portRef{ent.src.key.agent, ent.src.key.index}
-			if ent.src.key.class != 0 || !e.topo.onLink(k.agent, k.ifIndex) {
-				continue
+	if len(e.topo.links) > 0 {
+		for _, el := range e.elephants.active {
+			for ent := range el.entries {
+				k := portRef{ent.src.key.agent, ent.src.key.index}
+				if ent.src.key.class != 0 || !e.topo.onLink(k.agent, k.ifIndex) {
+					continue
+				}
+				if el.plan != nil && ent.valueAt(el.plan, now) < el.threshold {
+					continue // no longer over the threshold here: it ended or moved
+				}
+				if at[k] == nil {
+					at[k] = map[string]bool{}
+				}
+				at[k][el.rec.FlowKey] = true
 			}
-			if at[k] == nil {
-				at[k] = map[string]bool{}
-			}
-			at[k][el.rec.FlowKey] = true
 		}
 	}
 	if e.collisions == nil {
-		e.collisions = map[portRef]string{}
+		e.collisions = map[portRef]*collision{}
 	}
-	for k, set := range at {
-		if len(set) < 2 {
-			continue
-		}
-		keys := make([]string, 0, len(set))
-		for fk := range set {
-			keys = append(keys, fk)
-		}
-		sort.Strings(keys)
-		sig := strings.Join(keys, "|")
-		if e.collisions[k] == sig {
-			continue
-		}
-		e.collisions[k] = sig
+	raise := func(k portRef, c *collision, end float64) {
 		ev := Event{Timestamp: e.wall(now), ThresholdID: EventCollision, Metric: "link", Agent: k.agent.String(),
-			DataSource: fmt.Sprint(k.ifIndex), FlowKey: e.topo.links[k], Flows: keys}
+			DataSource: fmt.Sprint(k.ifIndex), FlowKey: e.topo.links[k], Flows: c.flows, Start: e.wall(c.start)}
+		if end > 0 {
+			ev.End = e.wall(end)
+		}
 		e.events.add(ev, func(ev *Event, id int64) { ev.EventID = id })
 	}
-	for k := range e.collisions {
-		if len(at[k]) < 2 {
+	// Ends first, so that a feed reads end, then the new set.
+	for k, c := range e.collisions {
+		set := at[k]
+		if len(set) < 2 || sigOf(set) != c.sig {
+			raise(k, c, now)
 			delete(e.collisions, k)
 		}
 	}
+	for k, set := range at {
+		if len(set) < 2 || e.collisions[k] != nil {
+			continue
+		}
+		c := &collision{sig: sigOf(set), start: now}
+		for fk := range set {
+			c.flows = append(c.flows, fk)
+		}
+		sort.Strings(c.flows)
+		e.collisions[k] = c
+		raise(k, c, 0)
+	}
+}
+
+func sigOf(set map[string]bool) string {
+	keys := make([]string, 0, len(set))
+	for fk := range set {
+		keys = append(keys, fk)
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, "|")
+}
+
+// Collisions returns the collisions live now, as their start events have
+// them.
+func (e *Engine) Collisions() []Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := []Event{}
+	for k, c := range e.collisions {
+		out = append(out, Event{ThresholdID: EventCollision, Metric: "link", Agent: k.agent.String(),
+			DataSource: fmt.Sprint(k.ifIndex), FlowKey: e.topo.links[k], Flows: c.flows, Start: e.wall(c.start)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].FlowKey < out[j].FlowKey })
+	return out
 }

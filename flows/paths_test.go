@@ -287,8 +287,21 @@ func TestCollisionOnOneUplink(t *testing.T) {
 			up = tf.Hops[1].Node + "-" + tf.Hops[2].Node
 		}
 	}
-	if len(evs) != 1 || evs[0].FlowKey != up || len(evs[0].Flows) != 2 {
+	if len(evs) != 1 || evs[0].FlowKey != up || len(evs[0].Flows) != 2 || evs[0].Start == 0 || evs[0].End != 0 {
 		t.Fatalf("collision events %+v, want one on %s with two flows", evs, up)
+	}
+	if live := f.eng.Collisions(); len(live) != 1 || live[0].FlowKey != up {
+		t.Errorf("live collisions %+v, want the one on %s", live, up)
+	}
+	// The elephants end (30 s, then their threshold's timeout): the
+	// collision ends, once, with its start and its end.
+	f.run(40 * time.Second)
+	evs = f.eng.Events(t.Context(), -1, flows.EventCollision, 10, 0)
+	if len(evs) != 2 || evs[0].End == 0 || evs[0].Start != evs[1].Start || evs[0].FlowKey != up {
+		t.Fatalf("collision events after the elephants ended: %+v", evs)
+	}
+	if live := f.eng.Collisions(); len(live) != 0 {
+		t.Errorf("live collisions %+v after both elephants ended", live)
 	}
 }
 

@@ -31,7 +31,10 @@ for _ in $(seq 50); do
 done
 
 # One long elephant on a known pair, so pathtrace has a path to show at once.
-"$BIN/fabricsim" -sflow "$SFLOW" -bgp "$BGP" -elephant 172.16.1.11,172.16.1.42,300,1s,1h -collision -seed "$SEED" -truth "$LOGS/truth.json" 2>"$LOGS/fabricsim.log" &
+# Links fail and heal as in a real fabric (the first within 20 s), and agents
+# hold half-full datagrams for 1 s as Open vSwitch does.
+"$BIN/fabricsim" -sflow "$SFLOW" -bgp "$BGP" -elephant 172.16.1.11,172.16.1.42,300,1s,1h -collision -link-failures \
+	-export-delay 1s -seed "$SEED" -truth "$LOGS/truth.json" 2>"$LOGS/fabricsim.log" &
 pids+=($!)
 
 cat <<MSG
@@ -39,9 +42,13 @@ fabrictrace demo: 2 spines, 4 leaves, 4 servers, 12 containers (172.16.1.11-43),
 sampling 1 in 1000, a 300 Mbit/s elephant from 172.16.1.11 to 172.16.1.42 for
 the whole demo and a 400 Mbit/s one every 20 s between random pairs, over an elephant
 threshold of 100 Mbit/s (flow "elephant": node:inputifindex,ipsource,ipdestination,ipttl).
+A leaf-spine link fails every 30-60 s (the first within 20 s, under an elephant)
+for 10-30 s: watch the path change, and change back.
 
   its path:         $BIN/pathtrace -collector http://$HTTP 172.16.1.11 172.16.1.42
   elephant events:  curl 'http://$HTTP/events/json?thresholdID=elephant&maxEvents=10&timeout=60'
+  path changes:     curl 'http://$HTTP/events/json?thresholdID=pathchange'
+  its history:      $BIN/pathtrace -collector http://$HTTP -history 172.16.1.11 172.16.1.42
   ECMP collisions:  curl 'http://$HTTP/events/json?thresholdID=collision'
   elephant lives:   curl 'http://$HTTP/elephants/json'
   hop by hop now:   curl 'http://$HTTP/activeflows/ALL/elephant/json?minValue=1000000'
@@ -54,6 +61,6 @@ threshold of 100 Mbit/s (flow "elephant": node:inputifindex,ipsource,ipdestinati
 
 Ctrl-C stops both. Elephants and ingest totals follow:
 MSG
-tail -n +1 -f "$LOGS/collector.log" --pid "${pids[0]}" | grep --line-buffered -E 'elephant|ingest totals|bgp peer|WARN|ERROR' &
+tail -n +1 -f "$LOGS/collector.log" --pid "${pids[0]}" | grep --line-buffered -E 'elephant|path change|ingest totals|bgp peer|WARN|ERROR' &
 pids+=($!)
 wait "${pids[0]}"

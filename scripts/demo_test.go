@@ -35,7 +35,9 @@ func freePort(t *testing.T, network string) string {
 }
 
 // The demo, as a new user runs it: within 30 s it shows agents reporting,
-// BGP sessions up with routes learned, and elephant events; Ctrl-C stops it.
+// BGP sessions up with routes learned, and elephant events; within its first
+// minute a link fails under an elephant and the path change shows; Ctrl-C
+// stops it.
 func TestDemoShowsAgentsRoutesAndElephants(t *testing.T) {
 	bin := t.TempDir()
 	build := exec.Command("go", "build", "-o", bin+"/", "../cmd/collector", "../cmd/fabricsim", "../cmd/pathtrace")
@@ -130,6 +132,26 @@ func TestDemoShowsAgentsRoutesAndElephants(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "leaf01") || !strings.Contains(string(out), "leaf04") ||
 		!strings.Contains(string(out), "announced by leaf04, host server04") {
 		t.Errorf("pathtrace: %v\n%s", err, out)
+	}
+
+	// A link fails under an elephant within 20 s: the path change shows, in
+	// the log and the events, within the first minute.
+	changed := false
+	for minute := time.After(45 * time.Second); !changed; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("demo exited early")
+			}
+			changed = strings.Contains(l, `msg="path change"`)
+		case <-minute:
+			t.Fatal("no path change logged in the demo's first minute")
+		}
+	}
+	var changes []map[string]any
+	get("/events/json?thresholdID=pathchange", &changes)
+	if len(changes) == 0 {
+		t.Error("a path change logged, but none in /events/json?thresholdID=pathchange")
 	}
 
 	// Ctrl-C reaches the whole process group, as a terminal's does.

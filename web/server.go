@@ -131,6 +131,9 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/dump/{agent}/{metrics}/json", s.dump).Methods(http.MethodGet)
 	r.HandleFunc("/table/{agent}/{metrics}/json", s.table).Methods(http.MethodGet)
 	r.HandleFunc("/paths/json", s.paths).Methods(http.MethodGet)
+	r.HandleFunc("/collisions/json", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w, s.cfg.Engine.Collisions())
+	}).Methods(http.MethodGet)
 	r.HandleFunc("/nodes/json", s.nodes).Methods(http.MethodGet)
 	r.HandleFunc("/app/prometheus/scripts/export.js/flows/{agent}/txt", s.promFlowExport).Methods(http.MethodGet)
 	if cfg.Metrics != nil {

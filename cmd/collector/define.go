@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/fabrictrace/fabrictrace/flows"
@@ -109,6 +110,22 @@ func logElephants(ctx context.Context, e *flows.Engine, logger *slog.Logger) err
 			logger.Info("elephant ended", "flow", r.FlowKey, "threshold", r.ThresholdID,
 				"duration", time.Duration(r.Duration*float64(time.Second)).Round(time.Millisecond),
 				"bytes", int64(r.Bytes), "peak", r.Peak, "locations", len(r.Locations))
+		}
+	}
+	return nil
+}
+
+// logPathChanges logs each pathchange as it is raised: which 5-tuple, the
+// old path and the new, and when it changed.
+func logPathChanges(ctx context.Context, e *flows.Engine, logger *slog.Logger) error {
+	after := int64(0)
+	for ctx.Err() == nil {
+		evs := e.Events(ctx, after, flows.EventPathChange, 1000, time.Minute)
+		for i := len(evs) - 1; i >= 0; i-- {
+			ev := evs[i]
+			after = max(after, ev.EventID)
+			logger.Info("path change", "flow", ev.FlowKey, "old", strings.Join(ev.OldPath, " "), "new", strings.Join(ev.NewPath, " "),
+				"changed", time.UnixMilli(ev.ChangedAt).UTC().Format("15:04:05.0"))
 		}
 	}
 	return nil

@@ -206,6 +206,7 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 	g.Go(func() error { return l.Serve(ctx, sink) })
 	g.Go(func() error { return engine.Run(ctx, time.Second) })
 	g.Go(func() error { return logElephants(ctx, engine, logger) })
+	g.Go(func() error { return logPathChanges(ctx, engine, logger) })
 	if st != nil {
 		g.Go(func() error { return record(ctx, engine, st) })
 	}

@@ -5,7 +5,7 @@
 
 const $ = (id) => document.getElementById(id);
 const svgNS = "http://www.w3.org/2000/svg";
-const state = { nodes: [], links: {}, elephants: [], rib: [], collisions: new Set(), changed: new Set(), gone: new Set(),
+const state = { nodes: [], links: {}, elephants: [], rib: [], collisions: new Map(), changed: new Set(), gone: new Set(),
   util: {}, peers: null, agentsFresh: null };
 
 async function api(path) {
@@ -72,7 +72,12 @@ function el(name, attrs, parent) {
   return e;
 }
 
-const palette = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#008080", "#9a6324", "#800000"];
+// colour gives each elephant its own hue, by the golden angle, kept out of
+// the reds that mark collisions.
+function colour(id) {
+  const hue = 40 + ((id * 137.508) % 280);
+  return "hsl(" + hue.toFixed(0) + ", 70%, " + (id % 2 ? 38 : 48) + "%)";
+}
 
 function draw() {
   const svg = $("fabric");
@@ -94,10 +99,9 @@ function draw() {
   }
   for (const [c, host] of Object.entries(hostOf)) addLink(host, c);
   for (const l of links.values()) {
-    const cls = l.name && state.collisions.has(l.name) ? "link collision" : "link";
-    const line = el("line", { x1: pos[l.a].x, y1: pos[l.a].y, x2: pos[l.b].x, y2: pos[l.b].y, class: cls }, svg);
+    const line = el("line", { x1: pos[l.a].x, y1: pos[l.a].y, x2: pos[l.b].x, y2: pos[l.b].y, class: "link" }, svg);
     const u = l.name ? linkUtil(state.links[l.name]) : null;
-    if (u !== null && !cls.includes("collision")) line.style.stroke = utilColour(u);
+    if (u !== null) line.style.stroke = utilColour(u);
     if (l.name) el("title", {}, line).textContent = l.name + (u !== null ? ": " + u.toFixed(1) + " % busy" : "");
   }
   // Elephants, hop by hop in TTL order.
@@ -108,10 +112,16 @@ function draw() {
     if (pts.length < 2) return;
     const width = Math.max(2, Math.min(14, (e.peak * 8) / 50e6));
     const cls = "elephant" + (state.changed.has(e.flowKey) ? " changed" : "");
-    const p = el("polyline", { points: pts.join(" "), class: cls, stroke: palette[e.elephantID % palette.length], "stroke-width": width, "data-flow": e.flowKey }, svg);
-    el("title", {}, p).textContent = e.flowKey + " " + bits(e.peak);
+    const p = el("polyline", { points: pts.join(" "), class: cls, stroke: colour(e.elephantID), "stroke-width": width, "data-flow": e.flowKey }, svg);
+    el("title", {}, p).textContent = e.flowKey + " " + bits(e.rate);
     p.addEventListener("click", () => showDetail(e));
   });
+  // Live collisions, on top of the elephants that share the link.
+  for (const l of links.values()) {
+    if (!l.name || !state.collisions.has(l.name)) continue;
+    const line = el("line", { x1: pos[l.a].x, y1: pos[l.a].y, x2: pos[l.b].x, y2: pos[l.b].y, class: "link collision", "data-link": l.name }, svg);
+    el("title", {}, line).textContent = l.name + ": ECMP collision of " + state.collisions.get(l.name).join(" and ");
+  }
   for (const { x, y, n } of Object.values(pos)) {
     const gone = n.kind === "container" && state.gone.has(n.id);
     const g = el("g", { class: "node " + n.kind + (gone ? " gone" : ""), "data-node": n.id }, svg);
@@ -152,16 +162,28 @@ function feed(cls, text, when) {
   while (list.children.length > 200) list.removeChild(list.lastChild);
 }
 
-function showDetail(e) {
+const protoNames = { 1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6" };
+
+async function showDetail(e) {
   const d = $("detail");
   const lines = [
     "elephant " + e.flowKey + (e.active ? "" : " (ended)"),
-    "peak " + bits(e.peak) + ", " + (e.bytes / 1e6).toFixed(1) + " MB over " + e.duration.toFixed(1) + " s",
+    "rate " + bits(e.rate) + " (peak " + bits(e.peak) + "), " + (e.bytes / 1e6).toFixed(1) + " MB over " + e.duration.toFixed(1) + " s",
   ];
-  if (e.owner) lines.push("destination " + e.owner.prefix + " on " + (e.owner.host || e.owner.nexthop) + " behind " + (e.owner.announcedBy || e.owner.peer) + (e.owner.gone ? " (gone)" : ""));
+  if (e.owner && e.owner.gone) {
+    const was = e.owner.was;
+    lines.push("destination withdrawn at " + new Date(e.owner.gone).toLocaleTimeString() + (was ? " (was " + was.prefix + " via " + (was.announcedBy || was.peer) + ")" : ""));
+  } else if (e.owner) lines.push("destination " + e.owner.prefix + " on " + (e.owner.host || e.owner.nexthop) + " behind " + (e.owner.announcedBy || e.owner.peer));
   for (const h of e.path || []) lines.push("  ttl " + h.ttl + "  " + h.node + "  " + (h.in || h.inIfIndex || "-") + " -> " + (h.out || h.outIfIndex || "-") + (h.kind !== "sampled" ? "  (" + h.kind + ")" : ""));
   d.textContent = lines.join("\n");
   d.hidden = false;
+  // Its 5-tuples: protocol and ports, from the paths the pair takes now.
+  if (!e.src || !e.dst) return;
+  try {
+    const ps = await api("/paths/json?src=" + encodeURIComponent(e.src) + "&dst=" + encodeURIComponent(e.dst));
+    for (const p of ps.paths) for (const f of p.flows) lines.push("  " + (protoNames[f.proto] || f.proto) + " " + f.srcPort + " -> " + f.dstPort + "  " + (f.bytes / 1e6).toFixed(1) + " MB on this path");
+    d.textContent = lines.join("\n");
+  } catch (err) { /* the detail stands without them */ }
 }
 
 function renderElephants() {
@@ -170,7 +192,7 @@ function renderElephants() {
   for (const e of state.elephants) {
     const tr = tb.insertRow();
     tr.insertCell().textContent = e.flowKey;
-    tr.insertCell().textContent = bits(e.peak);
+    tr.insertCell().textContent = bits(e.rate);
     tr.insertCell().textContent = e.duration.toFixed(0) + " s";
     tr.insertCell().textContent = e.owner ? (e.owner.host || e.owner.nexthop) + (e.owner.gone ? " (gone)" : "") : "";
     tr.addEventListener("click", () => showDetail(e));
@@ -192,9 +214,10 @@ async function followElephants() {
       const recs = await api("/elephants/json?timeout=25&updateID=" + after);
       if (recs.length) after = recs[0].updateID;
       for (const r of recs.slice().reverse()) {
-        if (!r.active) feed("ended", "elephant ended " + r.flowKey + " after " + r.duration.toFixed(0) + " s, " + (r.bytes / 1e6).toFixed(0) + " MB", r.end);
-        else if (r.owner && r.owner.gone) feed("gone", "destination of " + r.flowKey + " gone: " + r.owner.prefix + " withdrawn", r.owner.gone);
-        else if (r.locations.length === 1) feed("started", "elephant " + r.flowKey + " " + bits(r.peak) + (r.owner ? " to " + (r.owner.host || r.owner.nexthop) : ""), r.start);
+        if (r.update === "end") feed("ended", "elephant ended " + r.flowKey + " after " + r.duration.toFixed(0) + " s, " + (r.bytes / 1e6).toFixed(0) + " MB", r.end);
+        else if (r.update === "gone") feed("gone", "destination of " + r.flowKey + " gone: " + r.owner.prefix + " withdrawn", r.owner.gone);
+        else if (r.update === "ownerback") { state.gone.delete(r.owner.address); feed("started", "destination of " + r.flowKey + " announced again by " + (r.owner.announcedBy || r.owner.peer)); }
+        else if (r.update === "start") feed("started", "elephant " + r.flowKey + " " + bits(r.peak) + (r.owner ? " to " + (r.owner.host || r.owner.nexthop) : ""), r.start);
       }
       await refreshElephants();
       setStatus(true, "live");
@@ -208,7 +231,9 @@ async function followElephants() {
 function eventText(e) {
   switch (e.thresholdID) {
     case "pathchange": return "path change " + e.flowKey + ": " + e.oldPath.join(" ") + " → " + e.newPath.join(" ");
-    case "collision": return "ECMP collision on " + e.flowKey + ": " + e.flows.join(" and ");
+    case "collision":
+      if (e.end) return "ECMP collision on " + e.flowKey + " ended after " + ((e.end - e.start) / 1000).toFixed(0) + " s: " + e.flows.join(" and ");
+      return "ECMP collision on " + e.flowKey + ": " + e.flows.join(" and ");
   }
   return e.thresholdID + " " + (e.flowKey || e.metric) + " at " + e.agent + " " + (e.value ? bits(e.value) : "");
 }
@@ -222,7 +247,8 @@ async function followEvents() {
       after = evs[0].eventID;
       for (const e of evs.reverse()) {
         feed(e.thresholdID, eventText(e), e.timestamp);
-        if (e.thresholdID === "collision") state.collisions.add(e.flowKey);
+        if (e.thresholdID === "collision" && e.end) state.collisions.delete(e.flowKey);
+        else if (e.thresholdID === "collision") state.collisions.set(e.flowKey, e.flows);
         if (e.thresholdID === "pathchange") state.changed.add(e.flowKey.split(",").slice(0, 2).join(","));
       }
       draw();
@@ -348,5 +374,7 @@ $("search").addEventListener("submit", async (ev) => {
 
 refreshPanels();
 setInterval(refreshPanels, 10000); // panels change slowly; events and elephants come by long poll
+// The collisions live now; the event feed then adds and ends them.
+api("/collisions/json").then((cs) => { for (const c of cs) state.collisions.set(c.flowKey, c.flows); draw(); }).catch(() => {});
 followElephants();
 followEvents();
