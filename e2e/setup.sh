@@ -7,7 +7,7 @@
 set -euo pipefail
 need=()
 for pair in ovs-vswitchd:openvswitch-switch pmacctd:pmacct tshark:tshark tcpdump:tcpdump \
-            hping3:hping3 ethtool:ethtool ip:iproute2 ping:iputils-ping \
+            hping3:hping3 curl:curl ethtool:ethtool ip:iproute2 ping:iputils-ping \
             /usr/lib/frr/bgpd:frr bird:bird2 gobgpd:gobgpd exabgp:exabgp chromium:chromium firefox-esr:firefox-esr; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done

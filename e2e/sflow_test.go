@@ -53,10 +53,14 @@ type fabric struct {
 	dir    string
 }
 
-func newFabric(t *testing.T, tag string) *fabric {
+func newFabric(t *testing.T, tag string) *fabric { return newFabricWith(t, tag, "up") }
+
+// newFabricWith lays out fabric.sh's chain ("up") or its two-spine ECMP
+// fabric ("up2").
+func newFabricWith(t *testing.T, tag, layout string) *fabric {
 	f := &fabric{t: t, prefix: fmt.Sprintf("ft%s%d", tag, os.Getpid()%10000), dir: t.TempDir()}
 	t.Cleanup(func() { f.script("down") })
-	f.script("up")
+	f.script(layout)
 	return f
 }
 

@@ -795,7 +795,9 @@ func (e *Engine) endAtHost(hops []PathHop, dst *Owner) ([]PathHop, bool) {
 		return hops, false // withdrawn: where it ended is unknown
 	case last.TTL < 2:
 		return hops, false
-	case dst.AnnouncedBy != "" && last.Node == dst.AnnouncedBy:
+	case dst.AnnouncedBy != "" && last.Node == dst.AnnouncedBy, dst.Peer.IsValid() && last.Agent == dst.Peer.String():
+		// The last hop announced the route (named, or its session comes
+		// from its agent address): the host is next.
 		return append(hops, PathHop{TTL: last.TTL - 1, Node: host, Kind: "attributed"}), true
 	case dst.AnnouncedBy != "" && last.TTL >= 3 && e.topo.peerName(last.Agent, last.OutIfIndex) == dst.AnnouncedBy:
 		return append(hops, PathHop{TTL: last.TTL - 1, Node: dst.AnnouncedBy, Kind: "inferred"},
