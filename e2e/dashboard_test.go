@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -143,7 +145,8 @@ func TestDashboard(t *testing.T) {
 		t.Fatal("chromium is not installed (e2e/setup.sh installs it)")
 	}
 	dir := t.TempDir()
-	httpAddr, sim := demoFabric(t, dir, "-collision")
+	simControl := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)) // fabricsim's hand on its links
+	httpAddr, sim := demoFabric(t, dir, "-collision", "-truth-listen", simControl)
 
 	port := freeTCPPort(t)
 	run(t, dir, "chromium", nil, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -218,6 +221,36 @@ func TestDashboard(t *testing.T) {
 		return false, c.eval(`document.getElementById('events').textContent.slice(0, 300)`)
 	})
 	c.screenshot(filepath.Join(out, "events.png"))
+
+	// A link failure under the collision: the elephants on it move, the
+	// collision there ends, and the map shows red only where a collision is
+	// live now, and the elephant on its new path.
+	var live []struct{ FlowKey string }
+	waitFor(t, "a live collision", 30*time.Second, func() (bool, string) {
+		getJSON("http://"+httpAddr+"/collisions/json", &live)
+		return len(live) > 0, fmt.Sprint(live)
+	})
+	failed := live[0].FlowKey // leafNN-spineNN
+	leaf, spine, _ := strings.Cut(failed, "-")
+	resp, err := http.Post("http://"+simControl+"/link?leaf="+leaf+"&spine="+spine+"&up=false", "", nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("failing link %s: %v %v", failed, err, resp)
+	}
+	resp.Body.Close()
+	c.waitFor("the collision on "+failed+" ended in the feed", `document.getElementById('events').textContent.includes('ECMP collision on `+failed+` ended')`, 30*time.Second)
+	c.waitFor("no red on "+failed, `!document.querySelector('line.collision[data-link="`+failed+`"]')`, 10*time.Second)
+	c.waitFor("the elephants drawn off "+failed, `state.elephants.every(e => !(e.path||[]).some((h, i, p) => i > 0 && [p[i-1].node, h.node].join("-") === "`+failed+`"))`, 30*time.Second)
+	getJSON("http://"+httpAddr+"/collisions/json", &live)
+	var names []string
+	for _, c := range live {
+		names = append(names, c.FlowKey)
+	}
+	drawn := c.eval(`[...document.querySelectorAll('line.collision')].map(l => l.dataset.link).sort().join(",")`)
+	sort.Strings(names)
+	if want := strconv.Quote(strings.Join(names, ",")); drawn != want {
+		t.Errorf("collisions drawn %s, live %s", drawn, want)
+	}
+	c.screenshot(filepath.Join(out, "link-failure.png"))
 	c.eval("0") // drain events that came with the last answers
 	if len(c.errors) > 0 {
 		t.Errorf("console errors: %v", c.errors)

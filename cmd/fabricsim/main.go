@@ -115,7 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this much simulated time (0 runs until interrupted)")
 	fs.BoolVar(&o.fast, "fast", false, "step as fast as possible instead of in real time (needs -duration)")
 	fs.StringVar(&o.truth, "truth", "", "write the ground truth as JSON to `FILE` on exit")
-	fs.StringVar(&o.truthListen, "truth-listen", "", "serve the live ground truth over HTTP on this loopback `HOST:PORT` (GET /truth?elephants=1&active=1)")
+	fs.StringVar(&o.truthListen, "truth-listen", "", "serve the live ground truth over HTTP on this loopback `HOST:PORT` (GET /truth?elephants=1&active=1), and take links down and up (POST /link?leaf=leaf01&spine=spine01&up=false)")
 	fs.DurationVar(&o.progress, "progress", 10*time.Second, "how often to log progress (0 disables)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -312,6 +312,21 @@ func serveTruth(addr string, s *sim.Sim) (func(), error) {
 		t := s.TruthOf(sim.TruthFilter{Elephants: q.Get("elephants") != "", Active: q.Get("active") != ""})
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(t)
+	})
+	// A test's hand on the fabric: take a leaf-spine link down or up now.
+	mux.HandleFunc("POST /link", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		up, err := strconv.ParseBool(q.Get("up"))
+		if err != nil {
+			http.Error(w, "up: want true or false", http.StatusBadRequest)
+			return
+		}
+		moved, err := s.SetLink(q.Get("leaf"), q.Get("spine"), up)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]int{"moved": moved})
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
