@@ -49,6 +49,7 @@ bench: build
 fuzz:
 	$(GO) test ./decode/ -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./decode/ -run '^$$' -fuzz '^FuzzParsePacket$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./flows/ -run '^$$' -fuzz '^FuzzDefinition$$' -fuzztime $(FUZZTIME)
 
 lint:
 	$(GO) vet ./...

@@ -198,6 +198,9 @@ func compile(name string, d Definition) (*plan, error) {
 	if p.value, err = parseValue(d.Value); err != nil {
 		return nil, err
 	}
+	if len(d.Keys) > maxExprLen {
+		return nil, fmt.Errorf("keys of %d bytes: %w", len(d.Keys), ErrTooLong)
+	}
 	keys := d.Keys.split()
 	if len(keys) > maxKeys {
 		return nil, fmt.Errorf("keys: %d keys, at most %d", len(keys), maxKeys)

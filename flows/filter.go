@@ -93,25 +93,42 @@ func parseOperand(text string) operand {
 	return o
 }
 
+// Bounds on what a filter or key expression may be: they come from the
+// network (PUT bodies, query strings), and a parser recurses per level.
+const (
+	maxExprLen   = 4096 // bytes of one filter, or of one definition's keys
+	maxExprDepth = 32   // levels of ( ) in a filter, or of [ ] in a key
+)
+
+// ErrTooDeep and ErrTooLong say that an expression passed those bounds.
+var (
+	ErrTooDeep = fmt.Errorf("nests deeper than %d levels", maxExprDepth)
+	ErrTooLong = fmt.Errorf("longer than %d bytes", maxExprLen)
+)
+
 // compileFilter parses a filter expression; "" means no filter.
 func compileFilter(text string) (filter, error) {
 	if strings.TrimSpace(text) == "" {
 		return nil, nil
 	}
+	if len(text) > maxExprLen {
+		return nil, fmt.Errorf("filter of %d bytes: %w", len(text), ErrTooLong)
+	}
 	p := &filterParser{in: text}
 	f, err := p.expr()
 	if err != nil {
-		return nil, fmt.Errorf("filter %q: %w", text, err)
+		return nil, fmt.Errorf("filter %.80q: %w", text, err)
 	}
 	if p.pos < len(p.in) {
-		return nil, fmt.Errorf("filter %q: unexpected %q at %d", text, p.in[p.pos:], p.pos)
+		return nil, fmt.Errorf("filter %.80q: unexpected %.40q at %d", text, p.in[p.pos:], p.pos)
 	}
 	return f, nil
 }
 
 type filterParser struct {
-	in  string
-	pos int
+	in    string
+	pos   int
+	depth int // of ( ) now
 }
 
 func (p *filterParser) skipSpace() {
@@ -154,6 +171,10 @@ func (p *filterParser) term() (filter, error) {
 
 func (p *filterParser) factor() (filter, error) {
 	if p.peek() == '(' {
+		if p.depth++; p.depth > maxExprDepth {
+			return nil, fmt.Errorf("( at %d: %w", p.pos, ErrTooDeep)
+		}
+		defer func() { p.depth-- }()
 		p.pos++
 		f, err := p.expr()
 		if err != nil {

@@ -387,6 +387,20 @@ func compileKey(text string) (token, error) {
 	if text == "" {
 		return token{}, fmt.Errorf("empty key")
 	}
+	if len(text) > maxExprLen {
+		return token{}, fmt.Errorf("key of %d bytes: %w", len(text), ErrTooLong)
+	}
+	depth := 0
+	for i := 0; i < len(text); i++ {
+		switch text[i] {
+		case '[':
+			if depth++; depth > maxExprDepth {
+				return token{}, fmt.Errorf("key %.40q...: [ at %d: %w", text, i, ErrTooDeep)
+			}
+		case ']':
+			depth--
+		}
+	}
 	if name, args, ok := splitFunc(text); ok {
 		return compileFunc(text, name, args)
 	}

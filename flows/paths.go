@@ -54,6 +54,12 @@ type tracked struct {
 	// change, or ECMP inside one 5-tuple (a conflict), for detectChanges to
 	// look at.
 	contested bool
+	// gone are the hops of its last path, left at its last change: samples
+	// of theirs that an agent held and sent after the change was raised
+	// are counted there, not taken for a move back.
+	gone     []hopSeen
+	goneAt   float64
+	goneHold float64 // how long after goneAt such late samples may come
 	// inline holds the first hops: a fabric path is a few hops, and a
 	// switch that samples a flow at ingress and egress sees it twice.
 	inline [2]hopSeen
@@ -319,6 +325,18 @@ func (pt *pathTracker) observe(dg *decode.Datagram, fs *decode.FlowSample, th tu
 			return
 		}
 	}
+	if tr.gone != nil {
+		if now-tr.goneAt <= tr.goneHold {
+			for i := range tr.gone {
+				if g := &tr.gone[i]; g.agent == dg.Agent && g.ttl == p.TTL && g.in == fs.Input && g.out == fs.Output {
+					g.samples++ // held before the change, sent after it was raised
+					return
+				}
+			}
+		} else {
+			tr.gone = nil
+		}
+	}
 	if len(tr.hops) < maxHopsSeen {
 		tr.hops = append(tr.hops, hopSeen{agent: dg.Agent, in: fs.Input, out: fs.Output, ttl: p.TTL,
 			samples: 1, bytes: frameBytes, first: now, last: now})
@@ -479,8 +497,23 @@ func (e *Engine) detectChange(tr *tracked, now float64) {
 	if old == nil {
 		return
 	}
-	// The old path: the stale hops, and the live ones at TTLs where no
-	// stale hop stands. The new one: the live hops.
+	// Every hop of the old path goes with it, stale or not yet: one its
+	// TTL's newer hop outlasts (a flow moves all its hops at once, and the
+	// agents of some report the silence before others do).
+	for i := range tr.hops {
+		h := &tr.hops[i]
+		if stale[i] || internal(h) {
+			continue
+		}
+		for j := range tr.hops {
+			if b := &tr.hops[j]; j != i && b.ttl == h.ttl && !internal(b) && b.first > h.first && b.last > h.last && !stale[j] {
+				stale[i] = true
+				break
+			}
+		}
+	}
+	// The old path: those hops, and the live ones at TTLs where none of
+	// them stands. The new one: the live hops.
 	var before, after []hopSeen
 	staleAt := map[uint8]bool{}
 	for i := range tr.hops {
@@ -524,6 +557,14 @@ func (e *Engine) detectChange(tr *tracked, now float64) {
 	for i := range after {
 		if after[i].first < at {
 			after[i].baseBytes = after[i].bytes // kept through the change
+		}
+	}
+	tr.gone, tr.goneAt, tr.goneHold = tr.gone[:0], now, 0
+	for i, h := range tr.hops {
+		if stale[i] {
+			tr.gone = append(tr.gone, h)
+			_, hold, _ := pt.clock(h.agent, h.last)
+			tr.goneHold = max(tr.goneHold, 2*hold)
 		}
 	}
 	tr.hops = append(tr.hops[:0], after...)

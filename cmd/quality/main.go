@@ -561,8 +561,9 @@ func (p *prober) finish(t sim.Truth, at float64) {
 	}
 }
 
-// maxLate is how long after a change its event may come and still be true.
-const maxLate = 60
+// maxLate is how long after a change its event may come and still be true:
+// a mouse sampled once in many seconds is raised late, and rightly so.
+const maxLate = 600
 
 func quantile(xs []float64, q float64) float64 {
 	if len(xs) == 0 {

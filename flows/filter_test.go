@@ -1,0 +1,65 @@
+package flows_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fabrictrace/fabrictrace/flows"
+)
+
+// A filter or key nested past the bound, or longer than it, is refused with
+// an error that says so, at once: a 4 MiB filter of '(' once overflowed the
+// stack and killed the collector, and 16k levels of null:[...] took 1.65 s.
+func TestNestingAndLengthAreBounded(t *testing.T) {
+	e := flows.New(flows.Config{})
+	filter := func(s string) *string { return &s }
+	for _, c := range []struct {
+		name string
+		def  flows.Definition
+		want error
+	}{
+		{"32 levels of ( )", flows.Definition{Keys: "ipsource", Filter: filter(strings.Repeat("(", 32) + "ipsource=10.0.0.1" + strings.Repeat(")", 32))}, nil},
+		{"33 levels of ( )", flows.Definition{Keys: "ipsource", Filter: filter(strings.Repeat("(", 33) + "ipsource=10.0.0.1" + strings.Repeat(")", 33))}, flows.ErrTooDeep},
+		{"4 MiB of (", flows.Definition{Keys: "ipsource", Filter: filter(strings.Repeat("(", 4<<20-64) + "ipsource=1")}, flows.ErrTooLong},
+		{"a 4 KiB filter of ( under the length cap", flows.Definition{Keys: "ipsource", Filter: filter(strings.Repeat("(", 4000) + "ipsource=1")}, flows.ErrTooDeep},
+		{"32 levels of null:[ ]", flows.Definition{Keys: flows.KeyList(strings.Repeat("null:[", 31) + "ipsource" + strings.Repeat("]", 31))}, nil},
+		{"33 levels of null:[ ]", flows.Definition{Keys: flows.KeyList(strings.Repeat("null:[", 33) + "ipsource" + strings.Repeat("]", 33))}, flows.ErrTooDeep},
+		{"16k levels of null:[ ]", flows.Definition{Keys: flows.KeyList(strings.Repeat("null:[", 16384) + "ipsource" + strings.Repeat("]", 16384))}, flows.ErrTooLong},
+		{"a deep key inside a filter", flows.Definition{Keys: "ipsource", Filter: filter(strings.Repeat("null:[", 40) + "ipsource" + strings.Repeat("]", 40) + "=1")}, flows.ErrTooDeep},
+	} {
+		start := time.Now()
+		err := e.SetFlow("x", c.def)
+		took := time.Since(start)
+		switch {
+		case c.want == nil && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != nil && !errors.Is(err, c.want):
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		case c.want != nil && !errors.Is(err, flows.ErrInvalid):
+			t.Errorf("%s: %v is not ErrInvalid (a 400)", c.name, err)
+		}
+		if took > 100*time.Millisecond {
+			t.Errorf("%s: %v to compile", c.name, took)
+		}
+	}
+}
+
+// FuzzDefinition compiles random keys and filters: no input panics, and
+// each compiles in bounded time (go test -fuzz runs each input under its
+// own deadline and memory limit).
+func FuzzDefinition(f *testing.F) {
+	for _, s := range []string{"ipsource", "node:inputifindex,ipsource,ipdestination,ipttl", "null:[null:[ipsource]]",
+		"(ipsource=10.0.0.0/8&tcpdestinationport=443)|ipprotocol=17", "concat:[a\\:b]:ipsource", "((((", "range:ipttl:1:64"} {
+		f.Add(s, s)
+	}
+	f.Fuzz(func(t *testing.T, keys, filter string) {
+		e := flows.New(flows.Config{})
+		start := time.Now()
+		e.SetFlow("f", flows.Definition{Keys: flows.KeyList(keys), Filter: &filter})
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("%d-byte keys, %d-byte filter: %v to compile", len(keys), len(filter), d)
+		}
+	})
+}
