@@ -26,16 +26,22 @@ type Elephant struct {
 	Src         netip.Addr `json:"src,omitzero"` // when the flow's keys hold them
 	Dst         netip.Addr `json:"dst,omitzero"`
 	Active      bool       `json:"active"`
-	Start       int64      `json:"start"`           // ms since the epoch: the flow's first sample
-	End         int64      `json:"end,omitempty"`   // its last sample, once it has cleared
-	Duration    float64    `json:"duration"`        // seconds: its age while active, its life once ended
-	Rate        float64    `json:"rate"`            // now, at its busiest location, in the flow's value units per second
-	Peak        float64    `json:"peak"`            // highest rate, in the flow's value units per second
-	Total       float64    `json:"total"`           // in value units, over the life so far
-	Bytes       float64    `json:"bytes"`           // frame bytes, over the life so far
-	Threshold   float64    `json:"threshold"`       // the threshold it crossed
-	Locations   []Location `json:"locations"`       // where it was seen over the threshold
-	Owner       *Owner     `json:"owner,omitempty"` // where its destination lives, from the RIB
+	Start       int64      `json:"start"`         // ms since the epoch: the flow's first sample
+	End         int64      `json:"end,omitempty"` // its last sample, once it has cleared
+	Duration    float64    `json:"duration"`      // seconds: its age while active, its life once ended
+	Rate        float64    `json:"rate"`          // now, in the flow's value units per second: merged over its hops with a confidence, else at its busiest location
+	// With a threshold's confidence: the interval of the merged rate, and
+	// the samples (decayed, over every hop) behind it.
+	RateLow   float64    `json:"rateLow,omitempty"`
+	RateHigh  float64    `json:"rateHigh,omitempty"`
+	Samples   float64    `json:"samples,omitempty"`
+	Detected  int64      `json:"detected"`        // ms since the epoch: when it was declared an elephant
+	Peak      float64    `json:"peak"`            // highest rate, in the flow's value units per second
+	Total     float64    `json:"total"`           // in value units, over the life so far
+	Bytes     float64    `json:"bytes"`           // frame bytes, over the life so far
+	Threshold float64    `json:"threshold"`       // the threshold it crossed
+	Locations []Location `json:"locations"`       // where it was seen over the threshold
+	Owner     *Owner     `json:"owner,omitempty"` // where its destination lives, from the RIB
 	// Path is the largest path its addresses' 5-tuples take, when the flow's
 	// keys hold both addresses.
 	Path []PathHop `json:"path,omitempty"`
@@ -74,6 +80,8 @@ type elephant struct {
 	entries            map[*entry]bool // locations over the threshold, or waiting to re-arm
 	src, dst           netip.Addr      // from the flow's keys, when they hold them
 	plan               *plan           // the flow's, for its entries' rates
+	ev                 *evidence       // its merged evidence, with a confidence
+	z                  float64
 }
 
 type elephantKey struct {
@@ -105,6 +113,7 @@ func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v flo
 				FlowKey: e.formatIdent(p, ident), Active: true, Threshold: th.def.Value}}
 		el.src, el.dst = endpoints(p, ident)
 		el.plan = p
+		el.rec.Detected = e.wall(e.clock())
 		el.rec.Src, el.rec.Dst = el.src, el.dst
 		el.rec.Owner = e.owner(el.dst)
 		l.active[k] = el
@@ -294,6 +303,10 @@ func (e *Engine) record(el *elephant) Elephant {
 		rec.Duration = max(now, el.last) - el.first // its age
 		for ent := range el.entries {
 			rec.Rate = max(rec.Rate, ent.valueAt(el.plan, now))
+		}
+		if el.ev != nil {
+			est := el.ev.estimate(now, el.z)
+			rec.Rate, rec.RateLow, rec.RateHigh, rec.Samples = est.Rate, est.RateLow, est.RateHigh, est.Samples
 		}
 	}
 	rec.Peak, rec.Total, rec.Bytes = el.peak, el.total, el.bytes

@@ -444,7 +444,7 @@ func (e *Engine) update(p *plan, k *flowKey, s *sample, now, frameBytes float64)
 		ev.add(p, s, now)
 	}
 	for _, th := range p.thresholds {
-		th.update(e, p, tb, ent, now)
+		th.update(e, p, tb, ent, s, now)
 	}
 }
 

@@ -84,6 +84,7 @@ type agentClock struct {
 	seq      uint32  // its latest datagram's sequence number
 	sub      uint32  // and sub-agent
 	last     float64 // when it arrived
+	prev     float64 // when the one before it arrived
 	interval float64 // smoothed time between its datagrams
 }
 
@@ -150,7 +151,7 @@ func (pt *pathTracker) heard(dg *decode.Datagram, now float64) {
 	default:
 		ac.interval += (dt - ac.interval) / 8
 	}
-	ac.seq, ac.sub, ac.last = dg.Sequence, dg.SubAgentID, now
+	ac.seq, ac.sub, ac.prev, ac.last = dg.Sequence, dg.SubAgentID, ac.last, now
 }
 
 // Freshness. An agent holds a sample at most about its datagram interval
@@ -644,9 +645,21 @@ type Paths struct {
 	Split  []Split `json:"split,omitempty"`
 	SrcEnd *Owner  `json:"srcOwner,omitempty"`
 	DstEnd *Owner  `json:"dstOwner,omitempty"`
+	// Elephants are the pair's live elephants: their rate now, with its
+	// interval when their threshold has a confidence.
+	Elephants []PairElephant `json:"elephants,omitempty"`
 	// History (with PathQuery.History): every path each 5-tuple took, with
 	// when, oldest first.
 	History []PathEpoch `json:"history,omitempty"`
+}
+
+// PairElephant is an elephant of a pair, as /paths/json reports it.
+type PairElephant struct {
+	ElephantID  int64   `json:"elephantID"`
+	ThresholdID string  `json:"thresholdID"`
+	Threshold   float64 `json:"threshold"`
+	Value       string  `json:"value"` // what the rates count: the flow's value (bytes, bps, frames, fps)
+	Estimate
 }
 
 // PathEpoch is a path one 5-tuple took from one time to another.
@@ -805,6 +818,21 @@ func (e *Engine) pathsLocked(q PathQuery) Paths {
 	}
 	sort.Slice(out.Paths, func(i, j int) bool { return out.Paths[i].Bytes > out.Paths[j].Bytes })
 	out.Split = splits(out.Paths)
+	for _, el := range e.elephants.active {
+		if el.src == q.Src && el.dst == q.Dst {
+			pe := PairElephant{ElephantID: el.rec.ElephantID, ThresholdID: el.rec.ThresholdID, Threshold: el.threshold,
+				Value: el.plan.def.Value}
+			if el.ev != nil {
+				pe.Estimate = el.ev.estimate(now, el.z)
+			} else {
+				for ent := range el.entries {
+					pe.Rate = max(pe.Rate, ent.valueAt(el.plan, now))
+				}
+			}
+			out.Elephants = append(out.Elephants, pe)
+		}
+	}
+	sort.Slice(out.Elephants, func(i, j int) bool { return out.Elephants[i].ElephantID < out.Elephants[j].ElephantID })
 	sort.Slice(out.History, func(i, j int) bool { return out.History[i].From < out.History[j].From })
 	if n := len(out.History); n > maxHistoryAnswer {
 		out.History = out.History[n-maxHistoryAnswer:]

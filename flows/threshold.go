@@ -15,6 +15,11 @@ type Threshold struct {
 	ByFlow  bool             `json:"byFlow"`
 	Timeout int              `json:"timeout"`
 	Filter  map[string][]any `json:"filter,omitempty"`
+	// Confidence, fabrictrace's own (0.5 to 0.9999, 0 for none), makes a
+	// byFlow threshold judge a flow on the evidence of every hop that saw
+	// it: it fires when the lower bound of the merged rate, at this
+	// confidence, is over the value, and re-arms on the upper bound.
+	Confidence float64 `json:"confidence,omitempty"`
 }
 
 // ParseThreshold reads a PUT body, naming any bad field.
@@ -38,6 +43,10 @@ func ParseThreshold(body []byte) (Threshold, error) {
 			err = json.Unmarshal(v, &t.Timeout)
 		case "filter":
 			err = json.Unmarshal(v, &t.Filter)
+		case "confidence":
+			if err = json.Unmarshal(v, &t.Confidence); err == nil && (t.Confidence < 0.5 || t.Confidence > 0.9999) {
+				err = fmt.Errorf("%v: want 0.5 to 0.9999, such as 0.99", t.Confidence)
+			}
 		default:
 			err = fmt.Errorf("unknown field")
 		}
@@ -53,6 +62,9 @@ func ParseThreshold(body []byte) (Threshold, error) {
 	}
 	if t.Timeout < 0 {
 		t.Timeout = 60
+	}
+	if t.Confidence != 0 && !t.ByFlow {
+		return t, fmt.Errorf("threshold field %q: applies to byFlow thresholds only", "confidence")
 	}
 	for attr := range t.Filter {
 		if _, ok := sourceAttrs[attr]; !ok {
@@ -96,6 +108,11 @@ type threshold struct {
 	def      Threshold
 	byEntry  map[*entry]struct{} // each holds its firedBy
 	bySource map[*source]*firing
+	// With a confidence: the evidence of each identity, its members by
+	// entry, and the confidence's normal quantile.
+	evidence map[string]*evidence
+	members  map[*entry]*member
+	z        float64
 }
 
 // firing is one fired data source, waiting to re-arm: the value must stay
@@ -107,11 +124,19 @@ type firing struct {
 func (th *threshold) reset() {
 	th.byEntry = map[*entry]struct{}{}
 	th.bySource = map[*source]*firing{}
+	th.evidence = map[string]*evidence{}
+	th.members = map[*entry]*member{}
 }
 
+func (th *threshold) confident() bool { return th.def.ByFlow && th.def.Confidence > 0 }
+
 // update runs after a sample raised a flow entry's value.
-func (th *threshold) update(e *Engine, p *plan, tb *table, ent *entry, now float64) {
+func (th *threshold) update(e *Engine, p *plan, tb *table, ent *entry, s *sample, now float64) {
 	if !th.applies(e, ent.src) {
+		return
+	}
+	if th.confident() {
+		th.updateConfident(e, p, ent, s, now)
 		return
 	}
 	v := ent.value // just updated: no decay to apply
@@ -180,6 +205,10 @@ func (th *threshold) sweep(e *Engine, now float64) {
 		}
 		return
 	}
+	if th.confident() {
+		th.sweepConfident(e, now)
+		return
+	}
 	for ent := range th.byEntry {
 		f := ent.firing(th)
 		if ent.valueAt(p, now) > th.def.Value {
@@ -216,6 +245,7 @@ func (th *threshold) forget(e *Engine, ent *entry) {
 	if ent.firing(th) != nil {
 		th.rearm(e, ent)
 	}
+	th.leaveEvidence(ent)
 }
 
 // rearm clears a fired entry: its elephant loses a location.
@@ -312,6 +342,9 @@ func (e *Engine) SetThreshold(name string, t Threshold) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	th := &threshold{name: name, def: t, counter: isCounterMetric(t.Metric)}
+	if t.Confidence > 0 {
+		th.z = zOf(t.Confidence)
+	}
 	th.reset()
 	e.thresholds[name] = th
 	e.rewire()

@@ -206,6 +206,13 @@ func render(w io.Writer, ps flows.Paths) {
 		fmt.Fprintf(w, "  %s %s: %s announced by %s", end.name, end.o.Address, end.o.Prefix, or(end.o.AnnouncedBy, end.o.Peer.String()))
 		fmt.Fprintf(w, ", host %s (next hop %s)\n", or(end.o.Host, "?"), end.o.NextHop)
 	}
+	for _, el := range ps.Elephants {
+		fmt.Fprintf(w, "  elephant: %s", rate(el.Rate, el.Value))
+		if el.Samples > 0 {
+			fmt.Fprintf(w, " (interval %s to %s, from %.0f samples)", rate(el.RateLow, el.Value), rate(el.RateHigh, el.Value), el.Samples)
+		}
+		fmt.Fprintf(w, ", over its threshold %q of %s\n", el.ThresholdID, rate(el.Threshold, el.Value))
+	}
 	for i, p := range ps.Paths {
 		state := "complete"
 		if !p.Complete {
@@ -267,6 +274,28 @@ func render(w io.Writer, ps flows.Paths) {
 		}
 		tw.Flush()
 	}
+}
+
+// rate renders a rate in a flow's value units: bits for bytes and bps.
+func rate(v float64, units string) string {
+	unit := units + "/s"
+	switch units {
+	case "bytes":
+		v, unit = v*8, "bit/s"
+	case "bps":
+		unit = "bit/s"
+	case "frames", "fps":
+		unit = "frames/s"
+	}
+	for _, p := range []struct {
+		scale  float64
+		prefix string
+	}{{1e9, "G"}, {1e6, "M"}, {1e3, "k"}} {
+		if v >= p.scale {
+			return fmt.Sprintf("%.1f %s%s", v/p.scale, p.prefix, unit)
+		}
+	}
+	return fmt.Sprintf("%.0f %s", v, unit)
 }
 
 func clock(ms int64) string { return time.UnixMilli(ms).UTC().Format("15:04:05.0") }

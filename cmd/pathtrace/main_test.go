@@ -61,8 +61,9 @@ func TestTextOutputMatchesGolden(t *testing.T) {
 
 // A path that changed: the engine, fed by the simulator with a 1 s export
 // delay, after leaf01's link to the flow's spine failed and came back; its
-// destination then withdrawn. The output shows one live path, complete, the
-// history with times, and the withdrawn owner as what it was.
+// destination then withdrawn. The output shows the elephant's rate with its
+// 99 % interval, one live path, complete, the history with times, and the
+// withdrawn owner as what it was.
 func TestChangedPathMatchesGolden(t *testing.T) {
 	src, dst := netip.MustParseAddr("172.16.1.11"), netip.MustParseAddr("172.16.1.42")
 	s, err := sim.New(sim.Config{Seed: 9, Mice: 50, ServerAgents: true, ExportDelay: time.Second,
@@ -72,6 +73,12 @@ func TestChangedPathMatchesGolden(t *testing.T) {
 	}
 	now := time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC)
 	eng := flows.New(flows.Config{Now: func() time.Time { return now }})
+	if err := eng.SetFlow("elephant", flows.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 100e6 / 8, ByFlow: true, Timeout: 10, Confidence: 0.99}); err != nil {
+		t.Fatal(err)
+	}
 	var dec decode.Decoder
 	step := func(d time.Duration) {
 		for end := s.Now() + d; s.Now() < end; {
@@ -93,9 +100,13 @@ func TestChangedPathMatchesGolden(t *testing.T) {
 	ps, _ := eng.Paths(q)
 	ps.DstEnd = &flows.Owner{Address: dst, Prefix: netip.MustParsePrefix("172.16.1.42/32"), Gone: now.UnixMilli(),
 		Was: &flows.Owner{Address: dst, Prefix: netip.MustParsePrefix("172.16.1.42/32"), AnnouncedBy: "leaf04", Host: "server04"}}
-	if len(ps.Paths) != 1 || !ps.Paths[0].Complete || len(ps.History) != 3 || len(ps.Split) != 0 {
+	if len(ps.Paths) != 1 || !ps.Paths[0].Complete || len(ps.History) != 3 || len(ps.Split) != 0 || len(ps.Elephants) != 1 {
 		t.Errorf("%d paths, complete %v, %d in history, split %v: want 1 path, complete, 3 in history, no split",
 			len(ps.Paths), len(ps.Paths) > 0 && ps.Paths[0].Complete, len(ps.History), ps.Split)
+	}
+	// Its rate, merged over its hops across the change, holds the truth.
+	if truth := 200e6 / 8 * 1518 / 1500; len(ps.Elephants) == 1 && !(ps.Elephants[0].RateLow < truth && truth < ps.Elephants[0].RateHigh) {
+		t.Errorf("elephant %+v: the interval misses the true %g bytes/s", ps.Elephants[0], truth)
 	}
 	var b bytes.Buffer
 	render(&b, ps)

@@ -1,0 +1,291 @@
+package flows
+
+import "math"
+
+// A threshold with a confidence (fabrictrace's own field; sFlow-RT has no
+// such thing) does not judge each flow entry alone. It merges the evidence
+// of every entry with the same identity: the same flow seen at every hop,
+// its key differing only in location fields (node, port, TTL). Each hop's
+// samples are a Poisson count whose mean is the flow's packet rate times
+// the time the hop watched, over its sampling rate; so the merged rate is
+// the hops' sampled units over their summed exposure, and the count of
+// samples behind it bounds it. The threshold fires when the lower bound of
+// that interval, at the stated confidence, is over the value, and re-arms
+// once the upper bound has stayed under it for the timeout: the mirror
+// rule, whose gap is the hysteresis.
+//
+// Exposure runs on each agent's own clock: from the arrival of the
+// datagram before the hop's first sample (an agent holds samples until it
+// sends, so they may have been taken any time since) to the arrival of its
+// latest one. A datagram that brings a second of held samples at once is
+// then a second's worth of evidence, not a burst.
+
+// evidenceTau is the time constant of the evidence: longer than a flow's
+// own t, so that sparse sampling (1-in-10000) gathers enough samples.
+const evidenceTau = 10.0
+
+// candidateShare is the share of the threshold at which a flow entry starts
+// gathering evidence: below it, a sample costs nothing more.
+const candidateShare = 0.25
+
+// evidence is one identity's merged evidence under one threshold.
+type evidence struct {
+	ident    string
+	members  []*member
+	fired    bool
+	below    float64 // when its upper bound went under the value, or -1
+	elephant *elephant
+	size     float64 // mean value units per packet, as last seen
+}
+
+// member is one entry (one hop) of an identity's evidence.
+type member struct {
+	ent        *entry
+	ev         *evidence
+	clock      *agentClock // its agent's, for exposure; nil if unknown
+	count      float64     // samples, decayed to at
+	units      float64     // their value units per packet (unscaled by sampling), decayed to at
+	at         float64
+	start      float64 // exposure begins
+	perSample  float64 // packets one sample stands for, lately
+	lastReport float64 // exposure ends, when the agent is unknown
+	n          float64 // samples, undecayed
+	gap        float64 // smoothed time between its samples' arrivals
+}
+
+// watching says whether a member still sees the flow: it has not been
+// silent, in its agent's reports since, for 10 of its gaps (at least
+// minQuiet; windowFloor while it has too few samples to tell).
+func (m *member) watching(now float64) bool {
+	q := windowFloor
+	if m.n >= 3 {
+		q = max(minQuiet, quietGaps*m.gap)
+	}
+	reported := now
+	if m.clock != nil {
+		reported = min(m.clock.last, now)
+	}
+	return reported-m.at < q || now-m.at < q
+}
+
+// Estimate is a rate estimate with its interval, from the samples behind it.
+type Estimate struct {
+	Rate     float64 `json:"rate"`
+	RateLow  float64 `json:"rateLow"`
+	RateHigh float64 `json:"rateHigh"`
+	Samples  float64 `json:"samples"` // decayed, merged over hops
+}
+
+// zOf is the one-sided normal quantile of a confidence.
+func zOf(confidence float64) float64 {
+	return math.Sqrt2 * math.Erfinv(2*confidence-1)
+}
+
+// poissonBounds bounds the mean of a Poisson count n, one-sided each way at
+// quantile z (Wilson and Hilferty's approximation, good to a few percent
+// from n = 1).
+func poissonBounds(n, z float64) (low, high float64) {
+	if n > 0 {
+		c := 1 - 1/(9*n) - z/(3*math.Sqrt(n))
+		low = n * max(c, 0) * max(c, 0) * max(c, 0)
+	}
+	m := n + 1
+	c := 1 - 1/(9*m) + z/(3*math.Sqrt(m))
+	return low, m * c * c * c
+}
+
+// estimate merges the members' evidence as of now.
+//
+// A hop that no longer sees the flow while another still does (the flow
+// moved off it) watched only until its last sample: its exposure stops
+// there, or it would dilute the rate. When no hop sees it, the flow went
+// quiet: every hop's exposure runs on, and the rate decays.
+func (ev *evidence) estimate(now, z float64) Estimate {
+	var n, units, expo float64
+	anyWatching := false
+	for _, m := range ev.members {
+		if m.watching(now) {
+			anyWatching = true
+			break
+		}
+	}
+	for _, m := range ev.members {
+		d := decay((now - m.at) / evidenceTau)
+		n += m.count * d
+		units += m.units * d
+		end := m.lastReport
+		if m.clock != nil {
+			end = max(m.clock.last, m.at)
+		}
+		if anyWatching && !m.watching(now) {
+			end = m.at
+		}
+		end = min(end, now)
+		if end > m.start {
+			expo += evidenceTau / m.perSample * (decay((now-end)/evidenceTau) - decay((now-m.start)/evidenceTau))
+		}
+	}
+	if n > 0 {
+		ev.size = units / n
+	}
+	if expo <= 0 {
+		return Estimate{Samples: n}
+	}
+	low, high := poissonBounds(n, z)
+	return Estimate{Rate: units / expo, RateLow: ev.size * low / expo, RateHigh: ev.size * high / expo, Samples: n}
+}
+
+// updateConfident is update for a byFlow threshold with a confidence.
+func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *sample, now float64) {
+	m := th.members[ent]
+	if m == nil {
+		if ent.value < candidateShare*th.def.Value {
+			return
+		}
+		m = th.join(e, p, ent, s, now)
+	}
+	scale := max(s.scaled, 1)
+	if m.n > 0 {
+		if dt := now - m.at; m.n == 1 {
+			m.gap = dt
+		} else {
+			m.gap += (dt - m.gap) / 8
+		}
+	}
+	m.n++
+	d := decay((now - m.at) / evidenceTau)
+	m.count = m.count*d + 1
+	m.units = m.units*d + p.amount(p.value, s)/scale
+	m.at, m.perSample, m.lastReport = now, scale, now
+	ev := m.ev
+	est := ev.estimate(now, th.z)
+	if !ev.fired {
+		if est.RateLow > th.def.Value {
+			th.fireEvidence(e, p, ev, est, now)
+		}
+		return
+	}
+	if est.RateHigh >= th.def.Value {
+		ev.below = -1
+	}
+	if f := ent.firing(th); f != nil {
+		f.below = -1
+		f.elephant.seen(ent, ent.value)
+		if est.RateHigh >= th.def.Value {
+			f.elephant.last = max(f.elephant.last, now)
+		}
+		return
+	}
+	// A hop that joined an identity already over the threshold: its event,
+	// and a location of the elephant.
+	th.fireMember(e, p, m, now)
+}
+
+// join makes an entry a member of its identity's evidence.
+func (th *threshold) join(e *Engine, p *plan, ent *entry, s *sample, now float64) *member {
+	ident := string(identOf(p, ent.key()))
+	ev := th.evidence[ident]
+	if ev == nil {
+		ev = &evidence{ident: ident, below: -1}
+		th.evidence[ident] = ev
+	}
+	m := &member{ent: ent, ev: ev, at: now, start: now, perSample: max(s.scaled, 1)}
+	if ac := e.paths.agents[s.dg.Agent]; ac != nil {
+		m.clock = ac
+		if ac.prev > 0 && ac.prev < now {
+			m.start = ac.prev // its samples may have been taken since the datagram before
+		}
+	}
+	// The entry's earlier samples (under the candidate share) count too,
+	// spread over its life and decayed as if so; this one is added by the
+	// caller.
+	if amount := p.amount(p.value, s); amount > 0 && ent.total > amount {
+		m.start = min(m.start, ent.first)
+		life := now - m.start
+		n := ent.total/amount - 1
+		if life > 0 {
+			n *= evidenceTau / life * (1 - decay(life/evidenceTau))
+		}
+		m.count, m.units = n, n*amount/m.perSample
+	}
+	ev.members = append(ev.members, m)
+	th.members[ent] = m
+	return m
+}
+
+// fireEvidence fires an identity: each of its hops over the candidate share
+// gets its event, and the elephant starts with them as locations.
+func (th *threshold) fireEvidence(e *Engine, p *plan, ev *evidence, est Estimate, now float64) {
+	ev.fired, ev.below = true, -1
+	for _, m := range ev.members {
+		th.fireMember(e, p, m, now)
+	}
+}
+
+func (th *threshold) fireMember(e *Engine, p *plan, m *member, now float64) {
+	ent := m.ent
+	if ent.firing(th) != nil {
+		return
+	}
+	v := ent.valueAt(p, now)
+	th.byEntry[ent] = struct{}{}
+	th.fire(e, p, ent, v)
+	el := e.elephants.start(e, th, p, ent, max(v, th.def.Value))
+	el.ev, el.z = m.ev, th.z
+	m.ev.elephant = el
+	ent.fire(firedBy{th: th, below: -1, elephant: el})
+}
+
+// sweepConfident re-arms identities whose upper bound stayed under the
+// value for the timeout, and lets go of the evidence of flows that fell
+// quiet without firing, so that it stays bounded by the table.
+func (th *threshold) sweepConfident(e *Engine, now float64) {
+	for ident, ev := range th.evidence {
+		est := ev.estimate(now, th.z)
+		if ev.fired {
+			if est.RateHigh >= th.def.Value {
+				ev.below = -1
+				continue
+			}
+			if ev.below < 0 {
+				ev.below = now
+			}
+			if now-ev.below < float64(th.def.Timeout) {
+				continue
+			}
+			for _, m := range ev.members {
+				if m.ent.firing(th) != nil {
+					th.rearm(e, m.ent)
+				}
+				delete(th.members, m.ent)
+			}
+			delete(th.evidence, ident)
+			continue
+		}
+		if est.Samples < 0.05 || est.RateHigh < candidateShare*th.def.Value {
+			for _, m := range ev.members {
+				delete(th.members, m.ent)
+			}
+			delete(th.evidence, ident)
+		}
+	}
+}
+
+// leaveEvidence drops an entry the table let go from its identity.
+func (th *threshold) leaveEvidence(ent *entry) {
+	m := th.members[ent]
+	if m == nil {
+		return
+	}
+	delete(th.members, ent)
+	ev := m.ev
+	for i, x := range ev.members {
+		if x == m {
+			ev.members = append(ev.members[:i], ev.members[i+1:]...)
+			break
+		}
+	}
+	if len(ev.members) == 0 {
+		delete(th.evidence, ev.ident)
+	}
+}

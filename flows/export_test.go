@@ -1,0 +1,4 @@
+package flows
+
+// PoissonBounds is poissonBounds, for the external tests.
+var PoissonBounds = poissonBounds
