@@ -22,6 +22,7 @@ type Flow struct {
 	Hops             []Hop
 	Packets, Bytes   uint64       // sent so far
 	Changes          []PathChange // the spines it moved between, oldest first
+	Mix              bool         // a flow of the threshold-straddling mix (Config.MixEvery)
 
 	srcContainer, dstContainer *Container
 	srcEnd, dstEnd             endpoint

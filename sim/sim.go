@@ -33,7 +33,12 @@ type Config struct {
 	ElephantRate     float64       // bits per second of random elephants [400e6]
 	ElephantDuration time.Duration // of random elephants [30s]
 	Collision        bool          // give the first random elephant a twin hashed onto the same uplink
-	ChurnEvery       time.Duration // destroy a container and create another this often [never]
+	// MixEvery starts a flow this often whose rate straddles MixThreshold
+	// (bits per second [100e6]): log-uniform from a quarter of it to four
+	// times, for ElephantDuration; its truth says mix and its rate.
+	MixEvery     time.Duration
+	MixThreshold float64
+	ChurnEvery   time.Duration // destroy a container and create another this often [never]
 
 	// ExportDelay is how long an agent holds a datagram that is not full,
 	// as Open vSwitch (about 1 s) and pmacctd (longer) do [0: sent every tick].
@@ -73,6 +78,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ElephantDuration == 0 {
 		c.ElephantDuration = 30 * time.Second
+	}
+	if c.MixThreshold == 0 {
+		c.MixThreshold = 100e6
 	}
 	if c.MaxEndedFlows == 0 {
 		c.MaxEndedFlows = 100_000
@@ -135,6 +143,7 @@ type Sim struct {
 	collided   bool
 	triggers   int
 	miceDue    float64
+	nextMix    time.Duration
 	onRoute    []func(RouteChange)
 	scratch    []byte                 // a sampled frame being written
 	down       map[link]time.Duration // leaf-spine links down, and when each comes back
@@ -267,6 +276,7 @@ func (s *Sim) Step(send func([]byte)) {
 	defer s.mu.Unlock()
 	dt := s.cfg.Tick
 	s.startScheduled()
+	s.startMix()
 	s.churn()
 	s.failLinks()
 	s.spawnMice()
@@ -518,6 +528,28 @@ func (s *Sim) startElephant(e Elephant) *Flow {
 	f := s.startFlow(src, dst, proto, sport, dport, e.Rate/8, 1500, e.Duration, true)
 	s.startFlow(dst, src, proto, dport, sport, e.Rate/8/40, 52, e.Duration, false)
 	return f
+}
+
+// startMix starts a flow whose rate straddles the threshold when one is
+// due: what tells a detector's precision and recall apart.
+func (s *Sim) startMix() {
+	if s.cfg.MixEvery <= 0 || s.now < s.nextMix {
+		return
+	}
+	s.nextMix = s.now + s.cfg.MixEvery
+	src := s.randomContainer(nil)
+	if src == nil {
+		return
+	}
+	dst := s.randomContainer(src.Server.Leaf)
+	if dst == nil {
+		return
+	}
+	rate := s.cfg.MixThreshold * math.Exp(math.Log(0.25)+s.rng.Float64()*math.Log(16)) // 0.25x to 4x, log-uniform
+	e := Elephant{Src: src.Addr, Dst: dst.Addr, Rate: rate, Duration: s.cfg.ElephantDuration}
+	if f := s.startElephant(e); f != nil {
+		f.Elephant, f.Mix = false, true
+	}
 }
 
 func (s *Sim) startRandomElephant() {

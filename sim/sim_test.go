@@ -420,3 +420,31 @@ func TestExportDelayHoldsDatagrams(t *testing.T) {
 		t.Errorf("%d datagrams followed another from the same agent; %d of them half full and within 1 s", gaps, short)
 	}
 }
+
+// The mix straddles the threshold: rates from a quarter of it to four
+// times, about as many under as over, each marked in the truth.
+func TestMixStraddlesTheThreshold(t *testing.T) {
+	s, err := New(Config{Seed: 8, Mice: -1, MixEvery: time.Second, MixThreshold: 100e6, ElephantDuration: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.RunFor(200*time.Second, func([]byte) {})
+	under, over := 0, 0
+	for _, f := range s.TruthOf(TruthFilter{Elephants: true}).Flows {
+		if !f.Mix {
+			continue
+		}
+		times := f.Rate * 8 / 100e6
+		if times < 0.25 || times > 4 || f.Elephant {
+			t.Fatalf("mix flow %d at %.2fx (elephant %v)", f.ID, times, f.Elephant)
+		}
+		if times < 1 {
+			under++
+		} else {
+			over++
+		}
+	}
+	if under+over < 150 || under < (under+over)*4/10 || over < (under+over)*4/10 {
+		t.Errorf("%d mix flows under the threshold, %d over: want about as many of each", under, over)
+	}
+}

@@ -39,7 +39,7 @@ type TruthChange struct {
 
 // TruthFilter selects the flows a Truth holds.
 type TruthFilter struct {
-	Elephants bool // only elephants
+	Elephants bool // only elephants and the mix
 	Active    bool // only flows running now
 }
 
@@ -87,6 +87,7 @@ type TruthFlow struct {
 	End        float64    `json:"end"` // planned while it runs
 	Active     bool       `json:"active"`
 	Elephant   bool       `json:"elephant"`
+	Mix        bool       `json:"mix,omitempty"` // of the mix that straddles the threshold
 	Packets    uint64     `json:"packets"`
 	Bytes      uint64     `json:"bytes"`
 	Hops       []TruthHop `json:"hops"`
@@ -140,13 +141,13 @@ func (s *Sim) TruthOf(sel TruthFilter) Truth {
 	}
 	if !sel.Active {
 		for _, f := range s.ended {
-			if f.Elephant || !sel.Elephants {
+			if f.Elephant || f.Mix || !sel.Elephants {
 				t.Flows = append(t.Flows, truthFlow(f, false))
 			}
 		}
 	}
 	for _, f := range s.flows {
-		if f.Elephant || !sel.Elephants {
+		if f.Elephant || f.Mix || !sel.Elephants {
 			t.Flows = append(t.Flows, truthFlow(f, true))
 		}
 	}
@@ -156,7 +157,7 @@ func (s *Sim) TruthOf(sel TruthFilter) Truth {
 func truthFlow(f *Flow, active bool) TruthFlow {
 	tf := TruthFlow{ID: f.ID, Src: f.Src, Dst: f.Dst, Proto: f.Proto, SrcPort: f.SrcPort, DstPort: f.DstPort,
 		Rate: f.Rate, PacketSize: f.PacketSize, Start: secs(f.Start), End: secs(f.End), Active: active,
-		Elephant: f.Elephant, Packets: f.Packets, Bytes: f.Bytes}
+		Elephant: f.Elephant, Mix: f.Mix, Packets: f.Packets, Bytes: f.Bytes}
 	for _, h := range f.Hops {
 		th := TruthHop{Node: h.Node.Name, InIfIndex: ifIndex(h.In), OutIfIndex: ifIndex(h.Out), TTL: h.TTL, Samples: h.Samples}
 		if h.In != nil {

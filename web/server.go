@@ -106,52 +106,52 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, router: mux.NewRouter()}
 	r := s.router
-	r.HandleFunc("/flow/json", s.listFlows).Methods(http.MethodGet)
-	r.HandleFunc("/flow/{name}/json", s.getFlow).Methods(http.MethodGet)
+	r.HandleFunc("/flow/json", s.listFlows).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/flow/{name}/json", s.getFlow).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/flow/{name}/json", s.write("flow", s.putFlow)).Methods(http.MethodPut, http.MethodPost)
 	r.HandleFunc("/flow/{name}/json", s.write("flow", s.deleteFlow)).Methods(http.MethodDelete)
-	r.HandleFunc("/threshold/json", s.listThresholds).Methods(http.MethodGet)
-	r.HandleFunc("/threshold/{name}/json", s.getThreshold).Methods(http.MethodGet)
+	r.HandleFunc("/threshold/json", s.listThresholds).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/threshold/{name}/json", s.getThreshold).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/threshold/{name}/json", s.write("threshold", s.putThreshold)).Methods(http.MethodPut, http.MethodPost)
 	r.HandleFunc("/threshold/{name}/json", s.write("threshold", s.deleteThreshold)).Methods(http.MethodDelete)
-	r.HandleFunc("/group/json", s.listGroups).Methods(http.MethodGet)
+	r.HandleFunc("/group/json", s.listGroups).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/group/{name}/json", s.write("group", s.putGroup)).Methods(http.MethodPut, http.MethodPost)
-	r.HandleFunc("/events/json", s.events).Methods(http.MethodGet)
-	r.HandleFunc("/elephants/json", s.elephants).Methods(http.MethodGet)
-	r.HandleFunc("/activeflows/{agent}/{name}/json", s.activeFlows).Methods(http.MethodGet)
-	r.HandleFunc("/flowkeys/json", s.flowKeys).Methods(http.MethodGet)
-	r.HandleFunc("/agents/json", s.agents).Methods(http.MethodGet)
-	r.HandleFunc("/topology/json", s.getTopology).Methods(http.MethodGet)
+	r.HandleFunc("/events/json", s.events).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/elephants/json", s.elephants).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/activeflows/{agent}/{name}/json", s.activeFlows).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/flowkeys/json", s.flowKeys).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/agents/json", s.agents).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/topology/json", s.getTopology).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/topology/json", s.write("topology", s.putTopology)).Methods(http.MethodPut, http.MethodPost)
-	r.HandleFunc("/history/events/json", s.history(s.historyEvents)).Methods(http.MethodGet)
-	r.HandleFunc("/history/elephants/json", s.history(s.historyElephants)).Methods(http.MethodGet)
-	r.HandleFunc("/analyzer/json", s.analyzer).Methods(http.MethodGet)
-	r.HandleFunc("/metric/{agent}/json", s.agentMetrics).Methods(http.MethodGet)
-	r.HandleFunc("/metric/{agent}/{metrics}/json", s.metric).Methods(http.MethodGet)
-	r.HandleFunc("/dump/{agent}/{metrics}/json", s.dump).Methods(http.MethodGet)
-	r.HandleFunc("/table/{agent}/{metrics}/json", s.table).Methods(http.MethodGet)
-	r.HandleFunc("/paths/json", s.paths).Methods(http.MethodGet)
+	r.HandleFunc("/history/events/json", s.history(s.historyEvents)).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/history/elephants/json", s.history(s.historyElephants)).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/analyzer/json", s.analyzer).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/metric/{agent}/json", s.agentMetrics).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/metric/{agent}/{metrics}/json", s.metric).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/dump/{agent}/{metrics}/json", s.dump).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/table/{agent}/{metrics}/json", s.table).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/paths/json", s.paths).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/collisions/json", func(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, s.cfg.Engine.Collisions())
-	}).Methods(http.MethodGet)
-	r.HandleFunc("/nodes/json", s.nodes).Methods(http.MethodGet)
-	r.HandleFunc("/app/prometheus/scripts/export.js/flows/{agent}/txt", s.promFlowExport).Methods(http.MethodGet)
+	}).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/nodes/json", s.nodes).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/app/prometheus/scripts/export.js/flows/{agent}/txt", s.promFlowExport).Methods(http.MethodGet, http.MethodHead)
 	if cfg.Metrics != nil {
-		r.Handle("/metrics", cfg.Metrics).Methods(http.MethodGet)
+		r.Handle("/metrics", cfg.Metrics).Methods(http.MethodGet, http.MethodHead)
 	}
 	if cfg.Debug != nil {
 		r.PathPrefix("/debug/pprof/").Handler(cfg.Debug)
 	}
-	r.PathPrefix("/ui/").Handler(s.ui()).Methods(http.MethodGet)
-	r.Handle("/", http.RedirectHandler("/ui/", http.StatusFound)).Methods(http.MethodGet)
-	r.HandleFunc("/path/json", s.path).Methods(http.MethodGet)
-	r.HandleFunc("/bgp/neighbors/json", s.neighbors).Methods(http.MethodGet)
-	r.HandleFunc("/rib/json", s.ribList).Methods(http.MethodGet)
-	r.HandleFunc("/rib/lookup/json", s.ribLookup).Methods(http.MethodGet)
+	r.PathPrefix("/ui/").Handler(s.ui()).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/", http.RedirectHandler("/ui/", http.StatusFound)).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/path/json", s.path).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/bgp/neighbors/json", s.neighbors).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/rib/json", s.ribList).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/rib/lookup/json", s.ribLookup).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/version", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, Version)
-	}).Methods(http.MethodGet)
+	}).Methods(http.MethodGet, http.MethodHead)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s", r.URL.Path))
 	})
@@ -341,12 +341,18 @@ func (q *query) float(name string, def float64) float64 {
 // maxWait bounds a long poll.
 const maxWait = 600 * time.Second
 
+// timeout reads a long poll's timeout, in seconds, capped at maxWait (a
+// huge or infinite one is the cap, not an overflow that returns at once).
 func (q *query) timeout() time.Duration {
 	t := q.float("timeout", 0)
 	if t < 0 {
 		q.err = fmt.Errorf("query parameter timeout=%v: want seconds, 0 or more", t)
+		return 0
 	}
-	return min(time.Duration(t*float64(time.Second)), maxWait)
+	if t >= maxWait.Seconds() {
+		return maxWait
+	}
+	return time.Duration(t * float64(time.Second))
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
@@ -358,7 +364,16 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, q.err)
 		return
 	}
+	extendWrite(w, timeout)
 	s.reply(w, s.cfg.Engine.Events(r.Context(), after, r.URL.Query().Get("thresholdID"), int(min(max, 10_000)), timeout))
+}
+
+// extendWrite lets a long poll's answer go out after its timeout, past the
+// server's write timeout.
+func extendWrite(w http.ResponseWriter, timeout time.Duration) {
+	if timeout > 0 {
+		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeout + 30*time.Second))
+	}
 }
 
 // elephants serves /elephants/json: one record per elephant, newest first
@@ -390,6 +405,7 @@ func (s *Server) elephants(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, q.err)
 		return
 	}
+	extendWrite(w, timeout)
 	s.reply(w, s.cfg.Engine.Elephants(r.Context(), after, int(min(max, 10_000)), timeout))
 }
 

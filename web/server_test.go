@@ -370,3 +370,40 @@ func TestPrometheusAppFlowExport(t *testing.T) {
 	}
 	r.must("GET", "/app/prometheus/scripts/export.js/flows/ALL/txt?metric=x", "", 400)
 }
+
+// A long poll whose timeout is huge or infinite waits, capped, rather than
+// overflowing into a negative wait that returns at once; HEAD works where
+// GET does; the dashboard forbids what it does not load from the collector.
+func TestTimeoutsHeadAndUIHeaders(t *testing.T) {
+	r := newRig(t, sim.Config{Seed: 1, Mice: -1}, false)
+	for _, timeout := range []string{"1e10", "Inf", "1e300", "600"} {
+		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.srv.URL+"/events/json?eventID=0&timeout="+timeout, nil)
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		cancel()
+		if err == nil {
+			resp.Body.Close()
+			t.Errorf("timeout=%s: answered %s after %v, want a wait (capped at 600 s)", timeout, resp.Status, time.Since(start))
+		}
+	}
+	for _, path := range []string{"/version", "/events/json", "/flow/json", "/ui/"} {
+		resp, err := http.Head(r.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("HEAD %s: %s", path, resp.Status)
+		}
+	}
+	resp, err := http.Get(r.srv.URL + "/ui/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") ||
+		resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("/ui/ headers: CSP %q, X-Content-Type-Options %q", csp, resp.Header.Get("X-Content-Type-Options"))
+	}
+}

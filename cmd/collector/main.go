@@ -44,6 +44,7 @@ type options struct {
 	statsInterval time.Duration
 	logLevel      string
 	http          string
+	httpMaxConns  int
 	readOnly      bool
 	maxFlows      int
 	define        string
@@ -74,6 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rcvbuf, "sflow-rcvbuf", 32<<20, "socket receive buffer to request, in `bytes` (capped by net.core.rmem_max)")
 	fs.IntVar(&o.maxAgents, "max-agents", 10000, "sFlow agents to track; beyond it the least recently seen are forgotten")
 	fs.StringVar(&o.http, "http", ":8008", "TCP `address` for the REST API (empty disables it)")
+	fs.IntVar(&o.httpMaxConns, "http-max-conns", 1000, "REST connections open at once; past it a client gets 503 at once, counted")
 	fs.BoolVar(&o.readOnly, "readonly", false, "refuse REST writes (flows, thresholds, topology) with 403")
 	fs.IntVar(&o.maxFlows, "max-flows", 100000, "flow entries kept per flow definition; beyond it the smallest are evicted")
 	fs.StringVar(&o.bgp, "bgp", ":179", "TCP `address` for passive BGP (empty disables it); ports below 1024 need root")
@@ -218,7 +220,9 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			}
 			return fmt.Errorf("-http: %w", err)
 		}
-		logger.Info("serving REST API", "http", ln.Addr().String(), "readonly", o.readOnly)
+		limited := newLimitListener(ln, o.httpMaxConns)
+		ln = limited
+		logger.Info("serving REST API", "http", ln.Addr().String(), "readonly", o.readOnly, "max_conns", o.httpMaxConns)
 		if o.token == "" && !o.readOnly {
 			logger.Warn("REST writes are open to anyone who can reach -http; set -token (or $FABRICTRACE_TOKEN), or -readonly")
 		}
@@ -226,14 +230,15 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			Ingest: func() map[string]any {
 				is := l.Stats()
 				return map[string]any{"kernelDrops": is.Kernel.SocketDrops, "rcvbufErrors": is.Kernel.RcvbufErrors,
-					"droppedBehind": is.DroppedBehind, "undecodable": is.Undecodable}
+					"droppedBehind": is.DroppedBehind, "undecodable": is.Undecodable,
+					"httpConnectionsRefused": limited.refused.Load()}
 			},
 			Logger: logger}
 		if st != nil {
 			wcfg.Saver, wcfg.History = st, history{st}
 		}
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(selfMetrics{ingest: l, engine: engine, rib: routes, store: st},
+		reg.MustRegister(selfMetrics{ingest: l, engine: engine, rib: routes, store: st, http: limited},
 			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		if o.pprof {
 			wcfg.Debug = http.DefaultServeMux // net/http/pprof registers there
@@ -241,7 +246,11 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		wcfg.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})
 		// Requests live in ctx: a stop ends the long polls at once, so
 		// waiters are released and Shutdown does not wait out their timeouts.
-		srv := &http.Server{Handler: web.New(wcfg), ReadHeaderTimeout: 10 * time.Second,
+		// Every connection is timed: a request has 30 s to arrive, an answer
+		// 60 s to go out (a long poll extends its own, up to its timeout),
+		// an idle keep-alive 2 minutes; headers are capped at 64 KiB.
+		srv := &http.Server{Handler: web.New(wcfg), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 			BaseContext: func(net.Listener) context.Context { return ctx }}
 		g.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -19,6 +19,7 @@ type selfMetrics struct {
 	engine *flows.Engine
 	rib    *rib.RIB     // nil when BGP is off
 	store  *store.Store // nil without -db
+	http   *limitListener
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -47,6 +48,8 @@ var (
 	dStoreDropped  = desc("store_dropped_total", "History records dropped: queue full or write failed.")
 	dStoreWrite    = desc("store_write_seconds_total", "Time spent committing history batches.")
 	dWaiters       = desc("longpoll_waiters", "Long polls waiting now, on events and elephants.")
+	dHTTPRefused   = desc("http_connections_refused_total", "REST connections answered 503 past -http-max-conns.")
+	dHTTPOpen      = desc("http_connections", "REST connections open now.")
 	dBuild         = desc("build_info", "Build information.", "version", "goversion")
 	counter, gauge = prometheus.CounterValue, prometheus.GaugeValue
 )
@@ -54,7 +57,7 @@ var (
 func (m selfMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dDatagrams, dSamples, dBytes, dLost, dFaults, dKernel, dRcvbuf, dBehind,
 		dFlows, dFlowsEvicted, dEvents, dPaths, dPathsEvicted, dPeers, dPeerPrefixes, dRIB, dStoreQueue,
-		dStoreWritten, dStoreDropped, dStoreWrite, dWaiters, dBuild} {
+		dStoreWritten, dStoreDropped, dStoreWrite, dWaiters, dBuild, dHTTPRefused, dHTTPOpen} {
 		ch <- d
 	}
 }
@@ -62,6 +65,10 @@ func (m selfMetrics) Describe(ch chan<- *prometheus.Desc) {
 func (m selfMetrics) Collect(ch chan<- prometheus.Metric) {
 	put := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, t, v, labels...)
+	}
+	if m.http != nil {
+		put(dHTTPRefused, counter, float64(m.http.refused.Load()))
+		put(dHTTPOpen, gauge, float64(m.http.open.Load()))
 	}
 	for _, a := range m.ingest.Agents() {
 		agent := a.Agent.String()

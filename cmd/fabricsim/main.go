@@ -42,6 +42,7 @@ type options struct {
 	progress     time.Duration
 	logLevel     string
 	elephantMbps float64
+	mixMbps      float64
 }
 
 // elephantList is the repeatable -elephant flag: SRC,DST,MBPS,START,DURATION.
@@ -106,6 +107,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.elephantMbps, "elephant-mbps", 400, "rate of random elephants, Mbit/s")
 	fs.DurationVar(&c.ElephantDuration, "elephant-duration", 30*time.Second, "duration of random elephants")
 	fs.BoolVar(&c.Collision, "collision", false, "hash a second elephant onto the first one's uplink")
+	fs.DurationVar(&c.MixEvery, "elephant-mix", 0, "start a flow this often whose rate straddles -mix-threshold-mbps: log-uniform from 0.25 to 4 times it (0 for never)")
+	fs.Float64Var(&o.mixMbps, "mix-threshold-mbps", 100, "the threshold the -elephant-mix flows straddle, Mbit/s")
 	fs.DurationVar(&c.ChurnEvery, "churn", time.Minute, "destroy a container and create another this often (0 for never)")
 	fs.DurationVar(&c.ExportDelay, "export-delay", time.Second, "agents hold a datagram that is not full this long, as Open vSwitch does (0 sends every tick)")
 	fs.BoolVar(&c.LinkFailures, "link-failures", false, "take random leaf-spine links down and up; routing moves their flows to the other spines and back")
@@ -132,6 +135,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		c.Mice = -1
 	}
 	c.ElephantRate = o.elephantMbps * 1e6
+	if o.mixMbps <= 0 {
+		return o, fmt.Errorf("-mix-threshold-mbps %g: want above 0", o.mixMbps)
+	}
+	c.MixThreshold = o.mixMbps * 1e6
 	c.Elephants = o.elephants
 	if o.fast && o.duration <= 0 {
 		return o, errors.New("-fast needs -duration")
