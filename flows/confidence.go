@@ -171,6 +171,7 @@ func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *sample, 
 	if f := ent.firing(th); f != nil {
 		f.below = -1
 		f.elephant.seen(ent, ent.value)
+		f.elephant.peak = max(f.elephant.peak, est.Rate)
 		if est.RateHigh >= th.def.Value {
 			f.elephant.last = max(f.elephant.last, now)
 		}
@@ -196,17 +197,17 @@ func (th *threshold) join(e *Engine, p *plan, ent *entry, s *sample, now float64
 			m.start = ac.prev // its samples may have been taken since the datagram before
 		}
 	}
-	// The entry's earlier samples (under the candidate share) count too,
-	// spread over its life and decayed as if so; this one is added by the
-	// caller.
-	if amount := p.amount(p.value, s); amount > 0 && ent.total > amount {
-		m.start = min(m.start, ent.first)
-		life := now - m.start
-		n := ent.total/amount - 1
-		if life > 0 {
-			n *= evidenceTau / life * (1 - decay(life/evidenceTau))
+	// The entry's recent samples count too: its value is a count of them
+	// decayed over the flow's t, over an exposure as long (or its life, if
+	// shorter). Not its whole history: mice of the same pair before an
+	// elephant would hold the estimate down for the evidence's 10 s.
+	if amount := p.amount(p.value, s); amount > 0 {
+		life := max(now-ent.first, 0)
+		window := p.tau * (1 - decay(life/p.tau))
+		if n := ent.value*p.tau/amount - 1; n > 0 && window > 0 {
+			m.count, m.units = n, n*amount/m.perSample
+			m.start = min(m.start, now-window)
 		}
-		m.count, m.units = n, n*amount/m.perSample
 	}
 	ev.members = append(ev.members, m)
 	th.members[ent] = m
@@ -230,8 +231,9 @@ func (th *threshold) fireMember(e *Engine, p *plan, m *member, now float64) {
 	v := ent.valueAt(p, now)
 	th.byEntry[ent] = struct{}{}
 	th.fire(e, p, ent, v)
-	el := e.elephants.start(e, th, p, ent, max(v, th.def.Value))
+	el := e.elephants.start(e, th, p, ent, v)
 	el.ev, el.z = m.ev, th.z
+	el.last = max(el.last, now)
 	m.ev.elephant = el
 	ent.fire(firedBy{th: th, below: -1, elephant: el})
 }

@@ -23,12 +23,17 @@ func (c *fakeClock) now() time.Time { return c.t }
 type fabric struct {
 	// dropAgents, when set, loses the datagrams of the agents it picks.
 	dropAgents func(netip.Addr) bool
-	t          *testing.T
-	sim        *sim.Sim
-	eng        *flows.Engine
-	clock      *fakeClock
-	dec        decode.Decoder
-	steps      int
+	// stall, when over 1, holds the datagrams of that many steps and takes
+	// them at once, as a collector that fell behind does: their arrival
+	// times bunch up.
+	stall   int
+	pending [][]byte
+	t       *testing.T
+	sim     *sim.Sim
+	eng     *flows.Engine
+	clock   *fakeClock
+	dec     decode.Decoder
+	steps   int
 }
 
 func newFabric(t *testing.T, cfg sim.Config, ecfg flows.Config) *fabric {
@@ -49,10 +54,22 @@ func (f *fabric) run(d time.Duration) {
 			if f.dropAgents != nil && f.dropAgents(netip.AddrFrom4([4]byte(b[8:12]))) {
 				return
 			}
+			if f.stall > 1 {
+				f.pending = append(f.pending, append([]byte(nil), b...))
+				return
+			}
 			if _, err := f.dec.Decode(b, f.eng); err != nil {
 				f.t.Fatalf("decode: %v", err)
 			}
 		})
+		if f.stall > 1 && (f.steps+1)%f.stall == 0 {
+			for _, b := range f.pending {
+				if _, err := f.dec.Decode(b, f.eng); err != nil {
+					f.t.Fatalf("decode: %v", err)
+				}
+			}
+			f.pending = f.pending[:0]
+		}
 		f.clock.t = f.clock.t.Add(100 * time.Millisecond)
 		if f.steps++; f.steps%10 == 0 {
 			f.eng.Sweep()

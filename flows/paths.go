@@ -86,6 +86,11 @@ type agentClock struct {
 	last     float64 // when it arrived
 	prev     float64 // when the one before it arrived
 	interval float64 // smoothed time between its datagrams
+	// slowest is the longest time between its datagrams lately (it fades
+	// over a minute): how long it may hold a sample. An agent that was busy
+	// sends full datagrams at once, and the same agent with little to send
+	// holds one until its export timer, so the mean says too little.
+	slowest float64
 }
 
 // maxAgentClocks bounds the agents whose cadence is kept; past it, the
@@ -147,9 +152,10 @@ func (pt *pathTracker) heard(dg *decode.Datagram, now float64) {
 	case ac.interval < 0:
 		ac.interval = 0 // its first datagram: no interval yet
 	case ac.interval == 0:
-		ac.interval = dt
+		ac.interval, ac.slowest = dt, dt
 	default:
 		ac.interval += (dt - ac.interval) / 8
+		ac.slowest = max(dt, ac.slowest*decay(dt/slowestFades))
 	}
 	ac.seq, ac.sub, ac.prev, ac.last = dg.Sequence, dg.SubAgentID, ac.last, now
 }
@@ -173,6 +179,7 @@ const (
 	windowFloor     = 2.0
 	windowIntervals = 3
 	holdIntervals   = 1.5
+	slowestFades    = 60.0 // seconds
 )
 
 // gap is a hop's mean time between samples: its own, once it has a few,
@@ -198,7 +205,7 @@ func (tr *tracked) gap(h *hopSeen) float64 {
 // sample, and its freshness window.
 func (pt *pathTracker) clock(agent netip.Addr, then float64) (last, hold, window float64) {
 	if ac := pt.agents[agent]; ac != nil && ac.interval >= 0 {
-		return ac.last, holdIntervals * ac.interval, max(windowFloor, windowIntervals*ac.interval)
+		return ac.last, max(holdIntervals*ac.interval, ac.slowest), max(windowFloor, windowIntervals*ac.interval)
 	}
 	return then, windowFloor, windowFloor
 }
@@ -222,18 +229,22 @@ func (pt *pathTracker) stale(tr *tracked, h *hopSeen, now float64) bool {
 	return wall >= q && (reported >= q || wall >= q+hold)
 }
 
+// ended says whether a tuple went quiet as a whole: even the hop of its
+// last sample has left its path.
+func (pt *pathTracker) ended(tr *tracked, now float64) bool {
+	for i := range tr.hops {
+		if h := &tr.hops[i]; h.last == tr.last && !pt.stale(tr, h, now) {
+			return false
+		}
+	}
+	return true
+}
+
 // live returns the hops on a tuple's path now: neither stale nor fading
 // behind another agent at their TTL. A tuple that went quiet as a whole
 // (it ended) keeps the path it had when its last sample came.
 func (pt *pathTracker) live(tr *tracked, now float64) []*hopSeen {
-	quiet := true
-	for i := range tr.hops {
-		if h := &tr.hops[i]; h.last == tr.last && !pt.stale(tr, h, now) {
-			quiet = false
-			break
-		}
-	}
-	if quiet {
+	if pt.ended(tr, now) {
 		now = tr.last
 	}
 	out := make([]*hopSeen, 0, len(tr.hops))
@@ -616,12 +627,13 @@ type PathHop struct {
 
 // PathFlow is one 5-tuple that took a path.
 type PathFlow struct {
-	Proto    uint8   `json:"proto"`
-	SrcPort  uint16  `json:"srcPort"`
-	DstPort  uint16  `json:"dstPort"`
-	Bytes    float64 `json:"bytes"`    // on this path
-	Total    float64 `json:"total"`    // over its life, earlier paths included
-	LastSeen int64   `json:"lastSeen"` // ms ago
+	Proto     uint8   `json:"proto"`
+	SrcPort   uint16  `json:"srcPort"`
+	DstPort   uint16  `json:"dstPort"`
+	Bytes     float64 `json:"bytes"`     // on this path
+	Total     float64 `json:"total"`     // over its life, earlier paths included
+	LastSeen  int64   `json:"lastSeen"`  // ms ago
+	FirstSeen int64   `json:"firstSeen"` // its first sample's arrival, ms since the epoch
 }
 
 // Path is one path a pair's traffic takes, with the 5-tuples on it.
@@ -727,11 +739,21 @@ func (e *Engine) pathsLocked(q PathQuery) Paths {
 	var order []string
 	total := 0.0
 	top, bottom := -1, 256 // the TTLs the pair is seen at, live
+	// While any 5-tuple of the pair is live, the paths are theirs: one that
+	// went quiet is history, not a path the pair takes now. When none is,
+	// each keeps the path it had last.
+	var tuples []*tracked
+	anyLive := false
 	for _, tr := range e.paths.byPair[pair{q.Src, q.Dst}] {
 		t := tr.t
 		if q.Proto != 0 && t.proto != q.Proto || q.SrcPort != 0 && t.sport != q.SrcPort || q.DstPort != 0 && t.dport != q.DstPort {
 			continue
 		}
+		tuples = append(tuples, tr)
+		anyLive = anyLive || !e.paths.ended(tr, now)
+	}
+	for _, tr := range tuples {
+		t := tr.t
 		if q.History {
 			for _, ep := range tr.history {
 				hops, _ := e.assemble(ptrs(ep.hops))
@@ -739,9 +761,12 @@ func (e *Engine) pathsLocked(q PathQuery) Paths {
 					From: e.wall(ep.from), To: e.wall(ep.to), Hops: hops})
 			}
 		}
+		if anyLive && e.paths.ended(tr, now) {
+			continue
+		}
 		live := e.paths.live(tr, now)
 		if len(live) == 0 {
-			continue // it went quiet: no path now
+			continue
 		}
 		hops, gaps := e.assemble(live)
 		if q.History {
@@ -768,7 +793,7 @@ func (e *Engine) pathsLocked(q PathQuery) Paths {
 		g.gaps = g.gaps || gaps
 		cur, life := tr.bytes()
 		g.Flows = append(g.Flows, PathFlow{Proto: t.proto, SrcPort: t.sport, DstPort: t.dport, Bytes: cur, Total: life,
-			LastSeen: int64((now - tr.last) * 1000)})
+			LastSeen: int64((now - tr.last) * 1000), FirstSeen: e.wall(tr.first)})
 		g.Bytes += cur
 		total += cur
 	}
@@ -970,15 +995,18 @@ func signature(hops []PathHop) string {
 	return b.String()
 }
 
-// within reports whether every sampled hop of small is on big, alike.
+// within reports whether every sampled hop of small is on big, alike: the
+// same node at the same TTL, through the same ports where both know them
+// (an inferred hop knows none).
 func within(small, big []PathHop) bool {
+	same := func(a, b string) bool { return a == "" || b == "" || a == b }
 	for _, h := range small {
 		if h.Kind != "sampled" && h.Kind != "l2" {
 			continue
 		}
 		found := false
 		for _, b := range big {
-			if b.TTL == h.TTL && b.Node == h.Node && b.InIfIndex == h.InIfIndex && b.OutIfIndex == h.OutIfIndex {
+			if b.TTL == h.TTL && b.Node == h.Node && same(b.InIfIndex, h.InIfIndex) && same(b.OutIfIndex, h.OutIfIndex) {
 				found = true
 				break
 			}

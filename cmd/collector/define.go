@@ -103,7 +103,7 @@ func logElephants(ctx context.Context, e *flows.Engine, logger *slog.Logger) err
 					logger.Info("elephant's destination announced again", append([]any{"flow", r.FlowKey}, owner...)...)
 				case "start":
 					logger.Info("elephant", append([]any{"flow", r.FlowKey, "threshold", r.ThresholdID,
-						"at", r.Locations[0].FlowKey, "rate", r.Peak}, owner...)...)
+						"at", r.Locations[0].FlowKey, "rate", r.Rate, "rate_low", r.RateLow, "rate_high", r.RateHigh}, owner...)...)
 				}
 				continue
 			}
