@@ -190,11 +190,14 @@ func (th *threshold) join(e *Engine, p *plan, ent *entry, s *sample, now float64
 		ev = &evidence{ident: ident, below: -1}
 		th.evidence[ident] = ev
 	}
-	m := &member{ent: ent, ev: ev, at: now, start: now, perSample: max(s.scaled, 1)}
+	// Its samples may have been taken any time since the agent's datagram
+	// before; of an agent just heard from for the first time, as long ago
+	// as any agent holds one (windowFloor), for all that is known.
+	m := &member{ent: ent, ev: ev, at: now, start: now - windowFloor, perSample: max(s.scaled, 1)}
 	if ac := e.paths.agents[s.dg.Agent]; ac != nil {
 		m.clock = ac
 		if ac.prev > 0 && ac.prev < now {
-			m.start = ac.prev // its samples may have been taken since the datagram before
+			m.start = ac.prev
 		}
 	}
 	// The entry's recent samples count too: its value is a count of them
@@ -232,9 +235,7 @@ func (th *threshold) fireMember(e *Engine, p *plan, m *member, now float64) {
 	th.byEntry[ent] = struct{}{}
 	th.fire(e, p, ent, v)
 	el := e.elephants.start(e, th, p, ent, v)
-	el.ev, el.z = m.ev, th.z
 	el.last = max(el.last, now)
-	m.ev.elephant = el
 	ent.fire(firedBy{th: th, below: -1, elephant: el})
 }
 

@@ -113,6 +113,10 @@ func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v flo
 				FlowKey: e.formatIdent(p, ident), Active: true, Threshold: th.def.Value}}
 		el.src, el.dst = endpoints(p, ident)
 		el.plan = p
+		if m := th.members[ent]; m != nil { // fired on merged evidence: its estimate
+			el.ev, el.z = m.ev, th.z
+			m.ev.elephant = el
+		}
 		el.rec.Detected = e.wall(e.clock())
 		el.rec.Src, el.rec.Dst = el.src, el.dst
 		el.rec.Owner = e.owner(el.dst)

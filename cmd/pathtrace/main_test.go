@@ -46,16 +46,21 @@ func twoPaths() flows.Paths {
 func TestTextOutputMatchesGolden(t *testing.T) {
 	var b bytes.Buffer
 	render(&b, twoPaths())
-	golden := "testdata/two-paths.golden"
+	matchGolden(t, "testdata/two-paths.golden", b.String())
+}
+
+// matchGolden compares output with a golden file (go test -update rewrites it).
+func matchGolden(t *testing.T, golden, got string) {
+	t.Helper()
 	if *update {
-		os.WriteFile(golden, b.Bytes(), 0o644)
+		os.WriteFile(golden, []byte(got), 0o644)
 	}
 	want, err := os.ReadFile(golden)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.String() != string(want) {
-		t.Errorf("output differs from %s (go test -update to accept):\n%s", golden, b.String())
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test -update to accept):\n%s", golden, got)
 	}
 }
 
@@ -110,17 +115,7 @@ func TestChangedPathMatchesGolden(t *testing.T) {
 	}
 	var b bytes.Buffer
 	render(&b, ps)
-	golden := "testdata/changed-path.golden"
-	if *update {
-		os.WriteFile(golden, b.Bytes(), 0o644)
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.String() != string(want) {
-		t.Errorf("output differs from %s (go test -update to accept):\n%s", golden, b.String())
-	}
+	matchGolden(t, "testdata/changed-path.golden", b.String())
 }
 
 func collector(t *testing.T, status int, answer any) string {

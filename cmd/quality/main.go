@@ -89,6 +89,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if o.sampling < 1 {
+		return o, fmt.Errorf("-sampling %d: want 1 or more", o.sampling)
+	}
 	if o.duration < 30*time.Second {
 		return o, fmt.Errorf("-duration %v: want at least 30s, for elephants to start and links to fail", o.duration)
 	}
