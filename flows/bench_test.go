@@ -234,6 +234,17 @@ func BenchmarkPathQuery(b *testing.B) {
 // the engine costs per sample when its tables do not fit in cache;
 // FABRICTRACE_LADDER_TUPLES=500 gives the cost with them in cache.
 func BenchmarkLadderLoad(b *testing.B) {
+	for _, c := range []struct {
+		name       string
+		confidence float64
+	}{{"sflow-rt", 0}, {"confidence", 0.99}} {
+		b.Run(c.name, func(b *testing.B) { ladderLoad(b, c.confidence) })
+	}
+}
+
+// ladderLoad is BenchmarkLadderLoad with the threshold's confidence (0 for
+// sFlow-RT's rule; scripts/demo.json has 0.99).
+func ladderLoad(b *testing.B, confidence float64) {
 	tuples := 10_000
 	if v := os.Getenv("FABRICTRACE_LADDER_TUPLES"); v != "" {
 		tuples, _ = strconv.Atoi(v)
@@ -243,7 +254,7 @@ func BenchmarkLadderLoad(b *testing.B) {
 		"elephant": "node:inputifindex,ipsource,ipdestination,ipttl",
 		"pairs":    "ipsource,ipdestination",
 		"ports":    "node:inputifindex,inputifindex",
-	}, flows.Threshold{Metric: "elephant", Value: 12_500_000, ByFlow: true, Timeout: 10})
+	}, flows.Threshold{Metric: "elephant", Value: 12_500_000, ByFlow: true, Timeout: 10, Confidence: confidence})
 	var dec decode.Decoder
 	for _, dg := range dgs { // every flow and path exists before timing
 		dec.Decode(dg, e)

@@ -20,13 +20,31 @@ import (
 // sFlow-RT work unchanged: /app/prometheus/scripts/export.js/flows/{agents}/txt
 // ?metric=&key=&label=&value=&filter=&n=&t=&aggMode=&maxFlows=&minValue=&scale=
 // Each parameter set is backed by a flow named prometheus_N (keys joined
-// by _SEP_, as the app does), dropped after 5 minutes without a scrape.
+// by _SEP_, as the app does), dropped after 5 minutes without a scrape. A
+// GET creates it, so there are at most Config.MaxExportFlows: past that,
+// the least recently scraped is replaced, and counted.
 
 const promIdle = 5 * time.Minute
 
 type promFlows struct {
-	mu   sync.Mutex
-	seen map[string]time.Time // backing flow -> last scrape
+	mu                sync.Mutex
+	seen              map[string]time.Time // backing flow -> last scrape
+	created, replaced uint64
+}
+
+// ExportStats counts the Prometheus export's backing flows: held now,
+// created, and replaced to stay under the cap.
+type ExportStats struct {
+	Flows             int
+	Created, Replaced uint64
+}
+
+// ExportStats returns the export's counts.
+func (s *Server) ExportStats() ExportStats {
+	p := &s.prom
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return ExportStats{Flows: len(p.seen), Created: p.created, Replaced: p.replaced}
 }
 
 var promName = regexp.MustCompile(`[^A-Za-z0-9_]`)
@@ -111,9 +129,21 @@ func (s *Server) promBacking(name string, def flows.Definition) error {
 	}
 	if _, ok := p.seen[name]; !ok {
 		if _, err := s.cfg.Engine.FlowDefinition(name); err != nil {
+			if len(p.seen) >= s.cfg.MaxExportFlows {
+				var lru string
+				for other, at := range p.seen {
+					if lru == "" || at.Before(p.seen[lru]) {
+						lru = other
+					}
+				}
+				s.cfg.Engine.DeleteFlow(lru)
+				delete(p.seen, lru)
+				p.replaced++
+			}
 			if err := s.cfg.Engine.SetFlow(name, def); err != nil {
 				return err
 			}
+			p.created++
 		}
 	}
 	p.seen[name] = now

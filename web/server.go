@@ -71,9 +71,13 @@ type Config struct {
 	// Ingest, if set, adds the front door's own counters to /analyzer/json:
 	// kernel drops, datagrams dropped while the engine was behind.
 	Ingest   func() map[string]any
-	ReadOnly bool   // refuse writes with 403, as sFlow-RT's http.readonly
-	Token    string // when set, writes need "Authorization: Bearer" it
-	Logger   *slog.Logger
+	ReadOnly bool // refuse writes with 403, as sFlow-RT's http.readonly
+	// MaxExportFlows bounds the flows the Prometheus app's export defines
+	// for its scrapes (a GET creates one per distinct key and filter); past
+	// it the least recently scraped is replaced [16].
+	MaxExportFlows int
+	Token          string // when set, writes need "Authorization: Bearer" it
+	Logger         *slog.Logger
 }
 
 // Saver keeps definitions: kind is flow, threshold, group or topology.
@@ -103,6 +107,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Agents == nil {
 		cfg.Agents = func() []Agent { return nil }
+	}
+	if cfg.MaxExportFlows <= 0 {
+		cfg.MaxExportFlows = 16
 	}
 	s := &Server{cfg: cfg, router: mux.NewRouter()}
 	r := s.router
@@ -497,6 +504,8 @@ func (s *Server) analyzer(w http.ResponseWriter, _ *http.Request) {
 		"stringsRefused": st.StringsRefused, "events": st.Events,
 		"pathsTracked": st.PathsTracked, "pathsEvicted": st.PathsEvicted,
 	}
+	ex := s.ExportStats()
+	out["exportFlows"], out["exportFlowsCreated"], out["exportFlowsReplaced"] = ex.Flows, ex.Created, ex.Replaced
 	if s.cfg.Ingest != nil {
 		for k, v := range s.cfg.Ingest() {
 			out[k] = v

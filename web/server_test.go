@@ -407,3 +407,27 @@ func TestTimeoutsHeadAndUIHeaders(t *testing.T) {
 		t.Errorf("/ui/ headers: CSP %q, X-Content-Type-Options %q", csp, resp.Header.Get("X-Content-Type-Options"))
 	}
 }
+
+// Every distinct key or filter in the Prometheus app's URL defines a flow
+// on GET, readonly or not: 300 distinct ones hold at most 16, the least
+// recently scraped replaced, and the counts say so.
+func TestExportFlowsAreBounded(t *testing.T) {
+	r := newRig(t, sim.Config{Seed: 3, Mice: -1}, true)
+	for i := range 300 {
+		r.must("GET", fmt.Sprintf("/app/prometheus/scripts/export.js/flows/ALL/txt?metric=m&key=ipsource&filter=ipttl%%3D%d", i%250), "", 200)
+	}
+	n := 0
+	for name := range r.eng.FlowDefinitions() {
+		if strings.HasPrefix(name, "prometheus_") {
+			n++
+		}
+	}
+	var an struct{ ExportFlows, ExportFlowsCreated, ExportFlowsReplaced float64 }
+	if err := json.Unmarshal([]byte(r.must("GET", "/analyzer/json", "", 200)), &an); err != nil {
+		t.Fatal(err)
+	}
+	if n != 16 || an.ExportFlows != 16 || an.ExportFlowsCreated != 300 || an.ExportFlowsReplaced != 284 {
+		t.Errorf("%d export flows defined; analyzer says %v held, %v created, %v replaced: want 16, 300, 284",
+			n, an.ExportFlows, an.ExportFlowsCreated, an.ExportFlowsReplaced)
+	}
+}

@@ -45,6 +45,7 @@ type options struct {
 	logLevel      string
 	http          string
 	httpMaxConns  int
+	maxExport     int
 	readOnly      bool
 	maxFlows      int
 	define        string
@@ -76,6 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.maxAgents, "max-agents", 10000, "sFlow agents to track; beyond it the least recently seen are forgotten")
 	fs.StringVar(&o.http, "http", ":8008", "TCP `address` for the REST API (empty disables it)")
 	fs.IntVar(&o.httpMaxConns, "http-max-conns", 1000, "REST connections open at once; past it a client gets 503 at once, counted")
+	fs.IntVar(&o.maxExport, "max-export-flows", 16, "flows the Prometheus app's export may define for its scrapes (a GET defines one per distinct key and filter); past it the least recently scraped is replaced, counted")
 	fs.BoolVar(&o.readOnly, "readonly", false, "refuse REST writes (flows, thresholds, topology) with 403")
 	fs.IntVar(&o.maxFlows, "max-flows", 100000, "flow entries kept per flow definition; beyond it the smallest are evicted")
 	fs.StringVar(&o.bgp, "bgp", ":179", "TCP `address` for passive BGP (empty disables it); ports below 1024 need root")
@@ -227,6 +229,7 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			logger.Warn("REST writes are open to anyone who can reach -http; set -token (or $FABRICTRACE_TOKEN), or -readonly")
 		}
 		wcfg := web.Config{Engine: engine, Agents: agentsJSON(l), RIB: routes, ReadOnly: o.readOnly, Token: o.token,
+			MaxExportFlows: o.maxExport,
 			Ingest: func() map[string]any {
 				is := l.Stats()
 				return map[string]any{"kernelDrops": is.Kernel.SocketDrops, "rcvbufErrors": is.Kernel.RcvbufErrors,
@@ -238,7 +241,9 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			wcfg.Saver, wcfg.History = st, history{st}
 		}
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(selfMetrics{ingest: l, engine: engine, rib: routes, store: st, http: limited},
+		var ws *web.Server // made below, once /metrics is in its config; served after
+		reg.MustRegister(selfMetrics{ingest: l, engine: engine, rib: routes, store: st, http: limited,
+			export: func() web.ExportStats { return ws.ExportStats() }},
 			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		if o.pprof {
 			wcfg.Debug = http.DefaultServeMux // net/http/pprof registers there
@@ -249,7 +254,8 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		// Every connection is timed: a request has 30 s to arrive, an answer
 		// 60 s to go out (a long poll extends its own, up to its timeout),
 		// an idle keep-alive 2 minutes; headers are capped at 64 KiB.
-		srv := &http.Server{Handler: web.New(wcfg), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		ws = web.New(wcfg)
+		srv := &http.Server{Handler: ws, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 			BaseContext: func(net.Listener) context.Context { return ctx }}
 		g.Go(func() error {

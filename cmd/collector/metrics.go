@@ -9,6 +9,7 @@ import (
 	"github.com/fabrictrace/fabrictrace/ingest"
 	"github.com/fabrictrace/fabrictrace/rib"
 	"github.com/fabrictrace/fabrictrace/store"
+	"github.com/fabrictrace/fabrictrace/web"
 )
 
 // selfMetrics exports the collector's own counters to Prometheus, read at
@@ -20,6 +21,7 @@ type selfMetrics struct {
 	rib    *rib.RIB     // nil when BGP is off
 	store  *store.Store // nil without -db
 	http   *limitListener
+	export func() web.ExportStats
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -50,6 +52,9 @@ var (
 	dWaiters       = desc("longpoll_waiters", "Long polls waiting now, on events and elephants.")
 	dHTTPRefused   = desc("http_connections_refused_total", "REST connections answered 503 past -http-max-conns.")
 	dHTTPOpen      = desc("http_connections", "REST connections open now.")
+	dExportFlows   = desc("export_flows", "Flows the Prometheus app's export defined for its scrapes, held now.")
+	dExportMade    = desc("export_flows_created_total", "Flows the Prometheus app's export defined.")
+	dExportGone    = desc("export_flows_replaced_total", "Export flows replaced to stay under -max-export-flows.")
 	dBuild         = desc("build_info", "Build information.", "version", "goversion")
 	counter, gauge = prometheus.CounterValue, prometheus.GaugeValue
 )
@@ -57,7 +62,7 @@ var (
 func (m selfMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dDatagrams, dSamples, dBytes, dLost, dFaults, dKernel, dRcvbuf, dBehind,
 		dFlows, dFlowsEvicted, dEvents, dPaths, dPathsEvicted, dPeers, dPeerPrefixes, dRIB, dStoreQueue,
-		dStoreWritten, dStoreDropped, dStoreWrite, dWaiters, dBuild, dHTTPRefused, dHTTPOpen} {
+		dStoreWritten, dStoreDropped, dStoreWrite, dWaiters, dBuild, dHTTPRefused, dHTTPOpen, dExportFlows, dExportMade, dExportGone} {
 		ch <- d
 	}
 }
@@ -69,6 +74,12 @@ func (m selfMetrics) Collect(ch chan<- prometheus.Metric) {
 	if m.http != nil {
 		put(dHTTPRefused, counter, float64(m.http.refused.Load()))
 		put(dHTTPOpen, gauge, float64(m.http.open.Load()))
+	}
+	if m.export != nil {
+		ex := m.export()
+		put(dExportFlows, gauge, float64(ex.Flows))
+		put(dExportMade, counter, float64(ex.Created))
+		put(dExportGone, counter, float64(ex.Replaced))
 	}
 	for _, a := range m.ingest.Agents() {
 		agent := a.Agent.String()
