@@ -36,6 +36,11 @@ type evidence struct {
 	below    float64 // when its upper bound went under the value, or -1
 	elephant *elephant
 	size     float64 // mean value units per packet, as last seen
+	// since is when the flow was first sighted at any hop: every hop that
+	// sees it in its first moments has watched it since, at least (a busy
+	// agent's last datagram may be a moment before its first sample of a
+	// flow that other hops saw a while ago).
+	since float64
 }
 
 // member is one entry (one hop) of an identity's evidence.
@@ -43,14 +48,34 @@ type member struct {
 	ent        *entry
 	ev         *evidence
 	clock      *agentClock // its agent's, for exposure; nil if unknown
-	count      float64     // samples, decayed to at
-	units      float64     // their value units per packet (unscaled by sampling), decayed to at
+	count      [2]float64  // samples, decayed to at, over each of evidenceWindows
+	units      [2]float64  // their value units per packet (unscaled by sampling), likewise
 	at         float64
 	start      float64 // exposure begins
 	perSample  float64 // packets one sample stands for, lately
 	lastReport float64 // exposure ends, when the agent is unknown
-	n          float64 // samples, undecayed
-	gap        float64 // smoothed time between its samples' arrivals
+	n          float64 // samples since it (re)started, undecayed
+	first      float64 // the first of them
+}
+
+// gap is a member's mean time between samples, over its whole watch: the
+// arrivals of one datagram's samples come at once, so no smoothing of the
+// times between arrivals would say it.
+func (m *member) gap() float64 {
+	if m.n < 3 || m.at <= m.first {
+		return math.Inf(1)
+	}
+	return (m.at - m.first) / (m.n - 1)
+}
+
+// watchedElsewhere says whether another member than m sees the flow now.
+func (ev *evidence) watchedElsewhere(m *member, now float64) bool {
+	for _, o := range ev.members {
+		if o != m && o.watching(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // watching says whether a member still sees the flow: it has not been
@@ -58,8 +83,8 @@ type member struct {
 // minQuiet; windowFloor while it has too few samples to tell).
 func (m *member) watching(now float64) bool {
 	q := windowFloor
-	if m.n >= 3 {
-		q = max(minQuiet, quietGaps*m.gap)
+	if g := m.gap(); !math.IsInf(g, 1) {
+		q = max(minQuiet, quietGaps*g)
 	}
 	reported := now
 	if m.clock != nil {
@@ -94,13 +119,29 @@ func poissonBounds(n, z float64) (low, high float64) {
 	return low, m * c * c * c
 }
 
-// estimate merges the members' evidence as of now.
+// evidenceWindows are the time constants the rule judges a flow over: the
+// evidence's own (10 s), which sparse sampling needs, and a short one that
+// follows a flow's start or a change of rate at once, where the long one
+// still holds what the pair sent before. It fires on either; the
+// confidence is split between them (Bonferroni), so that the two looks
+// together keep it.
+var evidenceWindows = [2]float64{evidenceTau, shortTau}
+
+const shortTau = 2.0
+
+// estimate merges the members' evidence as of now, over the long window.
 //
 // A hop that no longer sees the flow while another still does (the flow
 // moved off it) watched only until its last sample: its exposure stops
 // there, or it would dilute the rate. When no hop sees it, the flow went
 // quiet: every hop's exposure runs on, and the rate decays.
-func (ev *evidence) estimate(now, z float64) Estimate {
+func (ev *evidence) estimate(now, z float64) Estimate { return ev.estimateOver(now, z, 0) }
+
+// estimateOver merges the members' evidence over window w (0 long, 1 short).
+// The first sample of the flow, the one that started the watch, is not
+// evidence of its rate (the inspection paradox): the count leaves it out.
+func (ev *evidence) estimateOver(now, z float64, w int) Estimate {
+	tau := evidenceWindows[w]
 	var n, units, expo float64
 	anyWatching := false
 	for _, m := range ev.members {
@@ -110,9 +151,9 @@ func (ev *evidence) estimate(now, z float64) Estimate {
 		}
 	}
 	for _, m := range ev.members {
-		d := decay((now - m.at) / evidenceTau)
-		n += m.count * d
-		units += m.units * d
+		d := decay((now - m.at) / tau)
+		n += m.count[w] * d
+		units += m.units[w] * d
 		end := m.lastReport
 		if m.clock != nil {
 			end = max(m.clock.last, m.at)
@@ -122,7 +163,7 @@ func (ev *evidence) estimate(now, z float64) Estimate {
 		}
 		end = min(end, now)
 		if end > m.start {
-			expo += evidenceTau / m.perSample * (decay((now-end)/evidenceTau) - decay((now-m.start)/evidenceTau))
+			expo += tau / m.perSample * (decay((now-end)/tau) - decay((now-m.start)/tau))
 		}
 	}
 	if n > 0 {
@@ -131,8 +172,20 @@ func (ev *evidence) estimate(now, z float64) Estimate {
 	if expo <= 0 {
 		return Estimate{Samples: n}
 	}
-	low, high := poissonBounds(n, z)
-	return Estimate{Rate: units / expo, RateLow: ev.size * low / expo, RateHigh: ev.size * high / expo, Samples: n}
+	counted := max(n-1, 0)
+	low, high := poissonBounds(counted, z)
+	return Estimate{Rate: ev.size * counted / expo, RateLow: ev.size * low / expo, RateHigh: ev.size * high / expo, Samples: n}
+}
+
+// over says whether either window's lower bound is over the value, each
+// at the confidence split in two.
+func (ev *evidence) over(now, zSplit, value float64) bool {
+	for w := range evidenceWindows {
+		if ev.estimateOver(now, zSplit, w).RateLow > value {
+			return true
+		}
+	}
+	return false
 }
 
 // updateConfident is update for a byFlow threshold with a confidence.
@@ -145,26 +198,33 @@ func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *sample, 
 		m = th.join(e, p, ent, s, now)
 	}
 	scale := max(s.scaled, 1)
-	if m.n > 0 {
-		if dt := now - m.at; m.n == 1 {
-			m.gap = dt
-		} else {
-			m.gap += (dt - m.gap) / 8
+	// A hop the flow comes back to (a link healed) did not watch it in
+	// between: it starts afresh, from its agent's datagram before this one.
+	if m.n > 0 && !m.watching(now) && m.ev.watchedElsewhere(m, now) {
+		m.count, m.units, m.n = [2]float64{}, [2]float64{}, 0
+		m.start = m.at
+		if m.clock != nil && m.clock.prev > m.at {
+			m.start = m.clock.prev
 		}
 	}
+	if m.n == 0 {
+		m.first = now
+	}
 	m.n++
-	d := decay((now - m.at) / evidenceTau)
-	m.count = m.count*d + 1
-	m.units = m.units*d + p.amount(p.value, s)/scale
+	for w, tau := range evidenceWindows {
+		d := decay((now - m.at) / tau)
+		m.count[w] = m.count[w]*d + 1
+		m.units[w] = m.units[w]*d + p.amount(p.value, s)/scale
+	}
 	m.at, m.perSample, m.lastReport = now, scale, now
 	ev := m.ev
-	est := ev.estimate(now, th.z)
 	if !ev.fired {
-		if est.RateLow > th.def.Value {
-			th.fireEvidence(e, p, ev, est, now)
+		if ev.over(now, th.zSplit, th.def.Value) {
+			th.fireEvidence(e, p, ev, now)
 		}
 		return
 	}
+	est := ev.estimate(now, th.z)
 	if est.RateHigh >= th.def.Value {
 		ev.below = -1
 	}
@@ -187,7 +247,7 @@ func (th *threshold) join(e *Engine, p *plan, ent *entry, s *sample, now float64
 	ident := string(identOf(p, ent.key()))
 	ev := th.evidence[ident]
 	if ev == nil {
-		ev = &evidence{ident: ident, below: -1}
+		ev = &evidence{ident: ident, below: -1, since: now}
 		th.evidence[ident] = ev
 	}
 	// Its samples may have been taken any time since the agent's datagram
@@ -200,6 +260,11 @@ func (th *threshold) join(e *Engine, p *plan, ent *entry, s *sample, now float64
 			m.start = ac.prev
 		}
 	}
+	// A hop that joins in the first moments of the flow has watched it since
+	// its first sighting; one that joins later may be where the flow moved.
+	if now-ev.since <= windowFloor {
+		m.start = min(m.start, ev.since)
+	}
 	// The entry's recent samples count too: its value is a count of them
 	// decayed over the flow's t, over an exposure as long (or its life, if
 	// shorter). Not its whole history: mice of the same pair before an
@@ -208,7 +273,9 @@ func (th *threshold) join(e *Engine, p *plan, ent *entry, s *sample, now float64
 		life := max(now-ent.first, 0)
 		window := p.tau * (1 - decay(life/p.tau))
 		if n := ent.value*p.tau/amount - 1; n > 0 && window > 0 {
-			m.count, m.units = n, n*amount/m.perSample
+			for w := range evidenceWindows {
+				m.count[w], m.units[w] = n, n*amount/m.perSample
+			}
 			m.start = min(m.start, now-window)
 		}
 	}
@@ -219,7 +286,7 @@ func (th *threshold) join(e *Engine, p *plan, ent *entry, s *sample, now float64
 
 // fireEvidence fires an identity: each of its hops over the candidate share
 // gets its event, and the elephant starts with them as locations.
-func (th *threshold) fireEvidence(e *Engine, p *plan, ev *evidence, est Estimate, now float64) {
+func (th *threshold) fireEvidence(e *Engine, p *plan, ev *evidence, now float64) {
 	ev.fired, ev.below = true, -1
 	for _, m := range ev.members {
 		th.fireMember(e, p, m, now)

@@ -545,8 +545,13 @@ func (e *Engine) detectChange(tr *tracked, now float64) {
 		}
 	}
 	// When it changed: between the old hop's last sample and the new one's
-	// first, whichever arrived first (export delay may reorder them).
+	// first, whichever arrived first (export delay may reorder them); at
+	// the old hop's last when the new one was there before it (a flow back
+	// from a brief detour).
 	at := (old.last + repl.first) / 2
+	if repl.first < old.first {
+		at = old.last
+	}
 	if at < tr.epoch {
 		at = tr.epoch
 	}

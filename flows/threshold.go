@@ -112,7 +112,8 @@ type threshold struct {
 	// entry, and the confidence's normal quantile.
 	evidence map[string]*evidence
 	members  map[*entry]*member
-	z        float64
+	z        float64 // for the interval reported and the mirror rule
+	zSplit   float64 // for firing: the confidence split over two windows
 }
 
 // firing is one fired data source, waiting to re-arm: the value must stay
@@ -344,6 +345,7 @@ func (e *Engine) SetThreshold(name string, t Threshold) error {
 	th := &threshold{name: name, def: t, counter: isCounterMetric(t.Metric)}
 	if t.Confidence > 0 {
 		th.z = zOf(t.Confidence)
+		th.zSplit = zOf(1 - (1-t.Confidence)/2)
 	}
 	th.reset()
 	e.thresholds[name] = th

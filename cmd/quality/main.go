@@ -575,8 +575,19 @@ func (p *prober) finish(ctx context.Context, t sim.Truth) {
 				if c.matched {
 					p.sc.found++
 				} else {
-					p.logger.Info("path change never raised", "flow", fmt.Sprintf("%s,%s,%d,%d,%d", k.src, k.dst, k.proto, k.sport, k.dport),
-						"from", c.from, "to", c.to, "at", time.UnixMilli(int64(c.wall*1000)).Format("15:04:05.000"))
+					key := fmt.Sprintf("%s,%s,%d,%d,%d", k.src, k.dst, k.proto, k.sport, k.dport)
+					var all, evs []string
+					for _, o := range cs {
+						all = append(all, fmt.Sprintf("%s>%s@%s", o.from, o.to, time.UnixMilli(int64(o.wall*1000)).Format("15:04:05.0")))
+					}
+					for _, ev := range events {
+						if ev.FlowKey == key {
+							evs = append(evs, fmt.Sprintf("%v>%v raised %s est %s", ev.OldPath, ev.NewPath,
+								time.UnixMilli(ev.Timestamp).Format("15:04:05.0"), time.UnixMilli(ev.ChangedAt).Format("15:04:05.0")))
+						}
+					}
+					p.logger.Info("path change never raised", "flow", key, "from", c.from, "to", c.to,
+						"at", time.UnixMilli(int64(c.wall*1000)).Format("15:04:05.000"), "its_moves", strings.Join(all, " "), "its_events", strings.Join(evs, "; "))
 				}
 			}
 		}
@@ -630,6 +641,11 @@ func (p *prober) scoreElephants(ctx context.Context, t sim.Truth) {
 						fromSample = st.detected - float64(fl.FirstSeen)/1000
 					}
 				}
+			}
+			if fromSample > 2 {
+				p.logger.Info("slow detection", "flow", fmt.Sprintf("%s,%s,%d,%d,%d", tf.Src, tf.Dst, tf.Proto, tf.SrcPort, tf.DstPort),
+					"times", tf.Rate/threshold, "after_first_sample", fromSample, "after_start", lat, "samples", st.rec.Samples,
+					"rate_mbps", st.rec.Rate*8/1e6, "low_mbps", st.rec.RateLow*8/1e6)
 			}
 			switch times := tf.Rate / threshold; {
 			case times >= 8:
