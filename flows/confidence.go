@@ -36,6 +36,10 @@ type evidence struct {
 	below    float64 // when its upper bound went under the value, or -1
 	elephant *elephant
 	size     float64 // mean value units per packet, as last seen
+	checked  float64 // when the estimate was last worked out
+	pending  int     // samples since
+	rate     float64 // then
+	over     bool    // its upper bound over the value, then
 	// since is when the flow was first sighted at any hop: every hop that
 	// sees it in its first moments has watched it since, at least (a busy
 	// agent's last datagram may be a moment before its first sample of a
@@ -129,6 +133,14 @@ var evidenceWindows = [2]float64{evidenceTau, shortTau}
 
 const shortTau = 2.0
 
+// A flow's merged estimate is worked out every checkSamples of its samples
+// or checkEvery, whichever comes first: against a detection in tenths of a
+// second, nothing.
+const (
+	checkSamples = 8
+	checkEvery   = 0.02
+)
+
 // estimate merges the members' evidence as of now, over the long window.
 //
 // A hop that no longer sees the flow while another still does (the flow
@@ -177,9 +189,9 @@ func (ev *evidence) estimateOver(now, z float64, w int) Estimate {
 	return Estimate{Rate: ev.size * counted / expo, RateLow: ev.size * low / expo, RateHigh: ev.size * high / expo, Samples: n}
 }
 
-// over says whether either window's lower bound is over the value, each
-// at the confidence split in two.
-func (ev *evidence) over(now, zSplit, value float64) bool {
+// lowOver says whether either window's lower bound is over the value,
+// each at the confidence split in two.
+func (ev *evidence) lowOver(now, zSplit, value float64) bool {
 	for w := range evidenceWindows {
 		if ev.estimateOver(now, zSplit, w).RateLow > value {
 			return true
@@ -217,22 +229,33 @@ func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *sample, 
 		m.units[w] = m.units[w]*d + p.amount(p.value, s)/scale
 	}
 	m.at, m.perSample, m.lastReport = now, scale, now
+	// Until it fires, every sample of the flow is a look at it; once it
+	// has, its estimate is worked out every checkSamples samples or
+	// checkEvery, not on each of an elephant's hundreds a second.
 	ev := m.ev
 	if !ev.fired {
-		if ev.over(now, th.zSplit, th.def.Value) {
+		if ev.lowOver(now, th.zSplit, th.def.Value) {
 			th.fireEvidence(e, p, ev, now)
 		}
 		return
 	}
-	est := ev.estimate(now, th.z)
-	if est.RateHigh >= th.def.Value {
-		ev.below = -1
+	ev.pending++
+	check := ev.pending >= checkSamples || now-ev.checked >= checkEvery
+	if check {
+		ev.checked, ev.pending = now, 0
+	}
+	if check {
+		est := ev.estimate(now, th.z)
+		ev.rate, ev.over = est.Rate, est.RateHigh >= th.def.Value
+		if ev.over {
+			ev.below = -1
+		}
 	}
 	if f := ent.firing(th); f != nil {
 		f.below = -1
 		f.elephant.seen(ent, ent.value)
-		f.elephant.peak = max(f.elephant.peak, est.Rate)
-		if est.RateHigh >= th.def.Value {
+		f.elephant.peak = max(f.elephant.peak, ev.rate)
+		if ev.over {
 			f.elephant.last = max(f.elephant.last, now)
 		}
 		return
