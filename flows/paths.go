@@ -716,7 +716,33 @@ func (e *Engine) Paths(q PathQuery) (Paths, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.topo.refresh(e.clock(), true)
-	return e.pathsLocked(q), nil
+	out := e.pathsLocked(q)
+	out.Elephants = e.pairElephants(q.Src, q.Dst)
+	return out, nil
+}
+
+// pairElephants are a pair's live elephants with their rates. It walks
+// every active elephant, so only a query asks it, not each record.
+func (e *Engine) pairElephants(src, dst netip.Addr) []PairElephant {
+	now := e.clock()
+	var out []PairElephant
+	for _, el := range e.elephants.active {
+		if el.src != src || el.dst != dst {
+			continue
+		}
+		pe := PairElephant{ElephantID: el.rec.ElephantID, ThresholdID: el.rec.ThresholdID, Threshold: el.threshold,
+			Value: el.plan.def.Value}
+		if el.ev != nil {
+			pe.Estimate = el.ev.estimate(now, el.z)
+		} else {
+			for ent := range el.entries {
+				pe.Rate = max(pe.Rate, ent.valueAt(el.plan, now))
+			}
+		}
+		out = append(out, pe)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ElephantID < out[j].ElephantID })
+	return out
 }
 
 // pairPath is the biggest path of a pair, or nil.
@@ -848,21 +874,6 @@ func (e *Engine) pathsLocked(q PathQuery) Paths {
 	}
 	sort.Slice(out.Paths, func(i, j int) bool { return out.Paths[i].Bytes > out.Paths[j].Bytes })
 	out.Split = splits(out.Paths)
-	for _, el := range e.elephants.active {
-		if el.src == q.Src && el.dst == q.Dst {
-			pe := PairElephant{ElephantID: el.rec.ElephantID, ThresholdID: el.rec.ThresholdID, Threshold: el.threshold,
-				Value: el.plan.def.Value}
-			if el.ev != nil {
-				pe.Estimate = el.ev.estimate(now, el.z)
-			} else {
-				for ent := range el.entries {
-					pe.Rate = max(pe.Rate, ent.valueAt(el.plan, now))
-				}
-			}
-			out.Elephants = append(out.Elephants, pe)
-		}
-	}
-	sort.Slice(out.Elephants, func(i, j int) bool { return out.Elephants[i].ElephantID < out.Elephants[j].ElephantID })
 	sort.Slice(out.History, func(i, j int) bool { return out.History[i].From < out.History[j].From })
 	if n := len(out.History); n > maxHistoryAnswer {
 		out.History = out.History[n-maxHistoryAnswer:]
