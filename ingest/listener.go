@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -123,12 +124,30 @@ type Listener struct {
 	faults                              [len(ErrorKinds)]atomic.Uint64
 }
 
+// portFree refuses a UDP port another process holds. The collector's
+// sockets share their port with SO_REUSEPORT, so a second collector would
+// bind beside the first and the kernel would split the agents between
+// them, silently; a plain bind, without the option, tells.
+func portFree(addr string) error {
+	probe, err := net.ListenPacket("udp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("listen for sFlow on udp %s: another process holds the port (another collector?): stop it, or give this one another -sflow address", addr)
+	}
+	if err == nil {
+		probe.Close()
+	}
+	return nil // any other fault shows when the sockets are opened
+}
+
 // Listen opens the sockets and logs where it listens and the receive buffer
 // it got, warning when net.core.rmem_max capped it.
 func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 	cfg.defaults()
 	l := &Listener{cfg: cfg, inodes: map[uint64]bool{}, agents: newAgentTable(cfg.MaxAgents, cfg.MaxSourcesPerAgent)}
 	addr := cfg.Addr
+	if err := portFree(addr); err != nil {
+		return nil, err
+	}
 	effective := 0
 	for i := range cfg.Sockets {
 		c, eff, err := listenUDP(ctx, addr, cfg.ReadBuffer)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -270,5 +271,17 @@ func TestAllowlistDropsAndCounts(t *testing.T) {
 	st := l.Stats()
 	if st.Denied != 1 || st.Datagrams != 2 || sink.flows.Load() != 2 {
 		t.Errorf("denied %d, decoded %d, samples %d; want 1, 2, 2", st.Denied, st.Datagrams, sink.flows.Load())
+	}
+}
+
+// A second collector on a port the first holds is refused, saying why:
+// with SO_REUSEPORT it would otherwise bind beside it, and the kernel would
+// split the agents between the two. Several sockets of one collector still
+// share their port.
+func TestPortHeldByAnotherIsRefused(t *testing.T) {
+	first, _ := start(t, Config{Sockets: 2}, &countingSink{})
+	_, err := Listen(context.Background(), Config{Addr: first.Addr().String(), Logger: quiet})
+	if err == nil || !strings.Contains(err.Error(), "another process holds the port") {
+		t.Fatalf("second listener on %s: %v, want a refusal", first.Addr(), err)
 	}
 }
