@@ -30,16 +30,15 @@ const candidateShare = 0.25
 
 // evidence is one identity's merged evidence under one threshold.
 type evidence struct {
-	ident    string
-	members  []*member
-	fired    bool
-	below    float64 // when its upper bound went under the value, or -1
-	elephant *elephant
-	size     float64 // mean value units per packet, as last seen
-	checked  float64 // when the estimate was last worked out
-	pending  int     // samples since
-	rate     float64 // then
-	over     bool    // its upper bound over the value, then
+	ident   string
+	members []*member
+	fired   bool
+	below   float64 // when its upper bound went under the value, or -1
+	size    float64 // mean value units per packet, as last seen
+	checked float64 // when the estimate was last worked out
+	pending int     // samples since
+	rate    float64 // then
+	over    bool    // its upper bound over the value, then
 	// since is when the flow was first sighted at any hop: every hop that
 	// sees it in its first moments has watched it since, at least (a busy
 	// agent's last datagram may be a moment before its first sample of a
@@ -49,17 +48,16 @@ type evidence struct {
 
 // member is one entry (one hop) of an identity's evidence.
 type member struct {
-	ent        *entry
-	ev         *evidence
-	clock      *agentClock // its agent's, for exposure; nil if unknown
-	count      [2]float64  // samples, decayed to at, over each of evidenceWindows
-	units      [2]float64  // their value units per packet (unscaled by sampling), likewise
-	at         float64
-	start      float64 // exposure begins
-	perSample  float64 // packets one sample stands for, lately
-	lastReport float64 // exposure ends, when the agent is unknown
-	n          float64 // samples since it (re)started, undecayed
-	first      float64 // the first of them
+	ent       *entry
+	ev        *evidence
+	clock     *agentClock // its agent's, for exposure; nil if unknown
+	count     [2]float64  // samples, decayed to at, over each of evidenceWindows
+	units     [2]float64  // their value units per packet (unscaled by sampling), likewise
+	at        float64     // its last sample (exposure ends there when its agent is unknown)
+	start     float64     // exposure begins
+	perSample float64     // packets one sample stands for, lately
+	n         float64     // samples since it (re)started, undecayed
+	first     float64     // the first of them
 }
 
 // gap is a member's mean time between samples, over its whole watch: the
@@ -83,18 +81,14 @@ func (ev *evidence) watchedElsewhere(m *member, now float64) bool {
 }
 
 // watching says whether a member still sees the flow: it has not been
-// silent, in its agent's reports since, for 10 of its gaps (at least
-// minQuiet; windowFloor while it has too few samples to tell).
+// silent, in its agent's reports since, for its quiet (as a path's hop:
+// quietFor; windowFloor while it has too few samples to tell).
 func (m *member) watching(now float64) bool {
-	q := windowFloor
-	if g := m.gap(); !math.IsInf(g, 1) {
-		q = max(minQuiet, quietGaps*g)
-	}
-	reported := now
+	heard := now
 	if m.clock != nil {
-		reported = min(m.clock.last, now)
+		heard = m.clock.last
 	}
-	return reported-m.at < q || now-m.at < q
+	return !silentInReports(m.at, heard, quietFor(m.gap(), windowFloor), now)
 }
 
 // Estimate is a rate estimate with its interval, from the samples behind it.
@@ -166,7 +160,7 @@ func (ev *evidence) estimateOver(now, z float64, w int) Estimate {
 		d := decay((now - m.at) / tau)
 		n += m.count[w] * d
 		units += m.units[w] * d
-		end := m.lastReport
+		end := m.at
 		if m.clock != nil {
 			end = max(m.clock.last, m.at)
 		}
@@ -228,7 +222,7 @@ func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *sample, 
 		m.count[w] = m.count[w]*d + 1
 		m.units[w] = m.units[w]*d + p.amount(p.value, s)/scale
 	}
-	m.at, m.perSample, m.lastReport = now, scale, now
+	m.at, m.perSample = now, scale
 	// Until it fires, every sample of the flow is a look at it; once it
 	// has, its estimate is worked out every checkSamples samples or
 	// checkEvery, not on each of an elephant's hundreds a second.
@@ -239,12 +233,8 @@ func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *sample, 
 		}
 		return
 	}
-	ev.pending++
-	check := ev.pending >= checkSamples || now-ev.checked >= checkEvery
-	if check {
+	if ev.pending++; ev.pending >= checkSamples || now-ev.checked >= checkEvery {
 		ev.checked, ev.pending = now, 0
-	}
-	if check {
 		est := ev.estimate(now, th.z)
 		ev.rate, ev.over = est.Rate, est.RateHigh >= th.def.Value
 		if ev.over {

@@ -115,7 +115,6 @@ func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v flo
 		el.plan = p
 		if m := th.members[ent]; m != nil { // fired on merged evidence: its estimate
 			el.ev, el.z = m.ev, th.z
-			m.ev.elephant = el
 		}
 		el.rec.Detected = e.wall(e.clock())
 		el.rec.Src, el.rec.Dst = el.src, el.dst
@@ -305,13 +304,8 @@ func (e *Engine) record(el *elephant) Elephant {
 	if rec.Active {
 		now := e.clock()
 		rec.Duration = max(now, el.last) - el.first // its age
-		for ent := range el.entries {
-			rec.Rate = max(rec.Rate, ent.valueAt(el.plan, now))
-		}
-		if el.ev != nil {
-			est := el.ev.estimate(now, el.z)
-			rec.Rate, rec.RateLow, rec.RateHigh, rec.Samples = est.Rate, est.RateLow, est.RateHigh, est.Samples
-		}
+		est := el.rateNow(now)
+		rec.Rate, rec.RateLow, rec.RateHigh, rec.Samples = est.Rate, est.RateLow, est.RateHigh, est.Samples
 	}
 	rec.Peak, rec.Total, rec.Bytes = el.peak, el.total, el.bytes
 	rec.Path = e.pairPath(el.src, el.dst)
@@ -323,6 +317,20 @@ func (e *Engine) record(el *elephant) Elephant {
 // first, at most max, waiting up to timeout for one.
 func (e *Engine) Elephants(ctx context.Context, after int64, max int, timeout time.Duration) []Elephant {
 	return e.elephants.changes.wait(ctx, after, max, timeout, nil)
+}
+
+// rateNow is an active elephant's rate: merged over its hops, with its
+// interval, when its threshold has a confidence; else at its busiest
+// location.
+func (el *elephant) rateNow(now float64) Estimate {
+	if el.ev != nil {
+		return el.ev.estimate(now, el.z)
+	}
+	var est Estimate
+	for ent := range el.entries {
+		est.Rate = max(est.Rate, ent.valueAt(el.plan, now))
+	}
+	return est
 }
 
 // ElephantRecords returns one record per elephant, newest first, at most

@@ -168,7 +168,8 @@ func (pt *pathTracker) heard(dg *decode.Datagram, now float64) {
 // samples (at least minQuiet; its agent's window, max(windowFloor,
 // windowIntervals of its datagram interval), while the gap is unknown),
 // either in datagrams its agent sent since, or in wall time past the
-// agent's hold (holdIntervals of its interval). The live path also leaves
+// agent's hold (its slowest interval lately, at least holdIntervals of its
+// mean interval). The live path also leaves
 // out a hop that another agent at its TTL has outlasted by fadeGaps past
 // the hold: the flow moved, and the change is about to be raised.
 const (
@@ -210,23 +211,36 @@ func (pt *pathTracker) clock(agent netip.Addr, then float64) (last, hold, window
 	return then, windowFloor, windowFloor
 }
 
-// quiet is how long a hop must be silent to have left the path.
-func (pt *pathTracker) quiet(tr *tracked, h *hopSeen) float64 {
-	g := tr.gap(h)
-	if math.IsInf(g, 1) {
-		_, _, window := pt.clock(h.agent, h.last)
+// quietFor is how long something sampled every gap (on average) must be
+// silent to have stopped: quietGaps of its gap, at least minQuiet; the
+// window while its gap is unknown (+Inf).
+func quietFor(gap, window float64) float64 {
+	if math.IsInf(gap, 1) {
 		return window
 	}
-	return max(minQuiet, quietGaps*g)
+	return max(minQuiet, quietGaps*gap)
 }
 
-// stale says whether a hop has left the tuple's path by now.
+// silentInReports says whether something last sampled at last has been
+// silent for q both in wall time and in the datagrams its agent sent since
+// (the agent was last heard at heard).
+func silentInReports(last, heard, q, now float64) bool {
+	return now-last >= q && min(heard, now)-last >= q
+}
+
+// stale says whether a hop has left the tuple's path by now: silent for
+// its quiet in its agent's reports, or in wall time past the agent's hold.
 func (pt *pathTracker) stale(tr *tracked, h *hopSeen, now float64) bool {
-	q := pt.quiet(tr, h)
-	heard, hold, _ := pt.clock(h.agent, h.last)
-	wall := now - h.last
-	reported := min(heard, now) - h.last
-	return wall >= q && (reported >= q || wall >= q+hold)
+	heard, hold, window := pt.clock(h.agent, h.last)
+	q := quietFor(tr.gap(h), window)
+	return silentInReports(h.last, heard, q, now) || now-h.last >= q+hold
+}
+
+// rivals says whether two hops of one tuple contend for one place: the
+// same TTL at two agents, neither a host's own egress (which shares its
+// leaf's TTL). Two rivals are a path change, or a conflict.
+func rivals(a, b *hopSeen) bool {
+	return a.ttl == b.ttl && a.agent != b.agent && !internal(a) && !internal(b)
 }
 
 // ended says whether a tuple went quiet as a whole: even the hop of its
@@ -240,20 +254,17 @@ func (pt *pathTracker) ended(tr *tracked, now float64) bool {
 	return true
 }
 
-// live returns the hops on a tuple's path now: neither stale nor fading
-// behind another agent at their TTL. A tuple that went quiet as a whole
-// (it ended) keeps the path it had when its last sample came.
-func (pt *pathTracker) live(tr *tracked, now float64) []*hopSeen {
-	if pt.ended(tr, now) {
-		now = tr.last
-	}
+// live returns the hops on a tuple's path as of at: neither stale nor
+// fading behind another agent at their TTL. For a tuple that went quiet as
+// a whole (ended), at is its last sample: it keeps the path it had then.
+func (pt *pathTracker) live(tr *tracked, at float64) []*hopSeen {
 	out := make([]*hopSeen, 0, len(tr.hops))
 	for i := range tr.hops {
 		h := &tr.hops[i]
-		if pt.stale(tr, h, now) {
+		if pt.stale(tr, h, at) {
 			continue
 		}
-		if tr.contested && pt.fading(tr, h, now) {
+		if tr.contested && pt.fading(tr, h, at) {
 			continue
 		}
 		out = append(out, h)
@@ -271,7 +282,7 @@ func (pt *pathTracker) fading(tr *tracked, h *hopSeen, now float64) bool {
 	_, hold, _ := pt.clock(h.agent, h.last)
 	outlast := hold + max(minFade, fadeGaps*tr.gap(h))
 	for i := range tr.hops {
-		if b := &tr.hops[i]; b.ttl == h.ttl && b.agent != h.agent && !internal(b) && b.last-h.last >= outlast && !pt.stale(tr, b, now) {
+		if b := &tr.hops[i]; rivals(b, h) && b.last-h.last >= outlast && !pt.stale(tr, b, now) {
 			return true
 		}
 	}
@@ -352,9 +363,9 @@ func (pt *pathTracker) observe(dg *decode.Datagram, fs *decode.FlowSample, th tu
 	if len(tr.hops) < maxHopsSeen {
 		tr.hops = append(tr.hops, hopSeen{agent: dg.Agent, in: fs.Input, out: fs.Output, ttl: p.TTL,
 			samples: 1, bytes: frameBytes, first: now, last: now})
-		if nh := &tr.hops[len(tr.hops)-1]; !tr.contested && !internal(nh) {
+		if nh := &tr.hops[len(tr.hops)-1]; !tr.contested {
 			for i := range tr.hops[:len(tr.hops)-1] {
-				if o := &tr.hops[i]; o.ttl == nh.ttl && o.agent != nh.agent && !internal(o) {
+				if rivals(&tr.hops[i], nh) {
 					tr.contested = true
 					pt.contested = append(pt.contested, tr)
 					break
@@ -475,8 +486,7 @@ func (e *Engine) detectChanges(now float64) {
 func twoAtOneTTL(hops []hopSeen) bool {
 	for i := range hops {
 		for j := i + 1; j < len(hops); j++ {
-			a, b := &hops[i], &hops[j]
-			if a.ttl == b.ttl && a.agent != b.agent && !internal(a) && !internal(b) {
+			if rivals(&hops[i], &hops[j]) {
 				return true
 			}
 		}
@@ -494,12 +504,12 @@ func (e *Engine) detectChange(tr *tracked, now float64) {
 	var old, repl *hopSeen
 	for i := range tr.hops {
 		a := &tr.hops[i]
-		if !stale[i] || internal(a) {
+		if !stale[i] {
 			continue
 		}
 		for j := range tr.hops {
 			b := &tr.hops[j]
-			if !stale[j] && b.ttl == a.ttl && b.agent != a.agent && !internal(b) && b.last > a.last {
+			if !stale[j] && rivals(a, b) && b.last > a.last {
 				if old == nil || a.last > old.last {
 					old, repl = a, b
 				}
@@ -730,16 +740,8 @@ func (e *Engine) pairElephants(src, dst netip.Addr) []PairElephant {
 		if el.src != src || el.dst != dst {
 			continue
 		}
-		pe := PairElephant{ElephantID: el.rec.ElephantID, ThresholdID: el.rec.ThresholdID, Threshold: el.threshold,
-			Value: el.plan.def.Value}
-		if el.ev != nil {
-			pe.Estimate = el.ev.estimate(now, el.z)
-		} else {
-			for ent := range el.entries {
-				pe.Rate = max(pe.Rate, ent.valueAt(el.plan, now))
-			}
-		}
-		out = append(out, pe)
+		out = append(out, PairElephant{ElephantID: el.rec.ElephantID, ThresholdID: el.rec.ThresholdID,
+			Threshold: el.threshold, Value: el.plan.def.Value, Estimate: el.rateNow(now)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ElephantID < out[j].ElephantID })
 	return out
@@ -773,18 +775,23 @@ func (e *Engine) pathsLocked(q PathQuery) Paths {
 	// While any 5-tuple of the pair is live, the paths are theirs: one that
 	// went quiet is history, not a path the pair takes now. When none is,
 	// each keeps the path it had last.
-	var tuples []*tracked
+	type candidate struct {
+		tr    *tracked
+		ended bool
+	}
+	var tuples []candidate
 	anyLive := false
 	for _, tr := range e.paths.byPair[pair{q.Src, q.Dst}] {
 		t := tr.t
 		if q.Proto != 0 && t.proto != q.Proto || q.SrcPort != 0 && t.sport != q.SrcPort || q.DstPort != 0 && t.dport != q.DstPort {
 			continue
 		}
-		tuples = append(tuples, tr)
-		anyLive = anyLive || !e.paths.ended(tr, now)
+		ended := e.paths.ended(tr, now)
+		tuples = append(tuples, candidate{tr, ended})
+		anyLive = anyLive || !ended
 	}
-	for _, tr := range tuples {
-		t := tr.t
+	for _, c := range tuples {
+		tr, t := c.tr, c.tr.t
 		if q.History {
 			for _, ep := range tr.history {
 				hops, _ := e.assemble(ptrs(ep.hops))
@@ -792,10 +799,14 @@ func (e *Engine) pathsLocked(q PathQuery) Paths {
 					From: e.wall(ep.from), To: e.wall(ep.to), Hops: hops})
 			}
 		}
-		if anyLive && e.paths.ended(tr, now) {
-			continue
+		at := now
+		if c.ended {
+			if anyLive {
+				continue
+			}
+			at = tr.last
 		}
-		live := e.paths.live(tr, now)
+		live := e.paths.live(tr, at)
 		if len(live) == 0 {
 			continue
 		}

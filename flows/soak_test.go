@@ -2,7 +2,6 @@ package flows_test
 
 import (
 	"fmt"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -119,5 +118,4 @@ func soak(t *testing.T, stall int) {
 	if len(problems) > 0 {
 		t.Errorf("%d problems:\n%s", len(problems), strings.Join(problems, "\n"))
 	}
-	_ = netip.Addr{}
 }

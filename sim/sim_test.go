@@ -352,9 +352,11 @@ func TestBadConfigIsRejected(t *testing.T) {
 
 // A failed leaf-spine link moves exactly the flows it carried onto a spine
 // whose links are up, records each move, and moves them back when it heals
-// only if their hash prefers the healed spine.
+// only if their hash prefers the healed spine. Three spines, so that a hash
+// over the spines still up (modulo their count) would move others too.
 func TestLinkFailureMovesOnlyTheFlowsOnIt(t *testing.T) {
-	s, err := New(Config{Seed: 5, Mice: 400, LinkFailures: true, LinkFailEvery: 3 * time.Second, LinkDownFor: 2 * time.Second})
+	s, err := New(Config{Topology: Topology{Spines: 3}, Seed: 5, Mice: 400, LinkFailures: true,
+		LinkFailEvery: 3 * time.Second, LinkDownFor: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,10 +367,23 @@ func TestLinkFailureMovesOnlyTheFlowsOnIt(t *testing.T) {
 				before[f] = f.Hops[2].Node
 			}
 		}
+		events := len(s.linkEvents)
 		s.Step(func([]byte) {})
+		changed := map[link]bool{} // the links that went down or up in this step
+		for _, ev := range s.linkEvents[events:] {
+			changed[link{s.fab.Node(ev.Leaf), s.fab.Node(ev.Spine)}] = true
+		}
+		// A flow may move only off a link that went down, or onto one that
+		// came up: one of its leaves, and its old or new spine.
+		touched := func(f *Flow, spine *Node) bool {
+			return changed[link{f.Hops[1].Node, spine}] || changed[link{f.Hops[3].Node, spine}]
+		}
 		for _, f := range s.flows {
 			if len(f.Hops) != 5 {
 				continue
+			}
+			if old, ok := before[f]; ok && old != f.Hops[2].Node && !touched(f, old) && !touched(f, f.Hops[2].Node) {
+				t.Fatalf("at %v flow %d moved %s -> %s, though no link it left or took changed", s.now, f.ID, old.Name, f.Hops[2].Node.Name)
 			}
 			spine := f.Hops[2].Node
 			if s.isDown(f.Hops[1].Node, spine) || s.isDown(f.Hops[3].Node, spine) {

@@ -34,6 +34,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -244,7 +245,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) (*score, error) {
 	if err := waitUp(ctx, "http://"+truthAddr+"/truth?elephants=1&active=1", 10*time.Second); err != nil {
 		return nil, fmt.Errorf("fabricsim: %w (see %s)", err, filepath.Join(logs, "fabricsim.log"))
 	}
-	p := &prober{base: base, truth: "http://" + truthAddr, sc: &score{mu: make(chan struct{}, 1)}, logger: logger}
+	p := &prober{base: base, truth: "http://" + truthAddr, sc: &score{}, logger: logger}
 	go p.followEvents(ctx)
 	go p.followElephants(ctx)
 	tick := time.NewTicker(time.Second)
@@ -275,7 +276,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) (*score, error) {
 	}
 	// Changes in the last seconds cannot have been raised yet: score what
 	// had time, from the whole truth (mice included, for precision).
-	full, _, err := p.fetchTruth(ctx, false)
+	full, err := p.fetchTruth(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -311,6 +312,7 @@ type prober struct {
 	logger      *slog.Logger
 	offset      float64 // wall seconds (Unix) minus simulated seconds: the least seen
 	haveOffset  bool
+	mu          sync.Mutex // guards events and starts, which the followers fill
 	events      []flows.Event
 	starts      []started
 }
@@ -333,84 +335,82 @@ func getJSON(ctx context.Context, u string, v any) error {
 
 // fetchTruth reads the live truth, and keeps the wall-to-simulated offset:
 // the least of (fetch time - simulated time) is the one the least delayed.
-func (p *prober) fetchTruth(ctx context.Context, light bool) (sim.Truth, float64, error) {
+func (p *prober) fetchTruth(ctx context.Context, light bool) (sim.Truth, error) {
 	var t sim.Truth
 	u := p.truth + "/truth"
 	if light {
 		u += "?elephants=1&active=1"
 	}
 	if err := getJSON(ctx, u, &t); err != nil {
-		return t, 0, err
+		return t, err
 	}
 	at := float64(time.Now().UnixNano()) / 1e9
 	if off := at - t.Elapsed; !p.haveOffset || off < p.offset {
 		p.offset, p.haveOffset = off, true
 	}
-	return t, at, nil
+	return t, nil
+}
+
+// longPoll asks url(after) again and again until ctx ends, handing each
+// answer's items to take oldest first (the collector answers newest first)
+// and moving after to the newest id that take returns.
+func longPoll[T any](ctx context.Context, url func(after int64) string, after int64, take func(T) int64) {
+	for ctx.Err() == nil {
+		var items []T
+		if err := getJSON(ctx, url(after), &items); err != nil {
+			time.Sleep(200 * time.Millisecond) // the collector is busy or restarting: ask again shortly
+			continue
+		}
+		for i := len(items) - 1; i >= 0; i-- {
+			after = max(after, take(items[i]))
+		}
+	}
 }
 
 // followEvents long-polls /events/json for pathchange events.
 func (p *prober) followEvents(ctx context.Context) {
-	after := int64(-1)
-	for ctx.Err() == nil {
-		var evs []flows.Event
-		u := fmt.Sprintf("%s/events/json?thresholdID=pathchange&eventID=%d&maxEvents=1000&timeout=5", p.base, after)
-		if err := getJSON(ctx, u, &evs); err != nil {
-			time.Sleep(200 * time.Millisecond)
-			continue
-		}
-		for i := len(evs) - 1; i >= 0; i-- { // newest first
-			if evs[i].EventID > after {
-				after = evs[i].EventID
-				p.sc.mu <- struct{}{}
-				p.events = append(p.events, evs[i])
-				<-p.sc.mu
-			}
-		}
-	}
+	longPoll(ctx, func(after int64) string {
+		return fmt.Sprintf("%s/events/json?thresholdID=pathchange&eventID=%d&maxEvents=1000&timeout=5", p.base, after)
+	}, -1, func(ev flows.Event) int64 {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.events = append(p.events, ev)
+		return ev.EventID
+	})
 }
 
 // started is an elephant's start, as the update log told it.
 type started struct {
-	src, dst  netip.Addr
-	detected  float64 // wall seconds
-	firstSeen float64 // its first sample's arrival
-	rec       flows.Elephant
-	ended     float64 // wall seconds; 0 while active
+	src, dst netip.Addr
+	detected float64 // wall seconds
+	rec      flows.Elephant
+	ended    float64 // wall seconds; 0 while active
 }
 
-// followElephants long-polls the elephant update log for starts.
+// followElephants long-polls the elephant update log for starts and ends.
 func (p *prober) followElephants(ctx context.Context) {
-	after := int64(0)
-	for ctx.Err() == nil {
-		var recs []flows.Elephant
-		u := fmt.Sprintf("%s/elephants/json?updateID=%d&maxElephants=1000&timeout=5", p.base, after)
-		if err := getJSON(ctx, u, &recs); err != nil {
-			time.Sleep(200 * time.Millisecond)
-			continue
-		}
-		for i := len(recs) - 1; i >= 0; i-- {
-			r := recs[i]
-			after = max(after, r.UpdateID)
-			p.sc.mu <- struct{}{}
-			switch r.Update {
-			case "start":
-				p.starts = append(p.starts, started{r.Src, r.Dst, float64(r.Detected) / 1000, float64(r.Start) / 1000, r, 0})
-			case "end":
-				for i := range p.starts {
-					if p.starts[i].rec.ElephantID == r.ElephantID {
-						p.starts[i].ended = float64(time.Now().UnixNano()) / 1e9
-					}
+	longPoll(ctx, func(after int64) string {
+		return fmt.Sprintf("%s/elephants/json?updateID=%d&maxElephants=1000&timeout=5", p.base, after)
+	}, 0, func(r flows.Elephant) int64 {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		switch r.Update {
+		case "start":
+			p.starts = append(p.starts, started{src: r.Src, dst: r.Dst, detected: float64(r.Detected) / 1000, rec: r})
+		case "end":
+			for i := range p.starts {
+				if p.starts[i].rec.ElephantID == r.ElephantID {
+					p.starts[i].ended = float64(time.Now().UnixNano()) / 1e9
 				}
 			}
-			<-p.sc.mu
 		}
-	}
+		return r.UpdateID
+	})
 }
 
 // probe checks every live elephant's path against the truth.
 func (p *prober) probe(ctx context.Context) error {
-	t, _, err := p.fetchTruth(ctx, true)
+	t, err := p.fetchTruth(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -494,9 +494,9 @@ func describe(ps flows.Paths) string {
 
 // finish scores the path changes and the elephants against the whole truth.
 func (p *prober) finish(ctx context.Context, t sim.Truth) {
-	p.sc.mu <- struct{}{}
+	p.mu.Lock()
 	events := append([]flows.Event(nil), p.events...)
-	<-p.sc.mu
+	p.mu.Unlock()
 	type key struct {
 		src, dst     netip.Addr
 		proto        uint8
@@ -605,9 +605,9 @@ func (p *prober) finish(ctx context.Context, t sim.Truth) {
 // sample's arrival.
 func (p *prober) scoreElephants(ctx context.Context, t sim.Truth) {
 	const threshold = 100e6 / 8 // bytes/s, scripts/demo.json's
-	p.sc.mu <- struct{}{}
+	p.mu.Lock()
 	starts := append([]started(nil), p.starts...)
-	<-p.sc.mu
+	p.mu.Unlock()
 	wall := func(simTime float64) float64 { return simTime + p.offset }
 	for _, tf := range t.Flows {
 		if !tf.Elephant && !tf.Mix || tf.Rate < 2*threshold || tf.End-tf.Start < 5 || t.Elapsed-tf.Start < 8 || tf.Start < 3 {
@@ -702,7 +702,6 @@ func quantile(xs []float64, q float64) float64 {
 
 // score is what a run measured.
 type score struct {
-	mu                    chan struct{}
 	probes, exact, logged int
 	changes, found        int
 	events, falseEvents   int
