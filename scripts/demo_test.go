@@ -106,8 +106,15 @@ func TestDemoShowsAgentsRoutesAndElephants(t *testing.T) {
 			t.Fatalf("%s: %v", path, err)
 		}
 	}
+	// Every agent reports within its first seconds, but one may still hold
+	// its first datagram (1 s export delay) when the first elephant shows.
 	var agents map[string]map[string]any
-	get("/agents/json", &agents)
+	for until := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		get("/agents/json", &agents)
+		if len(agents) >= 10 || time.Now().After(until) {
+			break
+		}
+	}
 	var events []map[string]any
 	get("/events/json?thresholdID=elephant", &events)
 	var owner struct{ Best struct{ Nexthop string } }
