@@ -14,11 +14,13 @@ import "math"
 // once the upper bound has stayed under it for the timeout: the mirror
 // rule, whose gap is the hysteresis.
 //
-// Exposure runs on each agent's own clock: from the arrival of the
+// Exposure runs on each agent's own clock: from the moment it sent the
 // datagram before the hop's first sample (an agent holds samples until it
-// sends, so they may have been taken any time since) to the arrival of its
-// latest one. A datagram that brings a second of held samples at once is
-// then a second's worth of evidence, not a burst.
+// sends, so they may have been taken any time since; the datagrams' uptime
+// says how long that was, where arrival times, bunched by bursts and by a
+// busy collector, cannot) to the arrival of its latest one. A datagram
+// that brings a second of held samples at once is then a second's worth
+// of evidence, not a burst.
 
 // evidenceTau is the time constant of the evidence: longer than a flow's
 // own t, so that sparse sampling (1-in-10000) gathers enough samples.
@@ -208,10 +210,7 @@ func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *sample, 
 	// between: it starts afresh, from its agent's datagram before this one.
 	if m.n > 0 && !m.watching(now) && m.ev.watchedElsewhere(m, now) {
 		m.count, m.units, m.n = [2]float64{}, [2]float64{}, 0
-		m.start = m.at
-		if m.clock != nil && m.clock.prev > m.at {
-			m.start = m.clock.prev
-		}
+		m.start = max(m.at, m.clock.heldSince(now))
 	}
 	if m.n == 0 {
 		m.first = now
@@ -263,33 +262,33 @@ func (th *threshold) join(e *Engine, p *plan, ent *entry, s *sample, now float64
 		ev = &evidence{ident: ident, below: -1, since: now}
 		th.evidence[ident] = ev
 	}
-	// Its samples may have been taken any time since the agent's datagram
-	// before; of an agent just heard from for the first time, as long ago
-	// as any agent holds one (windowFloor), for all that is known.
-	m := &member{ent: ent, ev: ev, at: now, start: now - windowFloor, perSample: max(s.scaled, 1)}
+	// Its samples may have been taken any time since the agent sent its
+	// datagram before (its own clock says when); of an agent just heard
+	// from for the first time, as long ago as any agent holds one
+	// (windowFloor), for all that is known.
+	m := &member{ent: ent, ev: ev, at: now, perSample: max(s.scaled, 1)}
 	if ac := e.paths.agents[s.dg.Agent]; ac != nil {
 		m.clock = ac
-		if ac.prev > 0 && ac.prev < now {
-			m.start = ac.prev
-		}
 	}
+	m.start = m.clock.heldSince(now)
 	// A hop that joins in the first moments of the flow has watched it since
 	// its first sighting; one that joins later may be where the flow moved.
 	if now-ev.since <= windowFloor {
 		m.start = min(m.start, ev.since)
 	}
 	// The entry's recent samples count too: its value is a count of them
-	// decayed over the flow's t, over an exposure as long (or its life, if
-	// shorter). Not its whole history: mice of the same pair before an
-	// elephant would hold the estimate down for the evidence's 10 s.
+	// decayed over the flow's t, over an exposure as long as its burst (if
+	// shorter), from as long before the burst's first arrival as the agent
+	// holds a sample. Not its whole history: mice of the same pair before
+	// an elephant would hold the estimate down for the evidence's 10 s.
 	if amount := p.amount(p.value, s); amount > 0 {
-		life := max(now-ent.first, 0)
-		window := p.tau * (1 - decay(life/p.tau))
+		burst := max(now-ent.since, 0)
+		window := p.tau * (1 - decay(burst/p.tau))
 		if n := ent.value*p.tau/amount - 1; n > 0 && window > 0 {
 			for w := range evidenceWindows {
 				m.count[w], m.units[w] = n, n*amount/m.perSample
 			}
-			m.start = min(m.start, now-window)
+			m.start = min(m.start, m.clock.heldSince(now)-window)
 		}
 	}
 	ev.members = append(ev.members, m)

@@ -91,6 +91,26 @@ type agentClock struct {
 	// sends full datagrams at once, and the same agent with little to send
 	// holds one until its export timer, so the mean says too little.
 	slowest float64
+	// up is its latest datagram's uptime (the agent's own clock, in ms, at
+	// sending); upBefore the latest uptime before it. The samples of a
+	// datagram were taken after the agent sent the one before, and bursts
+	// of datagrams (full ones sent together, or queued behind a busy
+	// collector) arrive together: the agent's clock says how long its
+	// samples were held where arrival times cannot.
+	up, upBefore uint32
+	upSeen       bool // up is known
+	upSpan       bool // and upBefore
+}
+
+// heldSince is the earliest moment, on the engine's clock, that the samples
+// of the agent's latest datagram (arrived at now) were taken: the span of
+// its own clock since its datagram before, capped at windowFloor (no agent
+// holds a sample longer), and windowFloor when that is unknown.
+func (ac *agentClock) heldSince(now float64) float64 {
+	if ac == nil || !ac.upSpan {
+		return now - windowFloor
+	}
+	return now - min(float64(ac.up-ac.upBefore)/1000, windowFloor)
 }
 
 // maxAgentClocks bounds the agents whose cadence is kept; past it, the
@@ -158,6 +178,13 @@ func (pt *pathTracker) heard(dg *decode.Datagram, now float64) {
 		ac.slowest = max(dt, ac.slowest*decay(dt/slowestFades))
 	}
 	ac.seq, ac.sub, ac.prev, ac.last = dg.Sequence, dg.SubAgentID, ac.last, now
+	switch {
+	case !ac.upSeen || dg.Uptime < ac.up:
+		ac.upSpan = false // its first datagram, or it restarted
+	case dg.Uptime > ac.up:
+		ac.upBefore, ac.upSpan = ac.up, true
+	}
+	ac.up, ac.upSeen = dg.Uptime, true
 }
 
 // Freshness. An agent holds a sample at most about its datagram interval
