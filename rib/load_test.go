@@ -46,18 +46,31 @@ func loadSpeaker(spec string) int {
 	n, _ := strconv.Atoi(f[1])
 	collector := netip.MustParseAddrPort(f[2])
 	src := netip.MustParseAddr("127.0.5.1")
-	var stop func()
+	var stop, withdraw func() error
 	var err error
 	if f[0] == "raw" {
-		stop, err = rawSpeaker(n, src, collector)
+		stop, withdraw, err = rawSpeaker(n, src, collector)
 	} else {
-		stop, err = gobgpSpeaker(n, src, collector)
+		stop, withdraw, err = gobgpSpeaker(n, src, collector)
 	}
 	if err != nil {
 		fmt.Println("error", err)
 		return 1
 	}
-	bufio.NewReader(os.Stdin).ReadString('\n')
+	// "withdraw" withdraws every route; the end of stdin ends the session.
+	in := bufio.NewReader(os.Stdin)
+	for {
+		line, err := in.ReadString('\n')
+		if err != nil {
+			break
+		}
+		if strings.TrimSpace(line) == "withdraw" {
+			if err := withdraw(); err != nil {
+				fmt.Fprintln(os.Stderr, "speaker: withdraw:", err)
+				return 1
+			}
+		}
+	}
 	stop()
 	return 0
 }
@@ -66,33 +79,41 @@ const loadASN = 65301
 
 func loadPrefix(i int) [4]byte { return [4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)} }
 
-func gobgpSpeaker(n int, src netip.Addr, collector netip.AddrPort) (func(), error) {
+func gobgpSpeaker(n int, src netip.Addr, collector netip.AddrPort) (stop, withdraw func() error, err error) {
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	ctx := context.Background()
 	built := time.Now()
 	// Paths first, then the peer: nothing to send until the table is whole.
 	sp, err := sim.NewSpeakerPaused(ctx, loadASN, src, src, quiet)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sp.HoldTime = 90 // BGP's default: the dump of a big table keeps it busy
 	nh := netip.MustParseAddr("10.2.2.1")
 	for i := range n {
 		if err := sp.Announce(ctx, netip.PrefixFrom(netip.AddrFrom4(loadPrefix(i)), 32), nh); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	fmt.Fprintf(os.Stderr, "speaker: %d paths in %v\n", n, time.Since(built).Round(time.Millisecond))
 	if err := sp.Connect(ctx, collector, 65000); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fmt.Println("ready") // it connects once the collector listens
-	return sp.Stop, nil
+	withdraw = func() error {
+		for i := range n {
+			if err := sp.Withdraw(ctx, netip.PrefixFrom(netip.AddrFrom4(loadPrefix(i)), 32), nh); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return func() error { sp.Stop(); return nil }, withdraw, nil
 }
 
 // rawSpeaker is a minimal BGP-4 speaker (RFC 4271): OPEN with the 4-octet
 // AS and IPv4 unicast capabilities, KEEPALIVEs, and the UPDATEs.
-func rawSpeaker(n int, src netip.Addr, collector netip.AddrPort) (func(), error) {
+func rawSpeaker(n int, src netip.Addr, collector netip.AddrPort) (stop, withdraw func() error, err error) {
 	msg := func(typ byte, body []byte) []byte {
 		m := make([]byte, 19, 19+len(body))
 		for i := range 16 {
@@ -121,6 +142,18 @@ func rawSpeaker(n int, src netip.Addr, collector netip.AddrPort) (func(), error)
 		updates = append(updates, msg(2, body)...)
 	}
 	updates = append(updates, msg(2, []byte{0, 0, 0, 0})...) // End-of-RIB
+	var withdrawals []byte
+	perWithdrawal := (4096 - 19 - 4) / 5
+	for i := 0; i < n; i += perWithdrawal {
+		var prefixes []byte
+		for j := i; j < min(n, i+perWithdrawal); j++ {
+			p := loadPrefix(j)
+			prefixes = append(prefixes, 32, p[0], p[1], p[2], p[3])
+		}
+		body := binary.BigEndian.AppendUint16(nil, uint16(len(prefixes)))
+		body = append(body, prefixes...)
+		withdrawals = append(withdrawals, msg(2, binary.BigEndian.AppendUint16(body, 0))...)
+	}
 	id := src.As4()
 	open := []byte{4, loadASN >> 8, loadASN & 0xff, 0, 90, id[0], id[1], id[2], id[3]} // version, AS, hold time, id
 	caps := []byte{
@@ -140,16 +173,16 @@ func rawSpeaker(n int, src netip.Addr, collector netip.AddrPort) (func(), error)
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, err
+			return nil, nil, err
 		}
 		time.Sleep(20 * time.Millisecond) // the collector starts after "ready"
 	}
 	go io.Copy(io.Discard, conn) // its OPEN and KEEPALIVEs
 	if _, err := conn.Write(append(msg(1, open), msg(4, nil)...)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := conn.Write(updates); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	quit := make(chan struct{})
 	go func() {
@@ -162,13 +195,16 @@ func rawSpeaker(n int, src netip.Addr, collector netip.AddrPort) (func(), error)
 			}
 		}
 	}()
-	return func() { close(quit); conn.Close() }, nil
+	withdraw = func() error { _, err := conn.Write(withdrawals); return err }
+	return func() error { close(quit); return conn.Close() }, withdraw, nil
 }
 
 // BenchmarkLearnRoutes: one peer's full table of FABRICTRACE_ROUTES (default
 // 1,000,000) /32s, from the lean raw speaker (the learner's own cost) and
 // from a GoBGP speaker. Reports seconds from the session's start to the
-// last route visible to lookups, and the learner's memory. Run with
+// last route visible to lookups, and the learner's memory; then, from the
+// raw speaker, the seconds from its withdrawal of every route (in UPDATEs
+// as full as its announcements) to the last one gone. Run with
 // -benchtime 1x; GOMEMLIMIT, if set, applies to the learner only.
 func BenchmarkLearnRoutes(b *testing.B) {
 	n := 1_000_000
@@ -252,6 +288,20 @@ func learnRoutes(b *testing.B, kind string, n int) {
 			out, _ := os.Create(f)
 			pprof.WriteHeapProfile(out)
 			out.Close()
+		}
+		if kind == "raw" {
+			start := time.Now()
+			fmt.Fprintln(stdin, "withdraw")
+			for next := r.Published(); r.Len() > 0; next = r.Published() {
+				select {
+				case <-next:
+				case <-deadline:
+					b.Fatalf("%d of %d routes still held after 5 minutes", r.Len(), n)
+				}
+			}
+			withdrawn := time.Since(start)
+			b.ReportMetric(withdrawn.Seconds(), "s-to-withdraw")
+			b.ReportMetric(withdrawn.Seconds()/(learned-established).Seconds(), "withdraw/learn")
 		}
 		stdin.Close()
 		cmd.Wait()

@@ -1,7 +1,6 @@
 package rib
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,12 +16,10 @@ import (
 	"syscall"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/apiutil"
-	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
-	"github.com/osrg/gobgp/v3/pkg/server"
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/types/known/anypb"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
 
 	"github.com/fabrictrace/fabrictrace/internal/bgplog"
 )
@@ -127,7 +125,7 @@ func Start(ctx context.Context, cfg Config) (*RIB, error) {
 	r := &RIB{cfg: cfg, table: newTable(), log: cfg.Logger, neighbors: map[netip.Addr]*Neighbor{},
 		lists: map[string][]uint32{},
 		wake:  make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
-	r.bgp = server.NewBgpServer(server.LoggerOption(bgplog.New(cfg.Logger.With("component", "bgp"))))
+	r.bgp = server.NewBgpServer(server.LoggerOption(bgplog.New(cfg.Logger.With("component", "bgp")), nil))
 	go r.bgp.Serve()
 	if err := r.configure(ctx, int32(port), listenAddrs); err != nil {
 		r.bgp.Stop()
@@ -135,9 +133,11 @@ func Start(ctx context.Context, cfg Config) (*RIB, error) {
 	}
 	wctx, stop := context.WithCancel(context.Background())
 	r.stop = stop
-	err = r.bgp.WatchEvent(wctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{},
-		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
-			{Type: api.WatchEventRequest_Table_Filter_ADJIN, Init: true}}}}, r.watch)
+	// Each peer's Adj-RIB-In as UPDATEs arrive (before policy), and the
+	// peers' states; a peer's routes going with its session are the
+	// applier's to withdraw.
+	err = r.bgp.WatchEvent(wctx, server.WatchEventMessageCallbacks{OnPathUpdate: r.watchPaths, OnPeerUpdate: r.watchPeer},
+		server.WatchUpdate(true, "", ""), server.WatchPeer())
 	if err != nil {
 		stop()
 		r.bgp.Stop()
@@ -169,7 +169,7 @@ func (r *RIB) configure(ctx context.Context, port int32, addrs []string) error {
 	// Adj-RIB-In as they arrive. A second copy in the global table, with
 	// its best-path runs, would double the memory a full table costs.
 	if err := r.bgp.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
-		Name: "global", Direction: api.PolicyDirection_IMPORT, DefaultAction: api.RouteAction_REJECT}}); err != nil {
+		Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_IMPORT, DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT}}); err != nil {
 		return fmt.Errorf("bgp import policy: %w", err)
 	}
 	afis := []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: family4, Enabled: true}},
@@ -178,7 +178,7 @@ func (r *RIB) configure(ctx context.Context, port int32, addrs []string) error {
 	// and it never announces anything.
 	transport := &api.Transport{PassiveMode: true}
 	multihop := &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
-	rejectAll := &api.ApplyPolicy{ExportPolicy: &api.PolicyAssignment{DefaultAction: api.RouteAction_REJECT}}
+	rejectAll := &api.ApplyPolicy{ExportPolicy: &api.PolicyAssignment{DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT}}
 	for _, n := range r.cfg.Neighbors {
 		if err := r.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
 			Conf:      &api.PeerConf{NeighborAddress: n.Address.String(), PeerAsn: n.ASN},
@@ -204,26 +204,33 @@ func (r *RIB) configure(ctx context.Context, port int32, addrs []string) error {
 	return nil
 }
 
-// watch is GoBGP's callback. Its queue is unbounded, so this only converts
-// and queues: the applier does the work.
-func (r *RIB) watch(resp *api.WatchEventResponse) {
+// watchPaths and watchPeer are GoBGP's callbacks, on its one watch
+// goroutine. Its queue is unbounded, so they only convert and queue: the
+// applier does the work.
+func (r *RIB) watchPaths(paths []*apiutil.Path, now time.Time) {
 	ops := r.watchBuf[:0]
-	if st := resp.GetPeer().GetPeer().GetState(); st != nil {
-		r.peerState(st, resp.GetPeer().GetType())
-		if st.SessionState != api.PeerState_ESTABLISHED {
-			if a, err := netip.ParseAddr(st.NeighborAddress); err == nil {
-				ops = append(ops, change{peerDown: a})
-			}
-		}
-	}
-	now := time.Now()
-	for _, p := range resp.GetTable().GetPaths() {
+	for _, p := range paths {
 		pfx, rt, ok := r.conv.convert(p, now)
 		if !ok {
 			continue
 		}
-		ops = append(ops, change{prefix: pfx, route: rt, withdraw: p.IsWithdraw})
+		ops = append(ops, change{prefix: pfx, route: rt, withdraw: p.Withdrawal})
 	}
+	r.queue(ops)
+}
+
+func (r *RIB) watchPeer(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) {
+	if ev.Type != apiutil.PEER_EVENT_STATE {
+		return
+	}
+	st := &ev.Peer.State
+	r.peerState(st)
+	if st.SessionState != bgp.BGP_FSM_ESTABLISHED && st.NeighborAddress.IsValid() {
+		r.queue(append(r.watchBuf[:0], change{peerDown: st.NeighborAddress.Unmap()}))
+	}
+}
+
+func (r *RIB) queue(ops []change) {
 	r.watchBuf = ops
 	if len(ops) == 0 {
 		return
@@ -238,9 +245,9 @@ func (r *RIB) watch(resp *api.WatchEventResponse) {
 	}
 }
 
-func (r *RIB) peerState(st *api.PeerState, typ api.WatchEventResponse_PeerEvent_Type) {
-	a, err := netip.ParseAddr(st.NeighborAddress)
-	if err != nil {
+func (r *RIB) peerState(st *apiutil.PeerState) {
+	a := st.NeighborAddress.Unmap()
+	if !a.IsValid() {
 		return
 	}
 	r.mu.Lock()
@@ -250,11 +257,16 @@ func (r *RIB) peerState(st *api.PeerState, typ api.WatchEventResponse_PeerEvent_
 		n = &Neighbor{Address: a}
 		r.neighbors[a] = n
 	}
-	if st.PeerAsn != 0 {
-		n.ASN = st.PeerAsn
+	if st.PeerASN != 0 {
+		n.ASN = st.PeerASN
 	}
-	if id, err := netip.ParseAddr(st.RouterId); err == nil && !id.IsUnspecified() {
+	if id := st.RouterID.Unmap(); id.IsValid() && !id.IsUnspecified() {
 		n.RouterID = id
+	}
+	// Why the last session ended: what the peer or GoBGP said, in words
+	// ("hold timer expired", "notification received: ...").
+	if msg := disconnectText(st); msg != "" {
+		n.LastError = msg
 	}
 	state := stateName(st.SessionState)
 	if state != n.State {
@@ -263,99 +275,113 @@ func (r *RIB) peerState(st *api.PeerState, typ api.WatchEventResponse_PeerEvent_
 		if state == "established" || n.State == "established" {
 			level = slog.LevelInfo
 		}
+		was := n.State
 		n.State, n.Since = state, time.Now()
-		r.log.Log(context.Background(), level, "bgp peer", "peer", a, "asn", n.ASN, "state", state)
+		args := []any{"peer", a, "asn", n.ASN, "state", state}
+		if was == "established" && n.LastError != "" {
+			args = append(args, "reason", n.LastError)
+		}
+		r.log.Log(context.Background(), level, "bgp peer", args...)
 	}
 }
 
-func stateName(s api.PeerState_SessionState) string {
+// disconnectText is why a session ended, in words, or "" if it did not
+// end or the state change is no failure (an idle timer running out).
+func disconnectText(st *apiutil.PeerState) string {
+	if st.SessionState == bgp.BGP_FSM_ESTABLISHED {
+		return ""
+	}
+	var reason string
+	switch st.DisconnectReason {
+	case api.PeerState_DISCONNECT_REASON_HOLD_TIMER_EXPIRED:
+		reason = "hold timer expired"
+	case api.PeerState_DISCONNECT_REASON_NOTIFICATION_SENT:
+		reason = "notification sent"
+	case api.PeerState_DISCONNECT_REASON_NOTIFICATION_RECEIVED:
+		reason = "notification received"
+	case api.PeerState_DISCONNECT_REASON_READ_FAILED:
+		reason = "connection closed or read failed"
+	case api.PeerState_DISCONNECT_REASON_WRITE_FAILED:
+		reason = "write failed"
+	case api.PeerState_DISCONNECT_REASON_INVALID_MSG:
+		reason = "invalid message"
+	case api.PeerState_DISCONNECT_REASON_BAD_PEER_AS:
+		reason = "bad peer AS"
+	case api.PeerState_DISCONNECT_REASON_ADMIN_DOWN, api.PeerState_DISCONNECT_REASON_DECONFIGURED:
+		reason = "administratively down"
+	case api.PeerState_DISCONNECT_REASON_HARD_RESET:
+		reason = "hard reset"
+	default:
+		return ""
+	}
+	// GoBGP's message names the reason, then for a NOTIFICATION its code
+	// ("notification-received hold timer expired").
+	if _, detail, ok := strings.Cut(st.DisconnectMessage, " "); ok && detail != "" {
+		return reason + ": " + detail
+	}
+	return reason
+}
+
+func stateName(s bgp.FSMState) string {
 	switch s {
-	case api.PeerState_ESTABLISHED:
+	case bgp.BGP_FSM_ESTABLISHED:
 		return "established"
-	case api.PeerState_IDLE:
+	case bgp.BGP_FSM_IDLE:
 		return "idle"
-	case api.PeerState_CONNECT:
+	case bgp.BGP_FSM_CONNECT:
 		return "connect"
-	case api.PeerState_ACTIVE:
+	case bgp.BGP_FSM_ACTIVE:
 		return "active"
-	case api.PeerState_OPENSENT:
+	case bgp.BGP_FSM_OPENSENT:
 		return "opensent"
-	case api.PeerState_OPENCONFIRM:
+	case bgp.BGP_FSM_OPENCONFIRM:
 		return "openconfirm"
 	}
 	return "unknown"
 }
 
-// converter reads GoBGP's paths into Routes. GoBGP marshals every path's
-// attributes afresh, but the paths of one UPDATE carry the same bytes, so
-// the last attribute set is kept and decoded once, and its paths share one
-// Route. Only the watch goroutine uses it.
+// converter reads GoBGP's paths into Routes. The paths of one UPDATE share
+// their attributes, so the last attribute set is kept and read once, and
+// its paths share one Route. Only the watch goroutine uses it.
 type converter struct {
-	peerText  string
-	peer      netip.Addr
-	attrBytes []byte // the last set's type URLs and values, end to end
-	scratch   []byte // the set being compared
-	attrs     Route  // what the last set decoded to
-	last      *Route // the last Route made, for its peer, AS, time and attributes
-	withdrawn *Route // the same for withdrawals, which carry no attributes
+	attrs     []bgp.PathAttributeInterface // the last set
+	route     Route                        // what it read as
+	last      *Route                       // the last Route made, for its peer, AS, time and attributes
+	withdrawn *Route                       // the same for withdrawals, which carry no attributes
 }
 
 // convert reads a GoBGP path into a Route. Routes it returns are never
 // changed.
-func (c *converter) convert(p *api.Path, now time.Time) (netip.Prefix, *Route, bool) {
+func (c *converter) convert(p *apiutil.Path, now time.Time) (netip.Prefix, *Route, bool) {
 	pfx, ok := nlriPrefix(p.Nlri)
 	if !ok {
 		return netip.Prefix{}, nil, false
 	}
-	if p.NeighborIp != c.peerText {
-		peer, err := netip.ParseAddr(p.NeighborIp)
-		if err != nil {
-			return netip.Prefix{}, nil, false
-		}
-		c.peerText, c.peer = p.NeighborIp, peer
+	peer := p.PeerAddress.Unmap()
+	if !peer.IsValid() {
+		return netip.Prefix{}, nil, false
 	}
 	learned := now.UnixMilli()
 	fresh := func(r *Route) bool {
-		return r != nil && r.Peer == c.peer && r.PeerASN == p.SourceAsn && r.Learned == learned
+		return r != nil && r.Peer == peer && r.PeerASN == p.PeerASN && r.Learned == learned
 	}
-	if p.IsWithdraw {
+	if p.Withdrawal {
 		if !fresh(c.withdrawn) {
-			c.withdrawn = &Route{Peer: c.peer, PeerASN: p.SourceAsn, Learned: learned}
+			c.withdrawn = &Route{Peer: peer, PeerASN: p.PeerASN, Learned: learned}
 		}
 		return pfx, c.withdrawn, true
 	}
-	same := c.sameAttrs(p.Pattrs)
+	same := len(c.attrs) > 0 && slices.Equal(p.Attrs, c.attrs)
 	if !same {
-		attrs, err := apiutil.UnmarshalPathAttributes(p.Pattrs)
-		if err != nil {
-			c.attrBytes, c.last = c.attrBytes[:0], nil
-			return netip.Prefix{}, nil, false
-		}
-		c.attrs = routeAttrs(attrs)
+		c.attrs = append(c.attrs[:0], p.Attrs...)
+		c.route = routeAttrs(p.Attrs)
 	}
 	if !same || !fresh(c.last) {
-		rt := c.attrs
-		rt.Peer, rt.PeerASN, rt.Learned = c.peer, p.SourceAsn, learned
+		rt := c.route
+		rt.Peer, rt.PeerASN, rt.Learned = peer, p.PeerASN, learned
 		c.last = &rt
 	}
 	return pfx, c.last, true
-}
-
-// sameAttrs reports whether attrs are the last set's, and makes them the
-// last set if not.
-func (c *converter) sameAttrs(attrs []*anypb.Any) bool {
-	b := c.scratch[:0]
-	for _, a := range attrs {
-		b = append(b, a.TypeUrl...)
-		b = append(b, a.Value...)
-		b = append(b, 0)
-	}
-	if len(c.attrBytes) > 0 && bytes.Equal(b, c.attrBytes) {
-		c.scratch = b
-		return true
-	}
-	c.attrBytes, c.scratch = b, c.attrBytes
-	return false
 }
 
 func routeAttrs(attrs []bgp.PathAttributeInterface) Route {
@@ -363,10 +389,10 @@ func routeAttrs(attrs []bgp.PathAttributeInterface) Route {
 	for _, a := range attrs {
 		switch a := a.(type) {
 		case *bgp.PathAttributeNextHop:
-			rt.NextHop, _ = netip.AddrFromSlice(a.Value.To4())
+			rt.NextHop = a.Value.Unmap()
 		case *bgp.PathAttributeMpReachNLRI:
-			if nh, ok := netip.AddrFromSlice(a.Nexthop); ok {
-				rt.NextHop = nh.Unmap()
+			if a.Nexthop.IsValid() {
+				rt.NextHop = a.Nexthop.Unmap()
 			}
 		case *bgp.PathAttributeAsPath:
 			for _, seg := range a.Value {
@@ -383,40 +409,13 @@ func routeAttrs(attrs []bgp.PathAttributeInterface) Route {
 	return rt
 }
 
-// nlriPrefix reads a unicast NLRI, an apipb.IPAddressPrefix, straight from
-// its wire form: decoding it into a message would cost three allocations
-// per route.
-func nlriPrefix(nlri *anypb.Any) (netip.Prefix, bool) {
-	if nlri == nil || !strings.HasSuffix(nlri.TypeUrl, "/apipb.IPAddressPrefix") {
+// nlriPrefix reads a unicast NLRI: an IPv4 or IPv6 prefix.
+func nlriPrefix(nlri bgp.NLRI) (netip.Prefix, bool) {
+	p, ok := nlri.(*bgp.IPAddrPrefix)
+	if !ok || !p.Prefix.IsValid() {
 		return netip.Prefix{}, false
 	}
-	var bits uint64
-	var text []byte
-	b := nlri.Value
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return netip.Prefix{}, false
-		}
-		b = b[n:]
-		switch {
-		case num == 1 && typ == protowire.VarintType:
-			bits, n = protowire.ConsumeVarint(b)
-		case num == 2 && typ == protowire.BytesType:
-			text, n = protowire.ConsumeBytes(b)
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
-		}
-		if n < 0 {
-			return netip.Prefix{}, false
-		}
-		b = b[n:]
-	}
-	a, err := netip.ParseAddr(string(text))
-	if err != nil || bits > uint64(a.BitLen()) {
-		return netip.Prefix{}, false
-	}
-	return netip.PrefixFrom(a, int(bits)).Masked(), true
+	return netip.PrefixFrom(p.Prefix.Addr().Unmap(), p.Prefix.Bits()).Masked(), true
 }
 
 // apply drains queued updates in batches: while one batch is published,

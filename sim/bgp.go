@@ -7,9 +7,10 @@ import (
 	"net/netip"
 	"sync"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/server"
-	"google.golang.org/protobuf/types/known/anypb"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
 
 	"github.com/fabrictrace/fabrictrace/internal/bgplog"
 )
@@ -49,7 +50,7 @@ func NewSpeaker(ctx context.Context, asn uint32, routerID, source netip.Addr, co
 // before Connect go out as one table dump when the session comes up, which
 // is how a load test builds a big table quickly.
 func NewSpeakerPaused(ctx context.Context, asn uint32, routerID, source netip.Addr, log *slog.Logger) (*Speaker, error) {
-	bs := server.NewBgpServer(server.LoggerOption(bgplog.New(log)))
+	bs := server.NewBgpServer(server.LoggerOption(bgplog.New(log), nil))
 	go bs.Serve()
 	if err := bs.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
 		Asn: asn, RouterId: routerID.String(), ListenPort: -1}}); err != nil {
@@ -84,7 +85,7 @@ func (sp *Speaker) Announce(ctx context.Context, prefix netip.Prefix, nextHop ne
 	if err != nil {
 		return err
 	}
-	if _, err := sp.bgp.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path}); err != nil {
+	if _, err := sp.bgp.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{path}}); err != nil {
 		return fmt.Errorf("announce %s: %w", prefix, err)
 	}
 	return nil
@@ -96,8 +97,7 @@ func (sp *Speaker) Withdraw(ctx context.Context, prefix netip.Prefix, nextHop ne
 	if err != nil {
 		return err
 	}
-	if err := sp.bgp.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL,
-		Family: path.Family, Path: path}); err != nil {
+	if err := sp.bgp.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{path}}); err != nil {
 		return fmt.Errorf("withdraw %s: %w", prefix, err)
 	}
 	return nil
@@ -207,34 +207,29 @@ func (sp *Speakers) apply(ctx context.Context, rc RouteChange) error {
 	return nil
 }
 
-func hostRoute(prefix netip.Prefix, nextHop netip.Addr, asn uint32) (*api.Path, error) {
-	family := family4
-	if prefix.Addr().Is6() {
-		family = family6
-	}
-	nlri, err := anypb.New(&api.IPAddressPrefix{Prefix: prefix.Addr().String(), PrefixLen: uint32(prefix.Bits())})
+func hostRoute(prefix netip.Prefix, nextHop netip.Addr, asn uint32) (*apiutil.Path, error) {
+	nlri, err := bgp.NewIPAddrPrefix(prefix)
 	if err != nil {
 		return nil, err
 	}
-	origin, err := anypb.New(&api.OriginAttribute{Origin: 0})
-	if err != nil {
-		return nil, err
-	}
-	community, err := anypb.New(&api.CommunitiesAttribute{Communities: []uint32{asn<<16 | ContainerCommunity}})
-	if err != nil {
-		return nil, err
-	}
-	var hop *anypb.Any
-	if family == family4 {
-		hop, err = anypb.New(&api.NextHopAttribute{NextHop: nextHop.String()})
+	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(0),
+		bgp.NewPathAttributeCommunities([]uint32{asn<<16 | ContainerCommunity})}
+	family := bgp.RF_IPv4_UC
+	if prefix.Addr().Is4() {
+		hop, err := bgp.NewPathAttributeNextHop(nextHop)
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, hop)
 	} else {
-		hop, err = anypb.New(&api.MpReachNLRIAttribute{Family: family, NextHops: []string{nextHop.String()},
-			Nlris: []*anypb.Any{nlri}})
+		family = bgp.RF_IPv6_UC
+		hop, err := bgp.NewPathAttributeMpReachNLRI(family, []bgp.PathNLRI{{NLRI: nlri}}, nextHop)
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, hop)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return &api.Path{Family: family, Nlri: nlri, Pattrs: []*anypb.Any{origin, hop, community}}, nil
+	return &apiutil.Path{Family: family, Nlri: nlri, Attrs: attrs}, nil
 }
 
 // Stop closes every session; the collector sees each leaf go down.

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/apiutil"
-	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
-	"github.com/osrg/gobgp/v3/pkg/server"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
 
 	"github.com/fabrictrace/fabrictrace/internal/bgplog"
 )
@@ -31,7 +31,7 @@ func startLearner(t *testing.T, ctx context.Context) (*learner, netip.AddrPort) 
 	t.Helper()
 	l := &learner{routes: map[string]map[netip.Prefix]netip.Addr{}, changed: make(chan struct{}, 1)}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s := server.NewBgpServer(server.LoggerOption(bgplog.New(logger)))
+	s := server.NewBgpServer(server.LoggerOption(bgplog.New(logger), nil))
 	go s.Serve()
 	t.Cleanup(s.Stop)
 	port := freeTCPPort(t)
@@ -43,54 +43,57 @@ func startLearner(t *testing.T, ctx context.Context) (*learner, netip.AddrPort) 
 		{Config: &api.AfiSafiConfig{Family: family6, Enabled: true}}}
 	if err := s.AddPeerGroup(ctx, &api.AddPeerGroupRequest{PeerGroup: &api.PeerGroup{
 		Conf: &api.PeerGroupConf{PeerGroupName: "leaves"}, Transport: &api.Transport{PassiveMode: true}, AfiSafis: afis,
-		ApplyPolicy: &api.ApplyPolicy{ExportPolicy: &api.PolicyAssignment{DefaultAction: api.RouteAction_REJECT}}}}); err != nil {
+		ApplyPolicy: &api.ApplyPolicy{ExportPolicy: &api.PolicyAssignment{DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT}}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.AddDynamicNeighbor(ctx, &api.AddDynamicNeighborRequest{DynamicNeighbor: &api.DynamicNeighbor{
 		Prefix: "127.0.1.0/24", PeerGroup: "leaves"}}); err != nil {
 		t.Fatal(err)
 	}
-	// ADJIN events carry no withdrawals when a session drops: a peer leaving
-	// Established takes its routes with it.
-	err := s.WatchEvent(ctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{},
-		Table: &api.WatchEventRequest_Table{
-			Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_ADJIN, Init: true}}}},
-		func(r *api.WatchEventResponse) {
-			l.mu.Lock()
-			if st := r.GetPeer().GetPeer().GetState(); st != nil && st.SessionState != api.PeerState_ESTABLISHED {
-				delete(l.routes, st.NeighborAddress)
+	// Update events carry no withdrawals when a session drops: a peer
+	// leaving Established takes its routes with it.
+	wake := func() {
+		select {
+		case l.changed <- struct{}{}:
+		default:
+		}
+	}
+	err := s.WatchEvent(ctx, server.WatchEventMessageCallbacks{
+		OnPeerUpdate: func(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) {
+			if st := ev.Peer.State; ev.Type == apiutil.PEER_EVENT_STATE && st.SessionState != bgp.BGP_FSM_ESTABLISHED {
+				l.mu.Lock()
+				delete(l.routes, st.NeighborAddress.String())
+				l.mu.Unlock()
+				wake()
 			}
-			for _, p := range r.GetTable().GetPaths() {
-				nlri, err := apiutil.GetNativeNlri(p)
-				if err != nil {
+		},
+		OnPathUpdate: func(paths []*apiutil.Path, _ time.Time) {
+			l.mu.Lock()
+			for _, p := range paths {
+				pfx := netip.MustParsePrefix(p.Nlri.String())
+				peer := p.PeerAddress.String()
+				if l.routes[peer] == nil {
+					l.routes[peer] = map[netip.Prefix]netip.Addr{}
+				}
+				if p.Withdrawal {
+					delete(l.routes[peer], pfx)
 					continue
 				}
-				pfx := netip.MustParsePrefix(nlri.String())
-				if l.routes[p.NeighborIp] == nil {
-					l.routes[p.NeighborIp] = map[netip.Prefix]netip.Addr{}
-				}
-				if p.IsWithdraw {
-					delete(l.routes[p.NeighborIp], pfx)
-					continue
-				}
-				attrs, _ := apiutil.GetNativePathAttributes(p)
 				var nh netip.Addr
-				for _, a := range attrs {
+				for _, a := range p.Attrs {
 					switch a := a.(type) {
 					case *bgp.PathAttributeNextHop:
-						nh, _ = netip.AddrFromSlice(a.Value.To4())
+						nh = a.Value
 					case *bgp.PathAttributeMpReachNLRI:
-						nh, _ = netip.AddrFromSlice(a.Nexthop)
+						nh = a.Nexthop
 					}
 				}
-				l.routes[p.NeighborIp][pfx] = nh.Unmap()
+				l.routes[peer][pfx] = nh.Unmap()
 			}
 			l.mu.Unlock()
-			select {
-			case l.changed <- struct{}{}:
-			default:
-			}
-		})
+			wake()
+		},
+	}, server.WatchUpdate(true, "", ""), server.WatchPeer())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,41 +1,36 @@
-// Package bgplog routes GoBGP's log lines into log/slog, so an embedded BGP
-// speaker logs like the rest of fabrictrace instead of through logrus.
+// Package bgplog quiets an embedded GoBGP's log: GoBGP logs through
+// log/slog, and its Info level is chatty (every FSM transition, every
+// config change), so its Info lines become Debug; its warnings and errors
+// keep their level.
 package bgplog
 
 import (
 	"context"
 	"log/slog"
-
-	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 )
 
-// New returns a GoBGP logger that writes to l. GoBGP's Info level is chatty
-// (every FSM transition, every config change), so it maps to slog's Debug;
-// its warnings and errors keep their level.
-func New(l *slog.Logger) gobgplog.Logger { return &logger{l: l, level: gobgplog.InfoLevel} }
+// New returns a logger for GoBGP that writes to l, one level quieter at
+// Info.
+func New(l *slog.Logger) *slog.Logger { return slog.New(quieter{l.Handler()}) }
 
-type logger struct {
-	l     *slog.Logger
-	level gobgplog.LogLevel
+type quieter struct{ h slog.Handler }
+
+func (q quieter) Enabled(ctx context.Context, level slog.Level) bool {
+	return q.h.Enabled(ctx, demote(level))
 }
 
-func (g *logger) log(level slog.Level, msg string, fields gobgplog.Fields) {
-	if !g.l.Enabled(context.Background(), level) {
-		return
-	}
-	attrs := make([]any, 0, 2*len(fields))
-	for k, v := range fields {
-		attrs = append(attrs, k, v)
-	}
-	g.l.Log(context.Background(), level, "gobgp: "+msg, attrs...)
+func (q quieter) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = demote(r.Level)
+	r.Message = "gobgp: " + r.Message
+	return q.h.Handle(ctx, r)
 }
 
-func (g *logger) Panic(msg string, f gobgplog.Fields) { g.log(slog.LevelError, msg, f); panic(msg) }
-func (g *logger) Fatal(msg string, f gobgplog.Fields) { g.log(slog.LevelError, msg, f) }
-func (g *logger) Error(msg string, f gobgplog.Fields) { g.log(slog.LevelError, msg, f) }
-func (g *logger) Warn(msg string, f gobgplog.Fields)  { g.log(slog.LevelWarn, msg, f) }
-func (g *logger) Info(msg string, f gobgplog.Fields)  { g.log(slog.LevelDebug, msg, f) }
-func (g *logger) Debug(msg string, f gobgplog.Fields) { g.log(slog.LevelDebug-4, msg, f) }
+func (q quieter) WithAttrs(attrs []slog.Attr) slog.Handler { return quieter{q.h.WithAttrs(attrs)} }
+func (q quieter) WithGroup(name string) slog.Handler       { return quieter{q.h.WithGroup(name)} }
 
-func (g *logger) SetLevel(level gobgplog.LogLevel) { g.level = level }
-func (g *logger) GetLevel() gobgplog.LogLevel      { return g.level }
+func demote(l slog.Level) slog.Level {
+	if l == slog.LevelInfo {
+		return slog.LevelDebug
+	}
+	return l
+}
