@@ -67,22 +67,24 @@ type Engine struct {
 	coarse atomic.Int64 // nanoseconds since epoch, kept by Run every 5 ms; 0 when not running
 	system bool         // cfg.Now is the system clock
 
-	mu         sync.Mutex
-	plans      map[string]*plan
-	active     []*plan // plans in name order, wired to their tables and thresholds
-	tables     map[string]*table
-	thresholds map[string]*threshold
-	sources    map[sourceKey]*source
-	recent     *[recentSources]*source // a cache of sources, by sourceKey.slot
-	strings    *interner
-	topo       topology
-	groups     groups
-	events     *ring[Event]
-	elephants  *elephantLog
-	paths      pathTracker
-	collisions map[portRef]*collision     // links with colliding elephants, as reported
-	gone       map[netip.Prefix]goneRoute // withdrawn prefixes, when, and what they were
-	owners     map[netip.Prefix]*Owner    // owners looked up lately, for gone's was
+	mu    sync.Mutex
+	plans map[string]*plan
+	// refusedAtReclaim is the interner's refusals at the last reclaim.
+	refusedAtReclaim uint64
+	active           []*plan // plans in name order, wired to their tables and thresholds
+	tables           map[string]*table
+	thresholds       map[string]*threshold
+	sources          map[sourceKey]*source
+	recent           *[recentSources]*source // a cache of sources, by sourceKey.slot
+	strings          *interner
+	topo             topology
+	groups           groups
+	events           *ring[Event]
+	elephants        *elephantLog
+	paths            pathTracker
+	collisions       map[portRef]*collision     // links with colliding elephants, as reported
+	gone             map[netip.Prefix]goneRoute // withdrawn prefixes, when, and what they were
+	owners           map[netip.Prefix]*Owner    // owners looked up lately, for gone's was
 	// The batch being taken (take), and each sample's state between its
 	// stages: e.keys holds len(e.active) keys a sample.
 	batch    []*decode.FlowSample
@@ -108,10 +110,12 @@ type Stats struct {
 	FlowsEvicted   uint64 // entries dropped to stay under MaxFlows
 	SourcesEvicted uint64 // data sources dropped to stay under MaxSources
 	StringsRefused uint64 // key strings refused by the interner's cap
-	Events         uint64
-	PathsTracked   uint64 // 5-tuples whose paths are held
-	PathsEvicted   uint64 // 5-tuples dropped to stay under MaxPaths
-	Waiters        int64  // long polls waiting now, on events and elephants
+	// StringsReleased counts key strings the sweep freed: no flow held them.
+	StringsReleased uint64
+	Events          uint64
+	PathsTracked    uint64 // 5-tuples whose paths are held
+	PathsEvicted    uint64 // 5-tuples dropped to stay under MaxPaths
+	Waiters         int64  // long polls waiting now, on events and elephants
 }
 
 // New returns an engine with no flows defined.
@@ -510,7 +514,7 @@ func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.stats
-	s.StringsRefused = e.strings.refused
+	s.StringsRefused, s.StringsReleased = e.strings.refused, e.strings.freed
 	for _, t := range e.tables {
 		s.Flows += uint64(t.index.len())
 	}
@@ -812,6 +816,35 @@ func (e *Engine) Sweep() {
 	e.detectChanges(now)
 	e.detectCollisions(now)
 	e.ownersBack()
+	e.reclaimStrings()
+}
+
+// reclaimStrings frees the interned strings no flow key holds any more,
+// once the interner is nearly full or has refused one: between batches,
+// where no key being built holds an id. What holds ids: the tables'
+// entries, the thresholds' evidence and the active elephants, by their
+// binary keys.
+func (e *Engine) reclaimStrings() {
+	in := e.strings
+	if in.held() < maxStrings*7/8 && in.refused == e.refusedAtReclaim {
+		return
+	}
+	e.refusedAtReclaim = in.refused
+	used := make([]bool, len(in.strs))
+	for _, t := range e.tables {
+		for _, ent := range t.ring {
+			markKey(used, ent.key())
+		}
+	}
+	for _, th := range e.thresholds {
+		for ident := range th.evidence {
+			markKey(used, []byte(ident))
+		}
+	}
+	for k := range e.elephants.active {
+		markKey(used, []byte(k.ident))
+	}
+	in.release(used)
 }
 
 // SweepPaths raises the path changes that are due: Run calls it every

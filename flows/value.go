@@ -141,11 +141,15 @@ func readKey(b []byte) (value, []byte) {
 }
 
 // interner gives strings small stable ids. It is capped: past maxStrings it
-// refuses new strings, and the key that needed one counts as missing.
+// refuses new strings, and the key that needed one counts as missing, until
+// the engine's sweep finds which ids no flow key holds and frees them
+// (reclaim): a key refused comes back once the strings behind it are gone.
 type interner struct {
 	ids     map[string]uint32
 	strs    []string
+	free    []uint32 // ids released, for reuse
 	refused uint64
+	freed   uint64
 }
 
 const maxStrings = 1 << 16
@@ -169,14 +173,47 @@ func (in *interner) idString(s string) (uint32, string, bool) {
 }
 
 func (in *interner) add(s string) (uint32, string, bool) {
-	if len(in.strs) >= maxStrings {
+	var id uint32
+	switch n := len(in.free); {
+	case n > 0:
+		id, in.free = in.free[n-1], in.free[:n-1]
+		in.strs[id] = s
+	case len(in.strs) < maxStrings:
+		id = uint32(len(in.strs))
+		in.strs = append(in.strs, s)
+	default:
 		in.refused++
 		return 0, "", false
 	}
-	id := uint32(len(in.strs))
 	in.ids[s] = id
-	in.strs = append(in.strs, s)
 	return id, s, true
+}
+
+// held is how many ids are in use.
+func (in *interner) held() int { return len(in.strs) - len(in.free) }
+
+// release frees every id not marked used. Nothing may hold an id it frees.
+func (in *interner) release(used []bool) {
+	for id, s := range in.strs {
+		if !used[id] && in.ids[s] == uint32(id) && s != "" {
+			delete(in.ids, s)
+			in.strs[id] = ""
+			in.free = append(in.free, uint32(id))
+			in.freed++
+		}
+	}
+}
+
+// markKey marks the string ids in a binary key (appendKey's values, end to
+// end).
+func markKey(used []bool, key []byte) {
+	for len(key) > 0 {
+		var v value
+		v, key = readKey(key)
+		if v.kind == str && v.n < uint64(len(used)) {
+			used[v.n] = true
+		}
+	}
 }
 
 func (in *interner) lookup(id uint32) string {
