@@ -83,11 +83,15 @@ type agentState struct {
 	sources map[sourceKey]*sourceState
 	recent  [recentSources]*sourceState // a cache of sources, by sourceKey.slot
 	touched int64                       // unix nanoseconds, for eviction; under the table's lock
+	heard   uint32                      // datagrams, to 2^32-1; under the table's lock
 }
 
 // agentTable holds per-agent accounting, capped in agents and in data
 // sources per agent; when full, it forgets the least recently seen of a few
 // entries picked at random, so a flood of spoofed agents costs bounded work.
+// An agent heard from once or twice goes before one that keeps sending: a
+// spoofed address sends once, and a flood of them must not churn out the
+// real agents, however recently each spoof arrived.
 type agentTable struct {
 	mu         sync.Mutex
 	agents     map[agentKey]*agentState
@@ -114,11 +118,11 @@ func (t *agentTable) get(addr netip.Addr, sub uint32, now time.Time) *agentState
 	if a == nil {
 		if len(t.agents) >= t.maxAgents {
 			var oldest agentKey
-			var oldestAt int64 = 1<<63 - 1
+			var victim *agentState
 			n := 0
 			for key, st := range t.agents {
-				if st.touched < oldestAt {
-					oldest, oldestAt = key, st.touched
+				if victim == nil || evictBefore(st, victim) {
+					oldest, victim = key, st
 				}
 				if n++; n == evictionSample {
 					break
@@ -132,7 +136,22 @@ func (t *agentTable) get(addr netip.Addr, sub uint32, now time.Time) *agentState
 		t.agents[k] = a
 	}
 	a.touched = now.UnixNano()
+	if a.heard < 1<<32-1 {
+		a.heard++
+	}
 	return a
+}
+
+// settled is how many datagrams make an agent one that keeps sending.
+const settled = 3
+
+// evictBefore says whether a should be forgotten before b: one not yet
+// settled before one that is, then the least recently seen.
+func evictBefore(a, b *agentState) bool {
+	if sa, sb := a.heard >= settled, b.heard >= settled; sa != sb {
+		return sb
+	}
+	return a.touched < b.touched
 }
 
 func (t *agentTable) snapshot() []AgentStats {

@@ -285,3 +285,39 @@ func TestPortHeldByAnotherIsRefused(t *testing.T) {
 		t.Fatalf("second listener on %s: %v, want a refusal", first.Addr(), err)
 	}
 }
+
+// A flood of spoofed agents, each sending once, does not churn out a real
+// agent that sends every 100 ms: its accounting survives whole (before,
+// it was wiped over and over: 60 sent, 10 counted). It sends a few before
+// the flood begins; an agent new during a flood is a spoof until it has
+// come back, and a flood leaves it no time to.
+func TestLiveAgentOutlastsASpoofFlood(t *testing.T) {
+	tbl := newAgentTable(100, 10)
+	real := netip.MustParseAddr("10.0.0.1")
+	now := time.Unix(1_700_000_000, 0)
+	spoof := uint32(0)
+	for i := range 63 {
+		a := tbl.get(real, 0, now)
+		a.mu.Lock()
+		a.datagram(&decode.Datagram{Agent: real, Sequence: uint32(i + 1), Uptime: uint32(i * 100)}, netip.AddrPort{}, 100, now)
+		a.mu.Unlock()
+		if i < 3 {
+			now = now.Add(100 * time.Millisecond)
+			continue
+		}
+		for range 500 { // 5,000 spoofs a second
+			spoof++
+			now = now.Add(200 * time.Microsecond)
+			tbl.get(netip.AddrFrom4([4]byte{172, byte(spoof >> 16), byte(spoof >> 8), byte(spoof)}), 0, now)
+		}
+	}
+	var got uint64
+	for _, st := range tbl.snapshot() {
+		if st.Agent == real {
+			got = st.Datagrams
+		}
+	}
+	if _, evicted := tbl.size(); got != 63 || evicted < 29_000 {
+		t.Errorf("the real agent's datagrams: %d of 63, with %d agents evicted", got, evicted)
+	}
+}

@@ -26,7 +26,11 @@ const Version = "fabrictrace-0.1"
 
 // Agent is one agent as /agents/json serves it, in sFlow-RT's field names.
 type Agent struct {
+	// Agent keys the agent in /agents/json and its ?agent= filter: the
+	// address alone for sub-agent 0, as sFlow-RT has it, and address:id
+	// ([address]:id for IPv6) for any other sub-agent of the address.
 	Agent                    string   `json:"-"`
+	SubAgentID               uint32   `json:"sFlowSubAgentId"`
 	DatagramsReceived        uint64   `json:"sFlowDatagramsReceived"`
 	DatagramsLost            uint64   `json:"sFlowDatagramsLost"`
 	DatagramsOutOfOrder      uint64   `json:"sFlowDatagramsOutOfOrder"`
@@ -501,7 +505,7 @@ func (s *Server) analyzer(w http.ResponseWriter, _ *http.Request) {
 		"version": Version, "sFlowAgents": len(agents), "sFlowDatagramsReceived": datagrams,
 		"sFlowBytesReceived": bytes, "flowSamples": st.Samples, "flows": st.Flows,
 		"flowsEvicted": st.FlowsEvicted, "sourcesEvicted": st.SourcesEvicted,
-		"stringsRefused": st.StringsRefused, "events": st.Events,
+		"stringsRefused": st.StringsRefused, "stringsReleased": st.StringsReleased, "events": st.Events,
 		"pathsTracked": st.PathsTracked, "pathsEvicted": st.PathsEvicted,
 	}
 	ex := s.ExportStats()

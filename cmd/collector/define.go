@@ -27,15 +27,20 @@ func loadDefinitions(name string, e *flows.Engine) error {
 	if err != nil {
 		return fmt.Errorf("-define: %w", err)
 	}
+	return applyDefinitions("-define "+name, b, e)
+}
+
+// applyDefinitions applies a -define document; errors begin with from.
+func applyDefinitions(from string, b []byte, e *flows.Engine) error {
 	var f defineFile
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return fmt.Errorf("-define %s: %w", name, err)
+		return fmt.Errorf("%s: %w", from, err)
 	}
 	if f.Topology != nil {
 		if err := e.SetTopology(*f.Topology); err != nil {
-			return fmt.Errorf("-define %s: %w", name, err)
+			return fmt.Errorf("%s: %w", from, err)
 		}
 	}
 	for _, set := range []struct {
@@ -44,7 +49,7 @@ func loadDefinitions(name string, e *flows.Engine) error {
 	}{{"group", f.Groups}, {"flow", f.Flows}, {"threshold", f.Thresholds}} {
 		for n, raw := range set.defs {
 			if err := applyDefinition(e, set.kind, n, raw); err != nil {
-				return fmt.Errorf("-define %s: %s %q: %w", name, set.kind, n, err)
+				return fmt.Errorf("%s: %s %q: %w", from, set.kind, n, err)
 			}
 		}
 	}

@@ -130,7 +130,12 @@ func (s *dumpSink) Flow(d *decode.Datagram, f *decode.FlowSample) {
 
 func (s *dumpSink) Counter(d *decode.Datagram, c *decode.CounterSample) {
 	j := counterJSON{Type: "counter", Agent: d.Agent, SubAgentID: d.SubAgentID, DatagramSeq: d.Sequence, Seq: c.Sequence,
-		DataSource: c.Source.String(), PortName: string(c.PortName), Unknown: c.UnknownRecords}
+		DataSource: c.Source.String(), Unknown: c.UnknownRecords}
+	// Fields of records the sample did not carry are stale: the decoder
+	// reuses its sample, and PortName aliases a receive buffer since reused.
+	if c.Records&decode.HasPortName != 0 {
+		j.PortName = string(c.PortName) // a copy
+	}
 	if c.Records&decode.HasGenericInterface != 0 {
 		g := &c.Generic
 		j.IfIndex, j.IfSpeed, j.IfStatus = g.IfIndex, g.IfSpeed, g.IfStatus

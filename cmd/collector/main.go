@@ -54,6 +54,7 @@ type options struct {
 	allow         string
 	config        string
 	printConfig   bool
+	configDefs    map[string]any // the -config file's [flows], [thresholds] and [groups]
 	fs            *flag.FlagSet
 	retain        time.Duration
 	retainRows    int
@@ -111,9 +112,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	o.fs = fs
 	if o.config != "" {
-		if err := applyConfigFile(fs, o.config); err != nil {
+		defs, err := applyConfigFile(fs, o.config)
+		if err != nil {
 			return o, err
 		}
+		o.configDefs = defs
 	}
 	if o.bgpASN == 0 || o.bgpASN > 1<<32-1 || o.bgpPeerASN > 1<<32-1 {
 		return o, fmt.Errorf("-bgp-asn %d, -bgp-peer-asn %d: want 1 to 4294967295 (0 for any peer)", o.bgpASN, o.bgpPeerASN)
@@ -134,7 +137,7 @@ func main() {
 		os.Exit(2)
 	}
 	if o.printConfig {
-		printConfig(os.Stdout, o.fs)
+		printConfig(os.Stdout, o.fs, o.configDefs)
 		return
 	}
 	var level slog.Level
@@ -169,16 +172,29 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		ecfg.Routes = ribRoutes{routes}
 	}
 	engine = flows.New(ecfg)
-	if o.define != "" {
+	switch {
+	case o.define != "":
 		if err := loadDefinitions(o.define, engine); err != nil {
 			return err
 		}
 		logger.Info("definitions loaded", "file", o.define, "flows", len(engine.FlowDefinitions()),
 			"thresholds", len(engine.ThresholdDefinitions()))
+		if len(o.configDefs) > 0 {
+			logger.Warn("-define wins over the -config file's definitions, which are not loaded", "config", o.config)
+		}
+	case len(o.configDefs) > 0:
+		if err := applyDefinitions("-config "+o.config, configDefinitions(o.configDefs), engine); err != nil {
+			return err
+		}
+		logger.Info("definitions loaded", "file", o.config, "flows", len(engine.FlowDefinitions()),
+			"thresholds", len(engine.ThresholdDefinitions()))
 	}
 	// What users PUT outlives -define: the store's definitions apply last.
 	var st *store.Store
 	if o.db != "" {
+		if err := checkDB(o.db); err != nil {
+			return err
+		}
 		if st, err = store.Open(store.Config{Path: o.db, RetainAge: o.retain, RetainRows: o.retainRows}); err != nil {
 			return err
 		}
@@ -234,6 +250,7 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 				is := l.Stats()
 				return map[string]any{"kernelDrops": is.Kernel.SocketDrops, "rcvbufErrors": is.Kernel.RcvbufErrors,
 					"droppedBehind": is.DroppedBehind, "undecodable": is.Undecodable,
+					"sFlowDatagramsDenied": is.Denied, "sFlowAgentsEvicted": is.AgentsEvicted,
 					"httpConnectionsRefused": limited.refused.Load()}
 			},
 			Logger: logger}
@@ -388,12 +405,24 @@ func (t tee) Counter(d *decode.Datagram, s *decode.CounterSample) {
 }
 
 // agentsJSON turns ingest's accounting into /agents/json rows.
+// agentKey names an agent (an address and a sub-agent id): the address for
+// sub-agent 0, else address:id, as an address and port are written.
+func agentKey(a netip.Addr, sub uint32) string {
+	if sub == 0 {
+		return a.String()
+	}
+	if a.Is6() {
+		return "[" + a.String() + "]:" + strconv.FormatUint(uint64(sub), 10)
+	}
+	return a.String() + ":" + strconv.FormatUint(uint64(sub), 10)
+}
+
 func agentsJSON(l *ingest.Listener) func() []web.Agent {
 	return func() []web.Agent {
 		now := time.Now()
 		var out []web.Agent
 		for _, a := range l.Agents() {
-			out = append(out, web.Agent{Agent: a.Agent.String(),
+			out = append(out, web.Agent{Agent: agentKey(a.Agent, a.SubAgentID), SubAgentID: a.SubAgentID,
 				DatagramsReceived: a.Datagrams, DatagramsLost: a.DatagramsLost,
 				DatagramsOutOfOrder: a.DatagramsOutOfOrder, DatagramsDuplicates: a.DatagramsDuplicate,
 				DatagramSource: []string{a.Source.Addr().String()},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"runtime/debug"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -29,13 +30,16 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 }
 
 var (
-	dDatagrams     = desc("sflow_datagrams_total", "sFlow datagrams received, by agent.", "agent")
-	dSamples       = desc("sflow_samples_total", "sFlow flow and counter samples received, by agent.", "agent")
-	dBytes         = desc("sflow_bytes_total", "sFlow bytes received, by agent.", "agent")
-	dLost          = desc("sflow_datagrams_lost_total", "sFlow datagrams lost, from sequence gaps, by agent.", "agent")
+	dDatagrams     = desc("sflow_datagrams_total", "sFlow datagrams received, by agent.", "agent", "subagent")
+	dSamples       = desc("sflow_samples_total", "sFlow flow and counter samples received, by agent.", "agent", "subagent")
+	dBytes         = desc("sflow_bytes_total", "sFlow bytes received, by agent.", "agent", "subagent")
+	dLost          = desc("sflow_datagrams_lost_total", "sFlow datagrams lost, from sequence gaps, by agent.", "agent", "subagent")
 	dFaults        = desc("decode_faults_total", "Samples lost to decode faults, by kind.", "kind")
 	dKernel        = desc("kernel_socket_drops_total", "Datagrams the kernel dropped at the collector's sockets.")
 	dRcvbuf        = desc("kernel_rcvbuf_errors_total", "UDP receive buffer errors in the collector's network namespace.")
+	dDenied        = desc("sflow_datagrams_denied_total", "sFlow datagrams dropped: their source is outside -sflow-allow.")
+	dAgents        = desc("sflow_agents", "sFlow agents (address and sub-agent id) accounted for now.")
+	dAgentsEvicted = desc("sflow_agents_evicted_total", "sFlow agents forgotten to stay under -max-agents.")
 	dBehind        = desc("ingest_dropped_behind_total", "Datagrams dropped because the flow engine fell behind.")
 	dFlows         = desc("flows", "Flow entries held, over all definitions.")
 	dFlowsEvicted  = desc("flows_evicted_total", "Flow entries evicted to stay under -max-flows.")
@@ -60,7 +64,7 @@ var (
 )
 
 func (m selfMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dDatagrams, dSamples, dBytes, dLost, dFaults, dKernel, dRcvbuf, dBehind,
+	for _, d := range []*prometheus.Desc{dDatagrams, dSamples, dBytes, dLost, dFaults, dKernel, dRcvbuf, dBehind, dDenied, dAgents, dAgentsEvicted,
 		dFlows, dFlowsEvicted, dEvents, dPaths, dPathsEvicted, dPeers, dPeerPrefixes, dRIB, dStoreQueue,
 		dStoreWritten, dStoreDropped, dStoreWrite, dWaiters, dBuild, dHTTPRefused, dHTTPOpen, dExportFlows, dExportMade, dExportGone} {
 		ch <- d
@@ -82,11 +86,11 @@ func (m selfMetrics) Collect(ch chan<- prometheus.Metric) {
 		put(dExportGone, counter, float64(ex.Replaced))
 	}
 	for _, a := range m.ingest.Agents() {
-		agent := a.Agent.String()
-		put(dDatagrams, counter, float64(a.Datagrams), agent)
-		put(dSamples, counter, float64(a.Flow.Samples+a.Counter.Samples+a.Discard.Samples), agent)
-		put(dBytes, counter, float64(a.Bytes), agent)
-		put(dLost, counter, float64(a.DatagramsLost), agent)
+		agent, sub := a.Agent.String(), strconv.FormatUint(uint64(a.SubAgentID), 10)
+		put(dDatagrams, counter, float64(a.Datagrams), agent, sub)
+		put(dSamples, counter, float64(a.Flow.Samples+a.Counter.Samples+a.Discard.Samples), agent, sub)
+		put(dBytes, counter, float64(a.Bytes), agent, sub)
+		put(dLost, counter, float64(a.DatagramsLost), agent, sub)
 	}
 	st := m.ingest.Stats()
 	for i, n := range st.Faults {
@@ -95,6 +99,9 @@ func (m selfMetrics) Collect(ch chan<- prometheus.Metric) {
 	put(dKernel, counter, float64(st.Kernel.SocketDrops))
 	put(dRcvbuf, counter, float64(st.Kernel.RcvbufErrors))
 	put(dBehind, counter, float64(st.DroppedBehind))
+	put(dDenied, counter, float64(st.Denied))
+	put(dAgents, gauge, float64(st.Agents))
+	put(dAgentsEvicted, counter, float64(st.AgentsEvicted))
 	es := m.engine.Stats()
 	put(dFlows, gauge, float64(es.Flows))
 	put(dFlowsEvicted, counter, float64(es.FlowsEvicted))

@@ -3,7 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/fabrictrace/fabrictrace/flows"
@@ -72,4 +78,31 @@ func record(ctx context.Context, e *flows.Engine, s *store.Store) error {
 		}
 	}
 	return nil
+}
+
+// checkDB finds out whether the -db file can be made and written, with an
+// error a person can act on: SQLite's own says only "unable to open
+// database file: no such file or directory", whatever went wrong.
+func checkDB(path string) error {
+	if path == ":memory:" {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("store %s: directory %s does not exist; create it, or point -db elsewhere", path, dir)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err == nil {
+		f.Close()
+		// SQLite's write-ahead log goes beside the file.
+		err = syscall.Access(dir, 2) // W_OK
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("store %s: permission denied (it and its directory must be writable by this user); run as a user who may write there, or point -db at a writable path such as /var/lib/fabrictrace/fabrictrace.db", path)
+	default:
+		return fmt.Errorf("store %s: %w; point -db at a writable file", path, err)
+	}
 }
