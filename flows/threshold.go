@@ -396,3 +396,15 @@ func (e *Engine) Events(ctx context.Context, after int64, thresholdID string, ma
 	}
 	return e.events.wait(ctx, after, max, timeout, keep)
 }
+
+// UserEvents is Events of every threshold but the built-in ones (path
+// changes, collisions): what an sFlow-RT client that asks for all events
+// knows how to read, since it defined every threshold it will see.
+func (e *Engine) UserEvents(ctx context.Context, after int64, max int, timeout time.Duration) []Event {
+	return e.events.wait(ctx, after, max, timeout, func(ev *Event) bool { return !Builtin(ev.ThresholdID) })
+}
+
+// Builtin says whether a threshold id names one of fabrictrace's own events.
+func Builtin(thresholdID string) bool {
+	return thresholdID == EventPathChange || thresholdID == EventCollision
+}

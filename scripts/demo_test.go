@@ -160,6 +160,25 @@ func TestDemoShowsAgentsRoutesAndElephants(t *testing.T) {
 	if len(changes) == 0 {
 		t.Error("a path change logged, but none in /events/json?thresholdID=pathchange")
 	}
+	// Without a thresholdID, only the thresholds a client defined (an
+	// sFlow-RT client indexes events by them); builtin=true adds ours.
+	var all, withBuiltin []map[string]any
+	get("/events/json?maxEvents=10000", &all)
+	get("/events/json?maxEvents=10000&builtin=true", &withBuiltin)
+	builtins := func(evs []map[string]any) (n int) {
+		for _, ev := range evs {
+			if id := ev["thresholdID"]; id == "pathchange" || id == "collision" {
+				n++
+			}
+		}
+		return n
+	}
+	if n := builtins(all); n > 0 || len(all) == 0 {
+		t.Errorf("/events/json without a thresholdID: %d events, %d of them built in", len(all), n)
+	}
+	if builtins(withBuiltin) == 0 {
+		t.Error("/events/json?builtin=true has no built-in events")
+	}
 
 	// Ctrl-C reaches the whole process group, as a terminal's does.
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)

@@ -52,12 +52,14 @@ var promName = regexp.MustCompile(`[^A-Za-z0-9_]`)
 func (s *Server) promFlowExport(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	metric := promName.ReplaceAllString(v.Get("metric"), "_")
-	keys := v["key"]
+	// key and label take comma lists (the app's blog URLs) as well as
+	// repeated parameters, the same thing; a key splits where sFlow-RT
+	// splits keys, not inside [ ].
+	keys, labels := splitLists(v["key"]), splitLists(v["label"])
 	if metric == "" || len(keys) == 0 {
 		s.fail(w, http.StatusBadRequest, errors.New("metric and at least one key are required"))
 		return
 	}
-	labels := v["label"]
 	for i := len(labels); i < len(keys); i++ {
 		labels = append(labels, keys[i])
 	}
@@ -148,4 +150,28 @@ func (s *Server) promBacking(name string, def flows.Definition) error {
 	}
 	p.seen[name] = now
 	return nil
+}
+
+// splitLists splits each value at its top-level commas (not inside [ ])
+// and joins the pieces: ["a,b", "c"] and ["a", "b", "c"] are the same.
+func splitLists(values []string) []string {
+	var out []string
+	for _, v := range values {
+		depth, start := 0, 0
+		for i := 0; i < len(v); i++ {
+			switch v[i] {
+			case '[':
+				depth++
+			case ']':
+				depth = max(depth-1, 0)
+			case ',':
+				if depth == 0 {
+					out = append(out, v[start:i])
+					start = i + 1
+				}
+			}
+		}
+		out = append(out, v[start:])
+	}
+	return out
 }

@@ -62,7 +62,10 @@ type Agent struct {
 type Config struct {
 	Engine *flows.Engine
 	Agents func() []Agent // from ingest's accounting
-	RIB    *rib.RIB       // nil when BGP is off
+	// BuiltinEvents puts path changes and collisions in /events/json
+	// without a thresholdID too (they are always there by their id).
+	BuiltinEvents bool
+	RIB           *rib.RIB // nil when BGP is off
 	// Saver, if set, keeps what writes define (flows, thresholds, groups,
 	// topology), so they survive a restart.
 	Saver Saver
@@ -376,7 +379,17 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	extendWrite(w, timeout)
-	s.reply(w, s.cfg.Engine.Events(r.Context(), after, r.URL.Query().Get("thresholdID"), int(min(max, 10_000)), timeout))
+	// Without a thresholdID, sFlow-RT's clients get the events of the
+	// thresholds they defined: a built-in one (pathchange, collision) would
+	// be a threshold they never heard of. -builtin-events, or fabrictrace's
+	// own builtin=true (the dashboard's), adds them.
+	v := r.URL.Query()
+	id, n := v.Get("thresholdID"), int(min(max, 10_000))
+	if id == "" && !s.cfg.BuiltinEvents && v.Get("builtin") != "true" {
+		s.reply(w, s.cfg.Engine.UserEvents(r.Context(), after, n, timeout))
+		return
+	}
+	s.reply(w, s.cfg.Engine.Events(r.Context(), after, id, n, timeout))
 }
 
 // extendWrite lets a long poll's answer go out after its timeout, past the

@@ -368,7 +368,25 @@ func TestPrometheusAppFlowExport(t *testing.T) {
 	if !strings.HasPrefix(out, `ip_flow_bps{src="172.16.1.12",dst="172.16.1.33"} `) || strings.Count(out, "\n") != 1 {
 		t.Errorf("export:\n%s", out)
 	}
+	// The blog's URL: comma lists for key and label, the same as repeated
+	// parameters.
+	lists := "/app/prometheus/scripts/export.js/flows/ALL/txt?metric=sflow_flows_bps&key=ipsource,ipdestination,tcpdestinationport&label=src,dst,dport&value=bytes&scale=8&maxFlows=100"
+	r.must("GET", lists, "", 200)
+	for end := r.sim.Now() + 5*time.Second; r.sim.Now() < end; {
+		r.step()
+	}
+	out = r.must("GET", lists, "", 200)
+	if !strings.Contains(out, `sflow_flows_bps{src="172.16.1.12",dst="172.16.1.33",dport="`) {
+		t.Errorf("export with comma lists:\n%s", out)
+	}
 	r.must("GET", "/app/prometheus/scripts/export.js/flows/ALL/txt?metric=x", "", 400)
+}
+
+func TestSplitLists(t *testing.T) {
+	got := web.SplitLists([]string{"ipsource,[or:tcpsourceport,udpsourceport]", "agent"})
+	if want := []string{"ipsource", "[or:tcpsourceport,udpsourceport]", "agent"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("split %q, want %q", got, want)
+	}
 }
 
 // A long poll whose timeout is huge or infinite waits, capped, rather than

@@ -55,6 +55,7 @@ type options struct {
 	config        string
 	printConfig   bool
 	configDefs    map[string]any // the -config file's [flows], [thresholds] and [groups]
+	builtinEvents bool
 	fs            *flag.FlagSet
 	retain        time.Duration
 	retainRows    int
@@ -96,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.allow, "sflow-allow", "", "take sFlow only from these sources, `CIDR[,CIDR...]`; others are dropped and counted")
 	fs.StringVar(&o.config, "config", "", "TOML `file` of settings named as these flags, plus [flows], [thresholds], [groups]; flags win")
 	fs.BoolVar(&o.printConfig, "print-config", false, "print the effective settings as TOML and exit")
+	fs.BoolVar(&o.builtinEvents, "builtin-events", false, "put path changes and collisions in /events/json without a thresholdID too (sFlow-RT clients expect only their own thresholds' events there)")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ on the REST address, for profiling")
 	fs.BoolVar(&o.dump, "dump", false, "print every decoded sample to stdout as a JSON line (like sflowtool)")
 	fs.DurationVar(&o.statsInterval, "stats-interval", time.Minute, "how often to log ingest totals (0 disables)")
@@ -245,6 +247,7 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			logger.Warn("REST writes are open to anyone who can reach -http; set -token (or $FABRICTRACE_TOKEN), or -readonly")
 		}
 		wcfg := web.Config{Engine: engine, Agents: agentsJSON(l), RIB: routes, ReadOnly: o.readOnly, Token: o.token,
+			BuiltinEvents:  o.builtinEvents,
 			MaxExportFlows: o.maxExport,
 			Ingest: func() map[string]any {
 				is := l.Stats()

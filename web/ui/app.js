@@ -242,7 +242,7 @@ async function followEvents() {
   let after = -1;
   for (;;) {
     try {
-      const evs = await api("/events/json?maxEvents=50&timeout=25&eventID=" + after);
+      const evs = await api("/events/json?builtin=true&maxEvents=50&timeout=25&eventID=" + after);
       if (!evs.length) continue;
       after = evs[0].eventID;
       for (const e of evs.reverse()) {

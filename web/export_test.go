@@ -1,0 +1,4 @@
+package web
+
+// SplitLists is splitLists, for tests.
+var SplitLists = splitLists
