@@ -107,13 +107,25 @@ func mix(x uint64) uint64 {
 // changes, once per batch (nodes made in the batch are changed in place),
 // and the old snapshot stays whole for readers still in it.
 //
-// The first dirBits of the hash pick a subtrie from a flat directory, so a
-// probe starts two levels down; the subtries use the hash from the low end.
+// The first dirBits of the hash pick a subtrie from a directory of two
+// levels (64 by 64), so a probe starts two levels down; the subtries use
+// the hash from the low end. A batch copies the directory's top and the
+// parts it touches, not all 4,096 slots: a peer withdrawing one prefix to
+// an UPDATE makes batches of a few changes each.
 const (
 	dirBits  = 12
+	dirTop   = 6 // of dirBits
 	fanBits  = 5
 	maxShift = 64 - dirBits - fanBits // past this, colliding hashes share a bucket
 )
+
+type directory [1 << dirTop]*[1 << (dirBits - dirTop)]*node
+
+// slotOf is where a hash's subtrie hangs: the top index and the index in
+// its part.
+func slotOf(h uint64) (top, low uint64) {
+	return h >> (64 - dirTop), h >> (64 - dirBits) & (1<<(dirBits-dirTop) - 1)
+}
 
 type node struct {
 	gen     uint64 // the batch that made the node: only it may change it
@@ -126,8 +138,8 @@ type node struct {
 // snapshot is an immutable longest-prefix-match table: lookups read
 // whatever snapshot is current without a lock.
 type snapshot struct {
-	dir   *[1 << dirBits]*node // nil while empty
-	lens4 []int                // prefix lengths present, longest first
+	dir   *directory // nil while empty
+	lens4 []int      // prefix lengths present, longest first
 	lens6 []int
 	per4  [33]int // prefixes of each length
 	per6  [129]int
@@ -163,8 +175,11 @@ func (s *snapshot) lookup(a netip.Addr) *Entry {
 }
 
 func (s *snapshot) get(p netip.Prefix, h uint64) *Entry {
-	if n := s.dir[h>>(64-dirBits)]; n != nil {
-		return n.get(p, h)
+	top, low := slotOf(h)
+	if part := s.dir[top]; part != nil {
+		if n := part[low]; n != nil {
+			return n.get(p, h)
+		}
 	}
 	return nil
 }
@@ -338,14 +353,23 @@ func (t *table) apply(changes []change) []netip.Prefix {
 	next := *old
 	t.gen++
 	ed := editor{gen: t.gen}
-	dir := new([1 << dirBits]*node)
+	dir := new(directory)
 	if old.dir != nil {
 		*dir = *old.dir
 	}
+	var copied [1 << dirTop]bool // parts of dir this batch owns
 	for _, c := range changes {
 		p := c.prefix.Masked()
 		h := keyOf(p).hash()
-		slot := &dir[h>>(64-dirBits)]
+		top, low := slotOf(h)
+		if !copied[top] {
+			part := new([1 << (dirBits - dirTop)]*node)
+			if dir[top] != nil {
+				*part = *dir[top]
+			}
+			dir[top], copied[top] = part, true
+		}
+		slot := &dir[top][low]
 		var prev *Entry
 		if *slot != nil {
 			prev = (*slot).get(p, h)
@@ -428,9 +452,14 @@ func (s *snapshot) each(f func(*Entry)) {
 	if s.dir == nil {
 		return
 	}
-	for _, n := range s.dir {
-		if n != nil {
-			n.each(f)
+	for _, part := range s.dir {
+		if part == nil {
+			continue
+		}
+		for _, n := range part {
+			if n != nil {
+				n.each(f)
+			}
 		}
 	}
 }
