@@ -7,6 +7,10 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/sim"
 )
@@ -73,5 +77,59 @@ func TestCounterMetricsDumpTableAndThresholds(t *testing.T) {
 		if strings.HasPrefix(p, "10.255.0.") {
 			t.Errorf("event on a 100G spine port %s despite the ifspeed filter", p)
 		}
+	}
+}
+
+// sFlow-RT's own Prometheus exporter paths, as its scrape jobs name them:
+// every counter metric with agent, datasource, host and ifname labels, in
+// text Prometheus parses; and the analyzer's figures.
+func TestPrometheusNativeExporter(t *testing.T) {
+	r := newRig(t, sim.Config{Seed: 2, Mice: -1, CounterInterval: time.Second, Elephants: []sim.Elephant{{
+		Src: mustAddr("172.16.1.11"), Dst: mustAddr("172.16.1.41"), Rate: 1e9, Duration: time.Hour}}}, false)
+	r.must("PUT", "/flow/pairs/json", `{"keys":"ipsource,ipdestination","value":"bps"}`, 204)
+	for r.sim.Now() < 3*time.Second {
+		r.step()
+	}
+	parse := func(text string) map[string]*dto.MetricFamily {
+		t.Helper()
+		parser := expfmt.NewTextParser(model.LegacyValidation)
+		fams, err := parser.TextToMetricFamilies(strings.NewReader(text))
+		if err != nil {
+			t.Fatalf("not Prometheus text: %v\n%.500s", err, text)
+		}
+		return fams
+	}
+	for _, path := range []string{"/prometheus/metrics/ALL/ALL/txt", "/prometheus/metrics/ALL/ifinoctets,ifoutoctets/txt"} {
+		fams := parse(r.must("GET", path, "", 200))
+		f := fams["sflow_ifinoctets"]
+		if f == nil {
+			t.Fatalf("%s: no sflow_ifinoctets among %d families", path, len(fams))
+		}
+		found := false
+		for _, m := range f.GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			if l["agent"] == "10.255.1.1" && l["datasource"] == "1" {
+				found = l["host"] == "leaf01" && l["ifname"] == "swp1" && m.GetUntyped().GetValue() > 1e8
+			}
+		}
+		if !found {
+			t.Errorf("%s: no leaf01 swp1 series with its labels and rate:\n%v", path, f)
+		}
+		if path != "/prometheus/metrics/ALL/ALL/txt" && len(fams) != 2 {
+			t.Errorf("%s: %d families", path, len(fams))
+		}
+	}
+	// The app's statistics export: a summary over the agents, by group.
+	fams := parse(r.must("GET", "/app/prometheus/scripts/export.js/statistics/fabric/ALL/max:ifinoctets,sum:ifspeed/txt", "", 200))
+	if f := fams["sflow_max_ifinoctets"]; f == nil || f.GetMetric()[0].GetLabel()[0].GetValue() != "fabric" ||
+		f.GetMetric()[0].GetUntyped().GetValue() < 1e8 || fams["sflow_sum_ifspeed"] == nil {
+		t.Errorf("statistics export: %v", fams)
+	}
+	fams = parse(r.must("GET", "/prometheus/analyzer/txt", "", 200))
+	if f := fams["sflow_analyzer_agents"]; f == nil || f.GetMetric()[0].GetUntyped().GetValue() == 0 {
+		t.Errorf("sflow_analyzer_agents: %v", f)
 	}
 }

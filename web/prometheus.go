@@ -1,11 +1,13 @@
 package web
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"net/http"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -174,4 +176,155 @@ func splitLists(values []string) []string {
 		out = append(out, v[start:])
 	}
 	return out
+}
+
+// sFlow-RT's own exporter: /prometheus/metrics/{agents}/{metrics or ALL}/txt
+// serves counter metrics as sflow_NAME{agent,datasource,host,ifname}, and
+// /prometheus/analyzer/txt the analyzer's figures as sflow_analyzer_NAME.
+
+const promPrefix = "sflow_"
+
+func (s *Server) promMetrics(w http.ResponseWriter, r *http.Request) {
+	vars := mux.Vars(r)
+	agents, err := s.agentFilter(vars["agent"])
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	dump, err := s.cfg.Engine.Dump(agents, metricList(vars["metrics"]))
+	if err != nil {
+		s.fail(w, statusOf(err), err)
+		return
+	}
+	// The names of each data source, for labels, whatever was asked for.
+	named, err := s.cfg.Engine.Dump(agents, []string{"host_name", "ifname"})
+	if err != nil {
+		s.fail(w, statusOf(err), err)
+		return
+	}
+	// A host's name comes with its own data source (hsflowd's host
+	// structures), so it names every data source of the agent.
+	type place struct{ agent, ds string }
+	names := map[place][2]string{} // host, ifname
+	hosts := map[string]string{}
+	for _, m := range named {
+		k := place{m.Agent, m.DataSource}
+		n := names[k]
+		switch v, _ := m.MetricValue.(string); m.MetricName {
+		case "host_name":
+			n[0] = v
+			hosts[m.Agent] = v
+		case "ifname":
+			n[1] = v
+		}
+		names[k] = n
+	}
+	// One group of lines per metric, each data source once.
+	type line struct {
+		labels string
+		value  float64
+	}
+	byMetric := map[string][]line{}
+	seen := map[string]bool{}
+	for _, m := range dump {
+		v, ok := m.MetricValue.(float64)
+		if !ok || len(m.TopKeys) > 0 {
+			continue // text, or a flow's top keys
+		}
+		name := promPrefix + promName.ReplaceAllString(m.MetricName, "_")
+		k := place{m.Agent, m.DataSource}
+		labels := "agent=" + strconv.Quote(m.Agent) + ",datasource=" + strconv.Quote(m.DataSource)
+		if host := cmp.Or(names[k][0], hosts[m.Agent]); host != "" {
+			labels += ",host=" + strconv.Quote(host)
+		}
+		if n := names[k]; n[1] != "" {
+			labels += ",ifname=" + strconv.Quote(n[1])
+		}
+		if id := name + "{" + labels; !seen[id] {
+			seen[id] = true
+			byMetric[name] = append(byMetric[name], line{labels, v})
+		}
+	}
+	order := make([]string, 0, len(byMetric))
+	for name := range byMetric {
+		order = append(order, name)
+	}
+	sort.Strings(order)
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	for _, name := range order {
+		for _, l := range byMetric[name] {
+			fmt.Fprintf(w, "%s{%s} %s\n", name, l.labels, strconv.FormatFloat(l.value, 'g', -1, 64))
+		}
+	}
+}
+
+func (s *Server) promAnalyzer(w http.ResponseWriter, _ *http.Request) {
+	stats := s.analyzerStats()
+	keys := make([]string, 0, len(stats))
+	for k := range stats {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	for _, k := range keys {
+		var v float64
+		switch x := stats[k].(type) {
+		case int:
+			v = float64(x)
+		case int64:
+			v = float64(x)
+		case uint64:
+			v = float64(x)
+		case float64:
+			v = x
+		default:
+			continue
+		}
+		fmt.Fprintf(w, "%sanalyzer_%s %s\n", promPrefix, snake(strings.TrimPrefix(k, "sFlow")), strconv.FormatFloat(v, 'g', -1, 64))
+	}
+}
+
+// snake writes a camelCase name as snake_case: datagramsReceived is
+// datagrams_received, as sFlow-RT names sflow_analyzer_agents.
+func snake(name string) string {
+	var b strings.Builder
+	for i, r := range name {
+		if 'A' <= r && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// promStatistics serves the app's statistics export,
+// /app/prometheus/scripts/export.js/statistics/{group}/{agents}/{metrics}/txt:
+// each metric summarized over the agents (max:load_one and the like), as
+// sflow_max_load_one{group="..."}; numbers only, each name once.
+func (s *Server) promStatistics(w http.ResponseWriter, r *http.Request) {
+	vars := mux.Vars(r)
+	agents, err := s.agentFilter(vars["agent"])
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	stats, err := s.cfg.Engine.Metrics(agents, metricList(vars["metrics"]))
+	if err != nil {
+		s.fail(w, statusOf(err), err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	seen := map[string]bool{}
+	for _, st := range stats {
+		v, ok := st.MetricValue.(float64)
+		name := promPrefix + promName.ReplaceAllString(st.MetricName, "_")
+		if !ok || seen[name] {
+			continue
+		}
+		seen[name] = true
+		fmt.Fprintf(w, "%s{group=%s} %s\n", name, strconv.Quote(vars["group"]), strconv.FormatFloat(v, 'g', -1, 64))
+	}
 }

@@ -150,6 +150,9 @@ func New(cfg Config) *Server {
 	}).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/nodes/json", s.nodes).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/app/prometheus/scripts/export.js/flows/{agent}/txt", s.promFlowExport).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/prometheus/metrics/{agent}/{metrics}/txt", s.promMetrics).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/prometheus/analyzer/txt", s.promAnalyzer).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/app/prometheus/scripts/export.js/statistics/{group}/{agent}/{metrics}/txt", s.promStatistics).Methods(http.MethodGet, http.MethodHead)
 	if cfg.Metrics != nil {
 		r.Handle("/metrics", cfg.Metrics).Methods(http.MethodGet, http.MethodHead)
 	}
@@ -506,7 +509,10 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func (s *Server) analyzer(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) analyzer(w http.ResponseWriter, _ *http.Request) { s.reply(w, s.analyzerStats()) }
+
+// analyzerStats are the figures /analyzer/json serves.
+func (s *Server) analyzerStats() map[string]any {
 	var datagrams, bytes uint64
 	agents := s.cfg.Agents()
 	for _, a := range agents {
@@ -528,5 +534,5 @@ func (s *Server) analyzer(w http.ResponseWriter, _ *http.Request) {
 			out[k] = v
 		}
 	}
-	s.reply(w, out)
+	return out
 }
