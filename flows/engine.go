@@ -80,6 +80,7 @@ type Engine struct {
 	topo             topology
 	groups           groups
 	events           *ring[Event]
+	flowLog          *ring[FlowRecord]
 	elephants        *elephantLog
 	paths            pathTracker
 	collisions       map[portRef]*collision     // links with colliding elephants, as reported
@@ -125,7 +126,8 @@ func New(cfg Config) *Engine {
 	e := &Engine{cfg: cfg, epoch: cfg.Now(), seed: maphash.MakeSeed(), system: system,
 		plans: map[string]*plan{}, tables: map[string]*table{}, thresholds: map[string]*threshold{},
 		sources: map[sourceKey]*source{}, recent: new([recentSources]*source), strings: newInterner(),
-		events: newRing[Event](cfg.MaxEvents), elephants: newElephantLog(cfg.MaxElephants)}
+		events: newRing[Event](cfg.MaxEvents), elephants: newElephantLog(cfg.MaxElephants),
+		flowLog: newRing[FlowRecord](maxFlowLog)}
 	e.topo.init()
 	e.groups.init()
 	e.paths.init(cfg.MaxPaths)
@@ -444,6 +446,9 @@ func (e *Engine) update(p *plan, k *flowKey, s *sample, now, frameBytes float64)
 	tb := p.table
 	ent := tb.upsert(e, p, k.at, k.key, k.hash, now)
 	ent.add(p, x, frameBytes, now)
+	if tb.logged != nil {
+		e.logSample(p, tb, ent, now)
+	}
 	if ev := ent.values; ev != nil {
 		ev.add(p, s, now)
 	}
@@ -536,7 +541,11 @@ func (e *Engine) SetFlow(name string, d Definition) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.plans[name] = p
-	e.tables[name] = newTable()
+	t := newTable()
+	if d.Log {
+		t.plan, t.logged = p, map[*entry]logMark{}
+	}
+	e.tables[name] = t
 	for _, th := range e.thresholds {
 		if th.def.Metric == name {
 			th.reset()

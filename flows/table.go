@@ -18,6 +18,10 @@ type table struct {
 	// finding a victim costs the same however big the table is.
 	ring []*entry
 	hand int
+	// plan and logged, for a definition with log:true: where each entry's
+	// next flow record begins.
+	plan   *plan
+	logged map[*entry]logMark
 }
 
 // entry is one flow at one data source. Its value is a rate: each sample
@@ -193,6 +197,9 @@ func (t *table) unring(ent *entry) {
 }
 
 func (t *table) remove(e *Engine, victim *entry) {
+	if t.logged != nil {
+		e.logEnd(t.plan, t, victim)
+	}
 	t.index.remove(victim.hash, victim)
 	t.unlink(victim)
 	t.unring(victim)

@@ -131,6 +131,7 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/group/json", s.listGroups).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/group/{name}/json", s.write("group", s.putGroup)).Methods(http.MethodPut, http.MethodPost)
 	r.HandleFunc("/events/json", s.events).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/flows/json", s.flowLog).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/elephants/json", s.elephants).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/activeflows/{agent}/{name}/json", s.activeFlows).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/flowkeys/json", s.flowKeys).Methods(http.MethodGet, http.MethodHead)
@@ -393,6 +394,21 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.reply(w, s.cfg.Engine.Events(r.Context(), after, id, n, timeout))
+}
+
+// flowLog serves /flows/json: the records of definitions with log:true,
+// ids above flowID, newest first, long-polled as events are.
+func (s *Server) flowLog(w http.ResponseWriter, r *http.Request) {
+	q := &query{r: r}
+	after := q.int("flowID", -1)
+	max := q.int("maxFlows", 100)
+	timeout := q.timeout()
+	if q.err != nil {
+		s.fail(w, http.StatusBadRequest, q.err)
+		return
+	}
+	extendWrite(w, timeout)
+	s.reply(w, s.cfg.Engine.FlowLog(r.Context(), after, r.URL.Query().Get("name"), int(min(max, 10_000)), timeout))
 }
 
 // extendWrite lets a long poll's answer go out after its timeout, past the

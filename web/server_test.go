@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -317,6 +318,62 @@ for _ in range(2):
 		f := strings.Fields(l)
 		if f[0] != fmt.Sprint(i+1) || f[1] != "pair" || f[4] != "172.16.1.21,172.16.1.43" {
 			t.Errorf("line %q", l)
+		}
+	}
+}
+
+// sFlow-RT's tail_flows loop: a flow defined with log:true shows its flows
+// in /flows/json, every activeTimeout while they run and once more when
+// they end, newest first, by flowID.
+func TestFlowLogTailsAsSFlowRTsScript(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("SKIP: python3 not installed; the sFlow-RT client script test needs it")
+	}
+	r := newRig(t, sim.Config{Seed: 5, Mice: -1, Elephants: []sim.Elephant{{
+		Src: mustAddr("172.16.1.21"), Dst: mustAddr("172.16.1.43"), Rate: 400e6, Start: time.Second, Duration: 3 * time.Second}}}, false)
+	r.must("PUT", "/flow/pair/json", `{"keys":"ipsource,ipdestination","value":"bytes","log":true,"activeTimeout":2,"t":0.5}`, 204)
+	for r.sim.Now() < 20*time.Second {
+		r.step()
+	}
+	script := `
+import json, sys, urllib.request
+url = sys.argv[1] + '/flows/json?maxFlows=100&timeout=1'
+flowID = -1
+for _ in range(2):
+    flows = json.load(urllib.request.urlopen(url + '&flowID=' + str(flowID)))
+    if len(flows) == 0:
+        continue
+    flowID = flows[0]['flowID']
+    flows.reverse()
+    for f in flows:
+        print(f['flowID'], f['name'], f['flowKeys'], f['agent'], f['dataSource'], round(f['value']), f['end'] - f['start'])
+`
+	out, err := exec.Command(py, "-c", script, r.srv.URL).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	// At each of 3 switches (and its reverse ACK flow elsewhere): a record
+	// at 2 s and the rest at its end.
+	byAgent := map[string]float64{}
+	for i, l := range lines {
+		f := strings.Fields(l)
+		if len(f) != 7 || f[0] != fmt.Sprint(i+1) || f[1] != "pair" {
+			t.Fatalf("line %q of\n%s", l, out)
+		}
+		if f[2] == "172.16.1.21,172.16.1.43" {
+			v, _ := strconv.ParseFloat(f[5], 64)
+			byAgent[f[3]] += v
+		}
+	}
+	// 400 Mbit/s for 3 s: 150 MB, within sampling error, at every hop.
+	if len(byAgent) != 3 {
+		t.Fatalf("the elephant logged at %d switches, want 3:\n%s", len(byAgent), out)
+	}
+	for agent, v := range byAgent {
+		if v < 120e6 || v > 180e6 {
+			t.Errorf("%s logged %.0f bytes in all, want about 150e6", agent, v)
 		}
 	}
 }
