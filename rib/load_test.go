@@ -55,6 +55,7 @@ func loadSpeaker(spec string) int {
 	}
 	if err != nil {
 		fmt.Println("error", err)
+		fmt.Fprintln(os.Stderr, "speaker:", err)
 		return 1
 	}
 	// "withdraw" withdraws every route; the end of stdin ends the session.
@@ -160,9 +161,49 @@ func rawSpeaker(n int, src netip.Addr, collector netip.AddrPort) (stop, withdraw
 	fmt.Fprintf(os.Stderr, "speaker: %d prefixes in %d bytes of UPDATEs\n", n, len(updates))
 	fmt.Println("ready") // the collector starts now: dial until it listens
 	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))}
+	// By the FSM: OPEN, its OPEN, KEEPALIVE, its KEEPALIVE, and UPDATEs
+	// only then (GoBGP v4 resets a session that runs ahead of it). A
+	// collector that listens before its accept ranges are set resets the
+	// first tries, so they repeat, as a real speaker's connect retry does.
+	hdr := make([]byte, 19)
+	await := func(conn net.Conn, typ byte) error {
+		for {
+			if _, err := io.ReadFull(conn, hdr); err != nil {
+				return fmt.Errorf("waiting for message type %d: %w", typ, err)
+			}
+			body := make([]byte, int(binary.BigEndian.Uint16(hdr[16:]))-19)
+			if _, err := io.ReadFull(conn, body); err != nil {
+				return err
+			}
+			switch hdr[18] {
+			case typ:
+				return nil
+			case 3:
+				return fmt.Errorf("NOTIFICATION %v", body)
+			}
+		}
+	}
+	establish := func() (net.Conn, error) {
+		conn, err := d.Dial("tcp", collector.String())
+		if err != nil {
+			return nil, err
+		}
+		if _, err = conn.Write(msg(1, open)); err == nil {
+			if err = await(conn, 1); err == nil {
+				if _, err = conn.Write(msg(4, nil)); err == nil {
+					err = await(conn, 4)
+				}
+			}
+		}
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return conn, nil
+	}
 	var conn net.Conn
 	for deadline := time.Now().Add(time.Minute); ; {
-		c, err := d.Dial("tcp", collector.String())
+		c, err := establish()
 		if err == nil {
 			conn = c
 			break
@@ -171,25 +212,6 @@ func rawSpeaker(n int, src netip.Addr, collector netip.AddrPort) (stop, withdraw
 			return nil, nil, err
 		}
 		time.Sleep(20 * time.Millisecond) // the collector starts after "ready"
-	}
-	if _, err := conn.Write(append(msg(1, open), msg(4, nil)...)); err != nil {
-		return nil, nil, err
-	}
-	// UPDATEs only once the session is Established: the collector's OPEN,
-	// then its KEEPALIVE (GoBGP v4 resets a session that sends one before).
-	hdr := make([]byte, 19)
-	for established := false; !established; {
-		if _, err := io.ReadFull(conn, hdr); err != nil {
-			return nil, nil, fmt.Errorf("waiting for the collector's KEEPALIVE: %w", err)
-		}
-		body := make([]byte, int(binary.BigEndian.Uint16(hdr[16:]))-19)
-		if _, err := io.ReadFull(conn, body); err != nil {
-			return nil, nil, err
-		}
-		if hdr[18] == 3 {
-			return nil, nil, fmt.Errorf("NOTIFICATION %v", body)
-		}
-		established = hdr[18] == 4
 	}
 	go io.Copy(io.Discard, conn) // its KEEPALIVEs
 	if _, err := conn.Write(updates); err != nil {
