@@ -1,4 +1,4 @@
-# fabrictrace: make demo | make test | make test-e2e | make bench | make fuzz | make lint
+# fabrictrace: make demo | make test | make test-race | make test-e2e | make bench | make fuzz | make lint
 GO          ?= go
 BIN         ?= bin
 FUZZTIME    ?= 1m
@@ -11,7 +11,7 @@ DEMO_BGP    ?= 127.0.0.1:1179
 PREFIX      ?= /usr/local
 DESTDIR     ?=
 
-.PHONY: build test test-e2e bench fuzz lint demo install clean quality quality-short
+.PHONY: build test test-race test-e2e bench fuzz lint demo install clean quality quality-short
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -20,11 +20,17 @@ build:
 test:
 	$(GO) test -count=1 ./...
 
+# The same with the race detector, on every package.
+test-race:
+	$(GO) test -race -count=1 ./...
+
 # Real third-party peers (Open vSwitch, pmacctd, tshark) in network
 # namespaces. As root it installs its Debian packages first; otherwise it
-# skips with one loud line.
+# skips with one loud line, and fails under CI (CI=true), where a skip
+# would pass for green.
 test-e2e:
 	@if [ "$$(id -u)" != 0 ]; then \
+		if [ -n "$$CI" ]; then echo "FAIL test-e2e: CI must run it as root (network namespaces, apt-get)"; exit 1; fi; \
 		echo "SKIP test-e2e: needs root for network namespaces and apt-get (run: sudo make test-e2e)"; \
 		exit 0; \
 	fi; \
@@ -63,7 +69,9 @@ demo: build
 	BIN=$(BIN) DEMO_SFLOW=$(DEMO_SFLOW) DEMO_HTTP=$(DEMO_HTTP) DEMO_BGP=$(DEMO_BGP) ./scripts/demo.sh
 
 # The binaries, the systemd unit and a starting config (kept if present).
-install: build
+# It builds nothing: sudo's PATH often has no go. Run make build first.
+install:
+	@test -x $(BIN)/collector -a -x $(BIN)/pathtrace || { echo "install: no $(BIN)/collector; run 'make build' as yourself first, then 'sudo make install'"; exit 1; }
 	install -D -m 0755 $(BIN)/collector $(DESTDIR)$(PREFIX)/bin/fabrictrace-collector
 	install -D -m 0755 $(BIN)/pathtrace $(DESTDIR)$(PREFIX)/bin/pathtrace
 	install -D -m 0644 packaging/fabrictrace-collector.service $(DESTDIR)/etc/systemd/system/fabrictrace-collector.service
