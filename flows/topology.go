@@ -399,6 +399,29 @@ func (e *Engine) SetGroup(name string, body []byte) error {
 	return nil
 }
 
+// Group returns one address group's document.
+func (e *Engine) Group(name string) (map[string][]string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	doc, ok := e.groups.doc[name]
+	if !ok {
+		return nil, fmt.Errorf("group %q: %w", name, ErrNotFound)
+	}
+	return doc, nil
+}
+
+// DeleteGroup removes an address group; group: keys on it go missing.
+func (e *Engine) DeleteGroup(name string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.groups.doc[name]; !ok {
+		return fmt.Errorf("group %q: %w", name, ErrNotFound)
+	}
+	delete(e.groups.doc, name)
+	delete(e.groups.byName, name)
+	return nil
+}
+
 // Groups returns every address group.
 func (e *Engine) Groups() map[string]map[string][]string {
 	e.mu.Lock()

@@ -129,7 +129,9 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/threshold/{name}/json", s.write("threshold", s.putThreshold)).Methods(http.MethodPut, http.MethodPost)
 	r.HandleFunc("/threshold/{name}/json", s.write("threshold", s.deleteThreshold)).Methods(http.MethodDelete)
 	r.HandleFunc("/group/json", s.listGroups).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/group/{name}/json", s.getGroup).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/group/{name}/json", s.write("group", s.putGroup)).Methods(http.MethodPut, http.MethodPost)
+	r.HandleFunc("/group/{name}/json", s.write("group", s.deleteGroup)).Methods(http.MethodDelete)
 	r.HandleFunc("/events/json", s.events).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/flows/json", s.flowLog).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/elephants/json", s.elephants).Methods(http.MethodGet, http.MethodHead)
@@ -310,6 +312,19 @@ func (s *Server) listGroups(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) putGroup(_ *http.Request, name string, body []byte) error {
 	return s.cfg.Engine.SetGroup(name, body)
+}
+
+func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
+	g, err := s.cfg.Engine.Group(mux.Vars(r)["name"])
+	if err != nil {
+		s.fail(w, statusOf(err), err)
+		return
+	}
+	s.reply(w, g)
+}
+
+func (s *Server) deleteGroup(_ *http.Request, name string, _ []byte) error {
+	return s.cfg.Engine.DeleteGroup(name)
 }
 
 func (s *Server) getTopology(w http.ResponseWriter, _ *http.Request) {

@@ -236,6 +236,14 @@ func TestBadRequestsSayWhatIsWrong(t *testing.T) {
 	}
 	r.must("DELETE", "/flow/f/json", "", 204)
 	r.must("GET", "/flow/f/json", "", 404)
+	// Groups: GET and DELETE by name, as sFlow-RT has them.
+	r.must("PUT", "/group/zones/json", `{"inside":["10.0.0.0/8"]}`, 204)
+	if g := r.must("GET", "/group/zones/json", "", 200); !strings.Contains(g, `"inside":["10.0.0.0/8"]`) {
+		t.Errorf("GET /group/zones/json: %s", g)
+	}
+	r.must("DELETE", "/group/zones/json", "", 204)
+	r.must("GET", "/group/zones/json", "", 404)
+	r.must("DELETE", "/group/zones/json", "", 404)
 	r.must("PUT", "/topology/json", `{"links":{"l1":{"node1":"leaf01","port1":"swp51","node2":"spine01","port2":"swp1"}}}`, 204)
 	if tp := r.must("GET", "/topology/json", "", 200); !strings.Contains(tp, `"version":1`) {
 		t.Errorf("topology %s lacks version 1", tp)

@@ -151,9 +151,17 @@ func TestAttacksAreRefusedAndBounded(t *testing.T) {
 	// What was refused is counted.
 	_, body = do("GET", "/analyzer/json", "")
 	json.Unmarshal([]byte(body), &an)
-	for _, k := range []string{"sFlowAgentsEvicted", "exportFlowsReplaced", "httpConnectionsRefused"} {
+	for _, k := range []string{"sFlowAgentsEvicted", "exportFlowsReplaced", "httpConnectionsRefused",
+		"httpConnectionsTotal", "heapUsed", "heapMax"} {
 		if n, _ := an[k].(float64); n == 0 {
 			t.Errorf("/analyzer/json %s: %v", k, an[k])
+		}
+	}
+	// sFlow-RT's load figures are fractions of all CPUs (TestLoadGaugeFigures
+	// checks their values).
+	for _, k := range []string{"cpuLoadProcess", "cpuLoadSystem"} {
+		if n, ok := an[k].(float64); !ok || n < 0 || n > 1 {
+			t.Errorf("/analyzer/json %s: %v, want a fraction", k, an[k])
 		}
 	}
 	t.Logf("RSS idle %d MiB, after the attacks %d MiB; %d connections refused", idle>>20, after>>20, refused)

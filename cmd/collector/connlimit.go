@@ -13,9 +13,10 @@ import (
 // is refused hears why.
 type limitListener struct {
 	net.Listener
-	open    atomic.Int64
-	max     int64
-	refused atomic.Uint64
+	open     atomic.Int64
+	max      int64
+	refused  atomic.Uint64
+	accepted atomic.Uint64 // every connection served, since the start
 }
 
 func newLimitListener(ln net.Listener, max int) *limitListener {
@@ -34,6 +35,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if l.open.Add(1) <= l.max {
+			l.accepted.Add(1)
 			return &limitedConn{Conn: c, l: l}, nil
 		}
 		l.open.Add(-1)

@@ -241,6 +241,7 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			return fmt.Errorf("-http: %w", err)
 		}
 		limited := newLimitListener(ln, o.httpMaxConns)
+		load := newLoadGauge()
 		ln = limited
 		logger.Info("serving REST API", "http", ln.Addr().String(), "readonly", o.readOnly, "max_conns", o.httpMaxConns)
 		if o.token == "" && !o.readOnly {
@@ -251,10 +252,15 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			MaxExportFlows: o.maxExport,
 			Ingest: func() map[string]any {
 				is := l.Stats()
-				return map[string]any{"kernelDrops": is.Kernel.SocketDrops, "rcvbufErrors": is.Kernel.RcvbufErrors,
+				out := map[string]any{"kernelDrops": is.Kernel.SocketDrops, "rcvbufErrors": is.Kernel.RcvbufErrors,
 					"droppedBehind": is.DroppedBehind, "undecodable": is.Undecodable,
 					"sFlowDatagramsDenied": is.Denied, "sFlowAgentsEvicted": is.AgentsEvicted,
-					"httpConnectionsRefused": limited.refused.Load()}
+					"httpConnectionsRefused": limited.refused.Load(), "httpConnectionsCurrent": limited.open.Load(),
+					"httpConnectionsTotal": limited.accepted.Load()}
+				for k, v := range load.figures() {
+					out[k] = v
+				}
+				return out
 			},
 			Logger: logger}
 		if st != nil {
