@@ -167,9 +167,9 @@ func parseMetricRef(text string) (metricRef, error) {
 	rest := text
 	if agg, name, ok := strings.Cut(rest, ":"); ok {
 		switch agg {
-		case "max", "min", "sum", "avg", "any":
+		case "max", "min", "sum", "avg", "any", "var", "sdev", "med", "q1", "q2", "q3", "iqr":
 		default:
-			return r, fmt.Errorf("%w: metric %q: aggregate %q: want max, min, sum, avg or any", ErrInvalid, text, agg)
+			return r, fmt.Errorf("%w: metric %q: aggregate %q: want max, min, sum, avg, var, sdev, med, q1, q2, q3, iqr or any", ErrInvalid, text, agg)
 		}
 		r.agg, rest = agg, name
 	}
@@ -280,9 +280,13 @@ func (e *Engine) Metrics(agents func(netip.Addr) bool, metrics []string) ([]Stat
 		}
 		st := Statistic{MetricName: ref.text}
 		var sum float64
+		var all []float64 // for the spread and the quantiles
 		err = e.forEachMetric(agents, ref, now, func(mt Metric, v float64) {
 			st.MetricN++
 			sum += v
+			if _, isNum := mt.MetricValue.(float64); isNum || mt.TopKeys != nil {
+				all = append(all, v)
+			}
 			if st.MetricN == 1 {
 				st.LastUpdateMin, st.LastUpdateMax = mt.LastUpdate, mt.LastUpdate
 			}
@@ -306,6 +310,10 @@ func (e *Engine) Metrics(agents func(netip.Addr) bool, metrics []string) ([]Stat
 		case "avg":
 			if st.MetricN > 0 {
 				st.MetricValue, st.Agent, st.DataSource = sum/float64(st.MetricN), "", ""
+			}
+		case "var", "sdev", "med", "q1", "q2", "q3", "iqr":
+			if len(all) > 0 {
+				st.MetricValue, st.Agent, st.DataSource = spread(ref.agg, all), "", ""
 			}
 		}
 		out = append(out, st)
@@ -340,4 +348,42 @@ func (e *Engine) counterThresholds(src *source, now float64) {
 			e.events.add(ev, func(ev *Event, id int64) { ev.EventID = id })
 		}
 	}
+}
+
+// spread summarizes values as /metric's var: (population variance), sdev:,
+// med: and q2: (the median), q1:, q3: (quartiles, interpolated between
+// the sorted values) and iqr: (q3 - q1).
+func spread(agg string, vs []float64) float64 {
+	if agg == "var" || agg == "sdev" {
+		var mean, sq float64
+		for _, v := range vs {
+			mean += v
+		}
+		mean /= float64(len(vs))
+		for _, v := range vs {
+			sq += (v - mean) * (v - mean)
+		}
+		if agg == "sdev" {
+			return math.Sqrt(sq / float64(len(vs)))
+		}
+		return sq / float64(len(vs))
+	}
+	sort.Float64s(vs)
+	q := func(p float64) float64 {
+		x := p * float64(len(vs)-1)
+		i := int(x)
+		if i+1 >= len(vs) {
+			return vs[len(vs)-1]
+		}
+		return vs[i] + (x-float64(i))*(vs[i+1]-vs[i])
+	}
+	switch agg {
+	case "q1":
+		return q(0.25)
+	case "q3":
+		return q(0.75)
+	case "iqr":
+		return q(0.75) - q(0.25)
+	}
+	return q(0.5)
 }

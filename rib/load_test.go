@@ -115,15 +115,7 @@ func gobgpSpeaker(n int, src netip.Addr, collector netip.AddrPort) (stop, withdr
 // rawSpeaker is a minimal BGP-4 speaker (RFC 4271): OPEN with the 4-octet
 // AS and IPv4 unicast capabilities, KEEPALIVEs, and the UPDATEs.
 func rawSpeaker(n int, src netip.Addr, collector netip.AddrPort) (stop, withdraw func() error, err error) {
-	msg := func(typ byte, body []byte) []byte {
-		m := make([]byte, 19, 19+len(body))
-		for i := range 16 {
-			m[i] = 0xff
-		}
-		binary.BigEndian.PutUint16(m[16:], uint16(19+len(body)))
-		m[18] = typ
-		return append(m, body...)
-	}
+	msg := bgpMessage
 	var updates []byte
 	attrs := []byte{
 		0x40, 1, 1, 0, // ORIGIN IGP

@@ -1,7 +1,11 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
+	"net/netip"
+	"path"
+	"strconv"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -15,13 +19,64 @@ func metricList(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ';' })
 }
 
+// attrFilter narrows an agent selection by the query's attribute filters,
+// as sFlow-RT's /metric takes them: ?host_name=leaf0*&os_name=linux keeps
+// the agents one of whose data sources has each attribute matching one of
+// its values (a comma list; * and ? match as in a shell). Without a query
+// it is the selection itself.
+func (s *Server) attrFilter(agents func(netip.Addr) bool, r *http.Request) (func(netip.Addr) bool, error) {
+	q := r.URL.Query()
+	if len(q) == 0 {
+		return agents, nil
+	}
+	keep := map[string]bool{} // agents passing every filter so far
+	first := true
+	for attr, values := range q {
+		var patterns []string
+		for _, v := range values {
+			patterns = append(patterns, strings.Split(v, ",")...)
+		}
+		for _, p := range patterns {
+			if _, err := path.Match(p, ""); err != nil {
+				return nil, fmt.Errorf("filter %s=%q: %w", attr, p, err)
+			}
+		}
+		dump, err := s.cfg.Engine.Dump(agents, []string{attr})
+		if err != nil {
+			return nil, fmt.Errorf("filter %s: %v", attr, err) // a 400: the query is wrong
+		}
+		pass := map[string]bool{}
+		for _, m := range dump {
+			var text string
+			switch v := m.MetricValue.(type) {
+			case string:
+				text = v
+			case float64:
+				text = strconv.FormatFloat(v, 'f', -1, 64)
+			default:
+				continue
+			}
+			for _, p := range patterns {
+				if ok, _ := path.Match(p, text); ok && (first || keep[m.Agent]) {
+					pass[m.Agent] = true
+				}
+			}
+		}
+		keep, first = pass, false
+	}
+	return func(a netip.Addr) bool { return keep[a.String()] }, nil
+}
+
 // metric serves /metric/{agents}/{metrics}/json: one Statistic per metric,
-// in request order.
+// in request order, over the agents the query's attribute filters keep.
 func (s *Server) metric(w http.ResponseWriter, r *http.Request) {
 	vars := mux.Vars(r)
 	agents, err := s.agentFilter(vars["agent"])
+	if err == nil {
+		agents, err = s.attrFilter(agents, r)
+	}
 	if err != nil {
-		s.fail(w, http.StatusBadRequest, err)
+		s.fail(w, statusOf(err), err)
 		return
 	}
 	out, err := s.cfg.Engine.Metrics(agents, metricList(vars["metrics"]))
@@ -61,8 +116,11 @@ func (s *Server) agentMetrics(w http.ResponseWriter, r *http.Request) {
 func (s *Server) dump(w http.ResponseWriter, r *http.Request) {
 	vars := mux.Vars(r)
 	agents, err := s.agentFilter(vars["agent"])
+	if err == nil {
+		agents, err = s.attrFilter(agents, r)
+	}
 	if err != nil {
-		s.fail(w, http.StatusBadRequest, err)
+		s.fail(w, statusOf(err), err)
 		return
 	}
 	out, err := s.cfg.Engine.Dump(agents, metricList(vars["metrics"]))
@@ -78,8 +136,11 @@ func (s *Server) dump(w http.ResponseWriter, r *http.Request) {
 func (s *Server) table(w http.ResponseWriter, r *http.Request) {
 	vars := mux.Vars(r)
 	agents, err := s.agentFilter(vars["agent"])
+	if err == nil {
+		agents, err = s.attrFilter(agents, r)
+	}
 	if err != nil {
-		s.fail(w, http.StatusBadRequest, err)
+		s.fail(w, statusOf(err), err)
 		return
 	}
 	names := metricList(vars["metrics"])

@@ -48,6 +48,30 @@ func TestCounterMetricsDumpTableAndThresholds(t *testing.T) {
 	if sum[0].MetricValue != float64(4*(10e9+2*100e9)+2*4*100e9) || sum[0].MetricN != 20 {
 		t.Errorf("sum:ifspeed %+v", sum[0])
 	}
+	// Attribute filters in the query, as sFlow-RT takes them.
+	for q, want := range map[string]string{"host_name=spine*": "10.255.0.", "host_name=leaf04": "10.255.1.4",
+		"host_name=leaf01,leaf02&ifspeed=10000000000": "10.255.1."} {
+		var st []flows.Statistic
+		json.Unmarshal([]byte(r.must("GET", "/metric/ALL/max:ifinoctets/json?"+q, "", 200)), &st)
+		if len(st) != 1 || st[0].MetricN == 0 || !strings.HasPrefix(st[0].Agent, want) {
+			t.Errorf("?%s: %+v, want an agent %s...", q, st, want)
+		}
+	}
+	var none []flows.Statistic
+	json.Unmarshal([]byte(r.must("GET", "/metric/ALL/max:ifinoctets/json?host_name=nowhere", "", 200)), &none)
+	if len(none) != 1 || none[0].MetricN != 0 {
+		t.Errorf("?host_name=nowhere: %+v", none)
+	}
+	r.must("GET", "/metric/ALL/max:ifinoctets/json?colour=red", "", 400)
+	// The spread of those 20 speeds: 4 at 10G, 16 at 100G (mean 82G).
+	var spread []flows.Statistic
+	json.Unmarshal([]byte(r.must("GET", "/metric/ALL/med:ifspeed,q1:ifspeed,q3:ifspeed,iqr:ifspeed,var:ifspeed,sdev:ifspeed/json", "", 200)), &spread)
+	for i, want := range []float64{100e9, 100e9, 100e9, 0, 1296e18, 36e9} {
+		if i >= len(spread) || math.Abs(spread[i].MetricValue.(float64)-want) > want*1e-9 {
+			t.Errorf("%d: %+v, want %g", i, spread, want)
+			break
+		}
+	}
 
 	var dump []flows.Metric
 	json.Unmarshal([]byte(r.must("GET", "/dump/10.255.1.1/pairs/json", "", 200)), &dump)
