@@ -37,10 +37,11 @@ func TestMain(m *testing.M) {
 
 // loadSpeaker: "KIND N COLLECTOR": announce N /32s from 10.0.0.0/8 to the
 // collector, say "ready" once they are built, and hold the session until
-// stdin closes. Each kind says "ready" when the collector may start. KIND gobgp is an embedded GoBGP speaker, given the paths
-// before the session exists (it sends them as one table dump); KIND raw
-// writes UPDATEs encoded in advance, 809 prefixes to a message, so the
-// time measured is the learner's alone.
+// stdin closes. Each kind says "ready" when the collector may start. KIND
+// sim is the simulator's BGP speaker, given the paths before the session
+// exists (it sends them as one table dump); KIND raw writes UPDATEs
+// encoded in advance, 809 prefixes to a message, so the time measured is
+// the learner's alone.
 func loadSpeaker(spec string) int {
 	f := strings.Fields(spec)
 	n, _ := strconv.Atoi(f[1])
@@ -51,7 +52,7 @@ func loadSpeaker(spec string) int {
 	if f[0] == "raw" {
 		stop, withdraw, err = rawSpeaker(n, src, collector)
 	} else {
-		stop, withdraw, err = gobgpSpeaker(n, src, collector)
+		stop, withdraw, err = simSpeaker(n, src, collector)
 	}
 	if err != nil {
 		fmt.Println("error", err)
@@ -80,7 +81,7 @@ const loadASN = 65301
 
 func loadPrefix(i int) [4]byte { return [4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)} }
 
-func gobgpSpeaker(n int, src netip.Addr, collector netip.AddrPort) (stop, withdraw func() error, err error) {
+func simSpeaker(n int, src netip.Addr, collector netip.AddrPort) (stop, withdraw func() error, err error) {
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	ctx := context.Background()
 	built := time.Now()
@@ -226,18 +227,18 @@ func rawSpeaker(n int, src netip.Addr, collector netip.AddrPort) (stop, withdraw
 
 // BenchmarkLearnRoutes: one peer's full table of FABRICTRACE_ROUTES (default
 // 1,000,000) /32s, from the lean raw speaker (the learner's own cost) and
-// from a GoBGP speaker. Reports seconds from the session's start to the
-// last route visible to lookups, and the learner's memory; then the seconds
-// from the speaker's withdrawal of every route to the last one gone, one
-// prefix to an UPDATE, as a leaf withdraws containers (the GoBGP speaker's
-// time is mostly its own, one DeletePath at a time). Run with
+// from the simulator's speaker (its table dump). Reports seconds from the
+// session's start to the last route visible to lookups, and the learner's
+// memory; then the seconds from the speaker's withdrawal of every route to
+// the last one gone, one prefix to an UPDATE, as a leaf withdraws
+// containers. Run with
 // -benchtime 1x; GOMEMLIMIT, if set, applies to the learner only.
 func BenchmarkLearnRoutes(b *testing.B) {
 	n := 1_000_000
 	if v := os.Getenv("FABRICTRACE_ROUTES"); v != "" {
 		n, _ = strconv.Atoi(v)
 	}
-	for _, kind := range []string{"raw", "gobgp"} {
+	for _, kind := range []string{"raw", "sim"} {
 		b.Run(kind, func(b *testing.B) { learnRoutes(b, kind, n) })
 	}
 }

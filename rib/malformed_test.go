@@ -142,7 +142,7 @@ func cat(parts ...[]byte) []byte {
 // NOTIFICATION or a withdrawal, never in a crash (osrg/gobgp#3325 killed the
 // collector on the first); and the listener goes on learning from others.
 func TestMalformedBGPMessagesNeverCrash(t *testing.T) {
-	r, addr := startRIB(t, rib.Config{Accept: []netip.Prefix{netip.MustParsePrefix("127.0.6.0/24")}})
+	r, addr := startRIB(t, rib.Config{Accept: []netip.Prefix{netip.MustParsePrefix("127.0.6.0/24")}, PeerASN: rawASN})
 	victim := netip.MustParseAddr("10.9.9.9")
 	victimNLRI := []byte{32, 10, 9, 9, 9}
 	present := func() bool { return r.Lookup(victim) != nil }
@@ -217,7 +217,7 @@ func TestMalformedBGPMessagesNeverCrash(t *testing.T) {
 // A peer that falls silent is dropped when its hold timer runs out, and
 // /bgp/neighbors/json says so.
 func TestLastErrorSaysHoldTimerExpired(t *testing.T) {
-	r, addr := startRIB(t, rib.Config{Accept: []netip.Prefix{netip.MustParsePrefix("127.0.6.0/24")}})
+	r, addr := startRIB(t, rib.Config{Accept: []netip.Prefix{netip.MustParsePrefix("127.0.6.0/24")}, PeerASN: rawASN})
 	p := dialRaw(t, "127.0.6.200", addr)
 	p.openHold([4]byte{10, 0, 6, 200}, 3) // and no KEEPALIVE after
 	p.send(update(cat(originIGP, asPath, nextHop), 32, 10, 9, 9, 11))

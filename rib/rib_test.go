@@ -38,6 +38,21 @@ func startRIB(t *testing.T, cfg rib.Config) (*rib.RIB, netip.AddrPort) {
 	return r, addr
 }
 
+// Tests with several peers at once name them (Neighbors, or one PeerASN)
+// rather than take any AS from a range: GoBGP v4.8.0 races when a peer of
+// any AS goes down while another's routes move (handleFSMMessage publishes
+// a pointer to a local copy of the peer's config, then overwrites it). The
+// collector runs with that race; the tests must not.
+
+// leafPeers are the simulator's leaves as configured neighbours.
+func leafPeers(s *sim.Sim) []rib.Neighbor {
+	var out []rib.Neighbor
+	for _, leaf := range s.Fabric().Leaves {
+		out = append(out, rib.Neighbor{Address: leaf.BGPSource, ASN: leaf.ASN})
+	}
+	return out
+}
+
 // waitFor waits, woken by each published batch, until ok holds.
 func waitFor(t *testing.T, r *rib.RIB, what string, ok func() bool) {
 	t.Helper()
@@ -69,11 +84,11 @@ func speaker(t *testing.T, asn uint32, source string, collector netip.AddrPort) 
 // The simulator's leaves announce every container's /32 and /128 with its
 // server as next hop; a lookup names the server, the leaf and its AS.
 func TestLearnsContainerRoutesFromTheFabric(t *testing.T) {
-	r, addr := startRIB(t, rib.Config{})
 	s, err := sim.New(sim.Config{Seed: 1, Mice: -1, ChurnEvery: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
+	r, addr := startRIB(t, rib.Config{Accept: []netip.Prefix{}, Neighbors: leafPeers(s)})
 	sp, err := sim.StartSpeakers(t.Context(), s, addr, 65000, quiet)
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +142,8 @@ func TestLearnsContainerRoutesFromTheFabric(t *testing.T) {
 // Two peers announce one prefix: both are kept, the shorter AS path wins,
 // and when the winner goes the other takes over.
 func TestTwoPeersOnePrefix(t *testing.T) {
-	r, addr := startRIB(t, rib.Config{})
+	r, addr := startRIB(t, rib.Config{Accept: []netip.Prefix{}, Neighbors: []rib.Neighbor{
+		{Address: netip.MustParseAddr("127.0.2.1"), ASN: 65001}, {Address: netip.MustParseAddr("127.0.2.2"), ASN: 65002}}})
 	a := speaker(t, 65001, "127.0.2.1", addr)
 	b := speaker(t, 65002, "127.0.2.2", addr)
 	p := netip.MustParsePrefix("172.16.9.9/32")

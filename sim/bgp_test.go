@@ -19,15 +19,22 @@ import (
 	"github.com/fabrictrace/fabrictrace/internal/bgplog"
 )
 
-// learner is a passive GoBGP peer that accepts any AS from 127.0.1.0/24 and
-// records the routes each neighbour announces.
+var (
+	family4 = &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+	family6 = &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+)
+
+// learner is a passive GoBGP peer of each leaf, by its address and AS, that
+// records the routes each neighbour announces. (Peers of any AS from a
+// range would do, as the collector takes them, but GoBGP v4.8.0 races on
+// such a peer's config when one goes down while another's routes move.)
 type learner struct {
 	mu      sync.Mutex
 	routes  map[string]map[netip.Prefix]netip.Addr // neighbour -> prefix -> next hop
 	changed chan struct{}
 }
 
-func startLearner(t *testing.T, ctx context.Context) (*learner, netip.AddrPort) {
+func startLearner(t *testing.T, ctx context.Context, sm *Sim) (*learner, netip.AddrPort) {
 	t.Helper()
 	l := &learner{routes: map[string]map[netip.Prefix]netip.Addr{}, changed: make(chan struct{}, 1)}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -39,16 +46,20 @@ func startLearner(t *testing.T, ctx context.Context) (*learner, netip.AddrPort) 
 		ListenPort: int32(port), ListenAddresses: []string{"127.0.0.1"}}}); err != nil {
 		t.Fatal(err)
 	}
-	afis := []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: family4, Enabled: true}},
-		{Config: &api.AfiSafiConfig{Family: family6, Enabled: true}}}
-	if err := s.AddPeerGroup(ctx, &api.AddPeerGroupRequest{PeerGroup: &api.PeerGroup{
-		Conf: &api.PeerGroupConf{PeerGroupName: "leaves"}, Transport: &api.Transport{PassiveMode: true}, AfiSafis: afis,
-		ApplyPolicy: &api.ApplyPolicy{ExportPolicy: &api.PolicyAssignment{DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT}}}}); err != nil {
+	// As the collector does: nothing enters the global table.
+	if err := s.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_IMPORT, DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddDynamicNeighbor(ctx, &api.AddDynamicNeighborRequest{DynamicNeighbor: &api.DynamicNeighbor{
-		Prefix: "127.0.1.0/24", PeerGroup: "leaves"}}); err != nil {
-		t.Fatal(err)
+	afis := []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: family4, Enabled: true}},
+		{Config: &api.AfiSafiConfig{Family: family6, Enabled: true}}}
+	for _, leaf := range sm.fab.Leaves {
+		if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
+			Conf:      &api.PeerConf{NeighborAddress: leaf.BGPSource.String(), PeerAsn: leaf.ASN},
+			Transport: &api.Transport{PassiveMode: true}, AfiSafis: afis,
+			ApplyPolicy: &api.ApplyPolicy{ExportPolicy: &api.PolicyAssignment{DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT}}}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Update events carry no withdrawals when a session drops: a peer
 	// leaving Established takes its routes with it.
@@ -133,11 +144,11 @@ func (l *learner) waitFor(t *testing.T, what string, ok func(map[string]map[neti
 func TestSpeakersAnnounceAndWithdrawContainers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	l, addr := startLearner(t, ctx)
 	s, err := New(Config{Seed: 1, Mice: -1, ChurnEvery: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
+	l, addr := startLearner(t, ctx, s)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	sp, err := StartSpeakers(ctx, s, addr, 65000, log)
 	if err != nil {
