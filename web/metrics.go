@@ -2,9 +2,11 @@ package web
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"net/netip"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -144,6 +146,22 @@ func (s *Server) table(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	names := metricList(vars["metrics"])
+	// sort:METRIC:N is the column METRIC, and the rows sorted by it: the
+	// top N descending for a negative N, the bottom N ascending else.
+	sortBy, keep := -1, 0
+	for i, n := range names {
+		rest, ok := strings.CutPrefix(n, "sort:")
+		if !ok {
+			continue
+		}
+		m, count, ok := strings.Cut(rest, ":")
+		k, err := strconv.Atoi(count)
+		if !ok || err != nil || k == 0 || sortBy >= 0 {
+			s.fail(w, http.StatusBadRequest, fmt.Errorf("metric %q: want one sort:METRIC:N, N a non-zero count (-N: the top N)", n))
+			return
+		}
+		names[i], sortBy, keep = m, i, k
+	}
 	dump, err := s.cfg.Engine.Dump(agents, names)
 	if err != nil {
 		s.fail(w, statusOf(err), err)
@@ -163,6 +181,27 @@ func (s *Server) table(w http.ResponseWriter, r *http.Request) {
 	for _, k := range order {
 		if len(rows[k]) == len(names) {
 			out = append(out, rows[k])
+		}
+	}
+	if sortBy >= 0 {
+		num := func(row []flows.Metric) float64 {
+			if v, ok := row[sortBy].MetricValue.(float64); ok {
+				return v
+			}
+			return math.NaN()
+		}
+		sort.SliceStable(out, func(i, j int) bool {
+			a, b := num(out[i]), num(out[j])
+			if math.IsNaN(b) {
+				return !math.IsNaN(a)
+			}
+			if keep < 0 {
+				return a > b
+			}
+			return a < b
+		})
+		if n := max(keep, -keep); len(out) > n {
+			out = out[:n]
 		}
 	}
 	s.reply(w, out)

@@ -85,6 +85,14 @@ func TestCounterMetricsDumpTableAndThresholds(t *testing.T) {
 	if len(table) != 3 || table[0][0].MetricName != "ifname" || table[0][1].MetricName != "ifspeed" {
 		t.Errorf("table %+v", table)
 	}
+	// sort:m:-N: the top N rows by m. leaf01 swp1 takes the elephant in.
+	var top [][]flows.Metric
+	json.Unmarshal([]byte(r.must("GET", "/table/ALL/ifname,sort:ifinoctets:-2/json", "", 200)), &top)
+	if len(top) != 2 || top[0][1].MetricName != "ifinoctets" || top[0][0].MetricValue != "swp1" ||
+		top[0][1].MetricValue.(float64) < top[1][1].MetricValue.(float64) {
+		t.Errorf("top 2 by ifinoctets: %+v", top)
+	}
+	r.must("GET", "/table/ALL/sort:ifinoctets:x/json", "", 400)
 
 	var events []flows.Event
 	json.Unmarshal([]byte(r.must("GET", "/events/json?thresholdID=busy", "", 200)), &events)

@@ -21,8 +21,12 @@ import (
 	"github.com/fabrictrace/fabrictrace/rib"
 )
 
-// Version is what /version answers.
+// Version is fabrictrace's own version, on /analyzer/json.
 const Version = "fabrictrace-0.1"
+
+// APIVersion is what /version answers: sFlow-RT's shape (N.N-N), naming
+// the sFlow-RT API level fabrictrace follows, for scripts that parse it.
+const APIVersion = "3.0-1"
 
 // Agent is one agent as /agents/json serves it, in sFlow-RT's field names.
 type Agent struct {
@@ -170,7 +174,7 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/rib/lookup/json", s.ribLookup).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/version", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, Version)
+		io.WriteString(w, APIVersion)
 	}).Methods(http.MethodGet, http.MethodHead)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s", r.URL.Path))

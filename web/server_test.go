@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -512,5 +513,17 @@ func TestExportFlowsAreBounded(t *testing.T) {
 	if n != 16 || an.ExportFlows != 16 || an.ExportFlowsCreated != 300 || an.ExportFlowsReplaced != 284 {
 		t.Errorf("%d export flows defined; analyzer says %v held, %v created, %v replaced: want 16, 300, 284",
 			n, an.ExportFlows, an.ExportFlowsCreated, an.ExportFlowsReplaced)
+	}
+}
+
+// /version answers in sFlow-RT's shape (N.N-N), which scripts parse;
+// fabrictrace's own version is on /analyzer/json.
+func TestVersionShapes(t *testing.T) {
+	r := newRig(t, sim.Config{Seed: 1, Mice: -1}, false)
+	if v := r.must("GET", "/version", "", 200); !regexp.MustCompile(`^\d+\.\d+-\d+$`).MatchString(v) {
+		t.Errorf("/version %q, want N.N-N", v)
+	}
+	if a := r.must("GET", "/analyzer/json", "", 200); !strings.Contains(a, `"version":"fabrictrace-`) {
+		t.Errorf("/analyzer/json has no fabrictrace version: %.200s", a)
 	}
 }
