@@ -165,3 +165,29 @@ func TestPrometheusNativeExporter(t *testing.T) {
 		t.Errorf("sflow_analyzer_agents: %v", f)
 	}
 }
+
+// After a topology of links alone, TOPOLOGY selects the agents of the
+// linked nodes (named by their host_descr), and a node's name selects its
+// agent, as sFlow-RT's selectors do.
+func TestTopologyAndNameSelectors(t *testing.T) {
+	r := newRig(t, sim.Config{Seed: 2, Mice: -1, CounterInterval: time.Second, Elephants: []sim.Elephant{{
+		Src: mustAddr("172.16.1.11"), Dst: mustAddr("172.16.1.41"), Rate: 1e9, Duration: time.Hour}}}, false)
+	r.must("PUT", "/flow/pairs/json", `{"keys":"ipsource,ipdestination","value":"bps"}`, 204)
+	r.must("PUT", "/topology/json", `{"links":{"l1":{"node1":"leaf01","port1":"swp51","node2":"spine01","port2":"swp1"}}}`, 204)
+	for r.sim.Now() < 3*time.Second {
+		r.step()
+	}
+	var all, topo, leaf []flows.ActiveFlow
+	json.Unmarshal([]byte(r.must("GET", "/activeflows/ALL/pairs/json?aggMode=sum", "", 200)), &all)
+	json.Unmarshal([]byte(r.must("GET", "/activeflows/TOPOLOGY/pairs/json?aggMode=sum", "", 200)), &topo)
+	json.Unmarshal([]byte(r.must("GET", "/activeflows/leaf01/pairs/json?aggMode=sum", "", 200)), &leaf)
+	if len(all) == 0 || len(topo) == 0 || len(leaf) == 0 {
+		t.Fatalf("ALL %d, TOPOLOGY %d, leaf01 %d flows", len(all), len(topo), len(leaf))
+	}
+	// The elephant crosses leaf01, a spine and leaf04: summed over all of
+	// them it is three times what leaf01 alone saw.
+	if ratio := all[0].Value / leaf[0].Value; ratio < 2.5 || ratio > 3.5 {
+		t.Errorf("ALL %.0f against leaf01 %.0f", all[0].Value, leaf[0].Value)
+	}
+	r.must("GET", "/activeflows/nosuchnode/pairs/json", "", 400)
+}

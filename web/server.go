@@ -478,10 +478,20 @@ func (s *Server) agentFilter(sel string) (func(netip.Addr) bool, error) {
 	case "ALL":
 		return func(netip.Addr) bool { return true }, nil
 	case "TOPOLOGY":
+		// The topology's nodes, whether the document names their agents or
+		// only links them (their names then resolve as /nodes/json does).
+		topo := s.cfg.Engine.Topology()
+		named := map[string]bool{}
+		for name := range topo.Nodes {
+			named[name] = true
+		}
+		for _, l := range topo.Links {
+			named[l.Node1], named[l.Node2] = true, true
+		}
 		in := map[netip.Addr]bool{}
-		for _, n := range s.cfg.Engine.Topology().Nodes {
-			if a, err := netip.ParseAddr(n.Agent); err == nil {
-				in[a] = true
+		for _, n := range s.cfg.Engine.Nodes() {
+			if named[n.Name] && n.Agent.IsValid() {
+				in[n.Agent] = true
 			}
 		}
 		return func(a netip.Addr) bool { return in[a] }, nil
@@ -490,7 +500,11 @@ func (s *Server) agentFilter(sel string) (func(netip.Addr) bool, error) {
 	for part := range strings.SplitSeq(sel, ";") {
 		a, err := netip.ParseAddr(part)
 		if err != nil {
-			return nil, fmt.Errorf("agent %q: want ALL, TOPOLOGY, an address or a ;-separated list of them", part)
+			// A node's name, as the topology or its host_descr gives it.
+			var ok bool
+			if a, ok = s.cfg.Engine.NodeAddress(part); !ok {
+				return nil, fmt.Errorf("agent %q: want ALL, TOPOLOGY, an address, a node's name or a ;-separated list of them", part)
+			}
 		}
 		in[a] = true
 	}
