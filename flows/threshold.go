@@ -67,8 +67,8 @@ func ParseThreshold(body []byte) (Threshold, error) {
 		return t, fmt.Errorf("threshold field %q: applies to byFlow thresholds only", "confidence")
 	}
 	for attr := range t.Filter {
-		if _, ok := sourceAttrs[attr]; !ok {
-			return t, fmt.Errorf("threshold field %q: attribute %q: want one of ifspeed, ifindex, agent, host_name", "filter", attr)
+		if _, ok := sourceAttrs[attr]; !ok && !isCounterMetric(attr) {
+			return t, fmt.Errorf("threshold field %q: attribute %q: want agent, host_name or a counter metric (ifspeed, ifindex, ifname, iftype, ifoperstatus...)", "filter", attr)
 		}
 	}
 	return t, nil
@@ -317,10 +317,16 @@ var sourceAttrs = map[string]func(e *Engine, src *source) any{
 }
 
 // applies checks the threshold's filter against the data source: every
-// attribute must equal one of its listed values.
+// attribute (one of sourceAttrs, or any counter metric of the source) must
+// equal one of its listed values.
 func (th *threshold) applies(e *Engine, src *source) bool {
 	for attr, want := range th.def.Filter {
-		got := sourceAttrs[attr](e, src)
+		var got any
+		if f, ok := sourceAttrs[attr]; ok {
+			got = f(e, src)
+		} else if v, ok := e.metric(src, attr); ok {
+			got = v
+		}
 		ok := false
 		for _, w := range want {
 			if w == got {

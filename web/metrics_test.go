@@ -21,6 +21,8 @@ func TestCounterMetricsDumpTableAndThresholds(t *testing.T) {
 		Src: mustAddr("172.16.1.11"), Dst: mustAddr("172.16.1.41"), Rate: 1e9, Duration: time.Hour}}}, false)
 	r.must("PUT", "/flow/pairs/json", `{"keys":"ipsource,ipdestination","value":"bps","n":3}`, 204)
 	r.must("PUT", "/threshold/busy/json", `{"metric":"ifinutilization","value":5,"filter":{"ifspeed":[10000000000]}}`, 204)
+	// A filter on any counter metric: the leaves' uplinks by name.
+	r.must("PUT", "/threshold/uplinks/json", `{"metric":"ifoututilization","value":0.5,"filter":{"ifname":["swp51","swp52"]}}`, 204)
 	for r.sim.Now() < 5*time.Second {
 		r.step()
 	}
@@ -109,6 +111,12 @@ func TestCounterMetricsDumpTableAndThresholds(t *testing.T) {
 		if strings.HasPrefix(p, "10.255.0.") {
 			t.Errorf("event on a 100G spine port %s despite the ifspeed filter", p)
 		}
+	}
+	// 1 Gbit/s is 1 % of a 100G uplink: leaf01's, out; the spine's ports
+	// (swp1-4) do not pass the filter.
+	json.Unmarshal([]byte(r.must("GET", "/events/json?thresholdID=uplinks", "", 200)), &events)
+	if len(events) != 1 || events[0].Agent != "10.255.1.1" || (events[0].DataSource != "51" && events[0].DataSource != "52") {
+		t.Errorf("uplinks events %+v", events)
 	}
 }
 
