@@ -10,18 +10,23 @@ import (
 // Definition is a flow definition as sFlow-RT takes it on PUT /flow/{name}/json
 // and returns it, with defaults applied, on GET.
 type Definition struct {
-	Keys          KeyList  `json:"keys"`
-	Value         string   `json:"value"`
-	Values        KeyList  `json:"values,omitempty"`
-	Filter        *string  `json:"filter"`
-	N             int      `json:"n"`
-	T             float64  `json:"t"`
-	FS            string   `json:"fs"`
-	Log           bool     `json:"log"`
-	FlowStart     bool     `json:"flowStart"`
-	ActiveTimeout int      `json:"activeTimeout"`
-	AggMode       string   `json:"aggMode,omitempty"`
-	unknown       []string // fields sFlow-RT has that this engine does not
+	Keys          KeyList `json:"keys"`
+	Value         string  `json:"value"`
+	Values        KeyList `json:"values,omitempty"`
+	Filter        *string `json:"filter"`
+	N             int     `json:"n"`
+	T             float64 `json:"t"`
+	FS            string  `json:"fs"`
+	Log           bool    `json:"log"`
+	FlowStart     bool    `json:"flowStart"`
+	ActiveTimeout int     `json:"activeTimeout"`
+	AggMode       string  `json:"aggMode,omitempty"`
+	// IPFIXCollectors are taken and kept, so a definition written for
+	// sFlow-RT loads, but fabrictrace exports no IPFIX: IPFIXExported says
+	// so on GET.
+	IPFIXCollectors []string `json:"ipfixCollectors,omitempty"`
+	IPFIXExported   *bool    `json:"ipfixExported,omitempty"`
+	unknown         []string // fields sFlow-RT has that this engine does not
 }
 
 // KeyList is a comma-separated list of keys that also accepts a JSON array,
@@ -99,7 +104,14 @@ func ParseDefinition(body []byte) (Definition, error) {
 			err = json.Unmarshal(v, &d.ActiveTimeout)
 		case "aggMode":
 			err = json.Unmarshal(v, &d.AggMode)
-		case "dropped", "ipfixCollectors":
+		case "ipfixCollectors":
+			err = json.Unmarshal(v, &d.IPFIXCollectors)
+			if err == nil && len(d.IPFIXCollectors) > 0 {
+				no := false
+				d.IPFIXExported = &no
+			}
+		case "ipfixExported": // what GET said, PUT back
+		case "dropped":
 			d.unknown = append(d.unknown, field)
 		default:
 			err = fmt.Errorf("unknown field")

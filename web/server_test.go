@@ -237,6 +237,16 @@ func TestBadRequestsSayWhatIsWrong(t *testing.T) {
 	}
 	r.must("DELETE", "/flow/f/json", "", 204)
 	r.must("GET", "/flow/f/json", "", 404)
+	// ipfixCollectors is taken, kept, and said not to be exported; dropped
+	// is refused with why, not ignored.
+	r.must("PUT", "/flow/ipfix/json", `{"keys":"ipsource","ipfixCollectors":["10.0.0.9"]}`, 204)
+	if d := r.must("GET", "/flow/ipfix/json", "", 200); !strings.Contains(d, `"ipfixCollectors":["10.0.0.9"]`) ||
+		!strings.Contains(d, `"ipfixExported":false`) {
+		t.Errorf("GET of a flow with ipfixCollectors: %s", d)
+	}
+	if code, out := r.do("PUT", "/flow/d/json", `{"keys":"reason","dropped":true}`); code != 400 || !strings.Contains(out, "dropped") {
+		t.Errorf("dropped: %d %s", code, out)
+	}
 	// Groups: GET and DELETE by name, as sFlow-RT has them.
 	r.must("PUT", "/group/zones/json", `{"inside":["10.0.0.0/8"]}`, 204)
 	if g := r.must("GET", "/group/zones/json", "", 200); !strings.Contains(g, `"inside":["10.0.0.0/8"]`) {
