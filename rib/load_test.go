@@ -116,7 +116,7 @@ func simSpeaker(n int, src netip.Addr, collector netip.AddrPort) (stop, withdraw
 // rawSpeaker is a minimal BGP-4 speaker (RFC 4271): OPEN with the 4-octet
 // AS and IPv4 unicast capabilities, KEEPALIVEs, and the UPDATEs.
 func rawSpeaker(n int, src netip.Addr, collector netip.AddrPort) (stop, withdraw func() error, err error) {
-	msg := bgpMessage
+	msg := sim.BGPMessage
 	var updates []byte
 	attrs := []byte{
 		0x40, 1, 1, 0, // ORIGIN IGP

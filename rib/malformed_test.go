@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fabrictrace/fabrictrace/rib"
+	"github.com/fabrictrace/fabrictrace/sim"
 )
 
 // rawPeer is a hand-made BGP-4 speaker (RFC 4271) for sending what no
@@ -27,16 +28,6 @@ type bgpMsg struct {
 }
 
 const rawASN = 65302
-
-func bgpMessage(typ byte, body []byte) []byte {
-	m := make([]byte, 19, 19+len(body))
-	for i := range 16 {
-		m[i] = 0xff
-	}
-	binary.BigEndian.PutUint16(m[16:], uint16(19+len(body)))
-	m[18] = typ
-	return append(m, body...)
-}
 
 // dialRaw connects from src to the collector and starts reading.
 func dialRaw(t *testing.T, src string, collector netip.AddrPort) *rawPeer {
@@ -84,7 +75,7 @@ func (p *rawPeer) openHold(id [4]byte, hold byte) {
 	p.t.Helper()
 	caps := []byte{1, 4, 0, 1, 0, 1, 65, 4, 0, 0, rawASN >> 8, rawASN & 0xff}
 	open := []byte{4, rawASN >> 8, rawASN & 0xff, 0, hold, id[0], id[1], id[2], id[3], byte(2 + len(caps)), 2, byte(len(caps))}
-	p.send(append(bgpMessage(1, append(open, caps...)), bgpMessage(4, nil)...))
+	p.send(append(sim.BGPMessage(1, append(open, caps...)), sim.BGPMessage(4, nil)...))
 	for m := range p.msgs {
 		if m.typ == 4 {
 			return
@@ -121,7 +112,7 @@ func update(attrs []byte, nlri ...byte) []byte {
 	body := binary.BigEndian.AppendUint16(nil, 0)
 	body = binary.BigEndian.AppendUint16(body, uint16(len(attrs)))
 	body = append(body, attrs...)
-	return bgpMessage(2, append(body, nlri...))
+	return sim.BGPMessage(2, append(body, nlri...))
 }
 
 var (
@@ -150,7 +141,7 @@ func TestMalformedBGPMessagesNeverCrash(t *testing.T) {
 	t.Run("unknown type before OPEN", func(t *testing.T) {
 		p := dialRaw(t, "127.0.6.1", addr)
 		// 16 bytes of 0xff, length 22, type 99, three bytes.
-		p.send(bgpMessage(99, []byte{1, 2, 3}))
+		p.send(sim.BGPMessage(99, []byte{1, 2, 3}))
 		code, sub, closed := p.notification(10 * time.Second)
 		if !closed && code != 1 {
 			t.Fatalf("got code %d/%d, want a NOTIFICATION of a message header error (1/3) or the session closed", code, sub)

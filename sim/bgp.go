@@ -116,9 +116,9 @@ func (sp *Speaker) establish(collector netip.AddrPort) (net.Conn, error) {
 	open := binary.BigEndian.AppendUint16([]byte{4}, as2)
 	open = binary.BigEndian.AppendUint16(open, uint16(sp.HoldTime))
 	open = append(append(open, id[:]...), byte(len(caps)))
-	if _, err = conn.Write(bgpMessage(bgpOpen, append(open, caps...))); err == nil {
+	if _, err = conn.Write(BGPMessage(bgpOpen, append(open, caps...))); err == nil {
 		if err = awaitMessage(conn, bgpOpen); err == nil {
-			if _, err = conn.Write(bgpMessage(bgpKeepalive, nil)); err == nil {
+			if _, err = conn.Write(BGPMessage(bgpKeepalive, nil)); err == nil {
 				err = awaitMessage(conn, bgpKeepalive)
 			}
 		}
@@ -165,7 +165,7 @@ func (sp *Speaker) serve(conn net.Conn) error {
 		select {
 		case <-tick.C:
 			sp.mu.Lock()
-			_, err = conn.Write(bgpMessage(bgpKeepalive, nil))
+			_, err = conn.Write(BGPMessage(bgpKeepalive, nil))
 			sp.mu.Unlock()
 		case err = <-ended:
 		case <-sp.quit:
@@ -188,8 +188,8 @@ const (
 	bgpKeepalive = 4
 )
 
-// bgpMessage frames a message: the marker, the length, the type.
-func bgpMessage(typ byte, body []byte) []byte {
+// BGPMessage frames a BGP message: the marker, the length, the type.
+func BGPMessage(typ byte, body []byte) []byte {
 	m := make([]byte, 19, 19+len(body))
 	for i := range 16 {
 		m[i] = 0xff
@@ -262,7 +262,7 @@ func (sp *Speaker) update(p netip.Prefix, nh netip.Addr, withdraw bool) []byte {
 		body = binary.BigEndian.AppendUint16([]byte{0, 0}, uint16(len(attrs)))
 		body = append(body, attrs...)
 	}
-	return bgpMessage(bgpUpdate, body)
+	return BGPMessage(bgpUpdate, body)
 }
 
 // updates4 announces IPv4 prefixes of one next hop, as many to an UPDATE
@@ -278,7 +278,7 @@ func (sp *Speaker) updates4(ps []netip.Prefix, nh netip.Addr) []byte {
 			body = append(body, nlri(ps[0])...)
 			ps = ps[1:]
 		}
-		out = append(out, bgpMessage(bgpUpdate, body)...)
+		out = append(out, BGPMessage(bgpUpdate, body)...)
 	}
 	return out
 }
