@@ -4,6 +4,7 @@ package scripts
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -178,6 +179,21 @@ func TestDemoShowsAgentsRoutesAndElephants(t *testing.T) {
 	}
 	if builtins(withBuiltin) == 0 {
 		t.Error("/events/json?builtin=true has no built-in events")
+	}
+
+	// What the common sFlow-RT client scripts do, in Python, against the
+	// demo (scripts/clients.py).
+	if py, err := exec.LookPath("python3"); err != nil {
+		t.Log("SKIP the Python client checks: python3 not installed")
+	} else {
+		ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+		out, err := exec.CommandContext(ctx, py, "clients.py", "http://"+httpAddr).CombinedOutput()
+		cancel()
+		if err != nil || !strings.Contains(string(out), "ok all") {
+			t.Errorf("clients.py: %v\n%s", err, out)
+		} else {
+			t.Logf("clients.py:\n%s", out)
+		}
 	}
 
 	// Ctrl-C reaches the whole process group, as a terminal's does.
