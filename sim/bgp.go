@@ -430,6 +430,16 @@ func (sp *Speakers) apply(ctx context.Context, rc RouteChange) error {
 	return nil
 }
 
+// Each calls fn for every leaf's speaker, in the fabric's order: a test
+// that takes sessions down one at a time stops them through it.
+func (sp *Speakers) Each(fn func(leaf *Node, s *Speaker)) {
+	for _, leaf := range sp.sim.fab.Leaves {
+		if s := sp.leaves[leaf]; s != nil {
+			fn(leaf, s)
+		}
+	}
+}
+
 // Stop closes every session; the collector sees each leaf go down.
 func (sp *Speakers) Stop() {
 	sp.once.Do(func() {
