@@ -298,13 +298,30 @@ func TestLongPollTimesOutAndHangsUp(t *testing.T) {
 	}
 }
 
-// sFlow-RT's tail_log.py loop, stdlib Python: eventID -1, newest first,
-// reversed for printing.
-func TestPythonTailLogClient(t *testing.T) {
+// python finds python3 for the sFlow-RT client script tests, or skips.
+func python(t *testing.T) string {
+	t.Helper()
 	py, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skip("SKIP: python3 not installed; the sFlow-RT client script test needs it")
 	}
+	return py
+}
+
+// runPython runs a client script against the collector at url.
+func runPython(t *testing.T, py, script, url string) []byte {
+	t.Helper()
+	out, err := exec.Command(py, "-c", script, url).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	return out
+}
+
+// sFlow-RT's tail_log.py loop, stdlib Python: eventID -1, newest first,
+// reversed for printing.
+func TestPythonTailLogClient(t *testing.T) {
+	py := python(t)
 	r := newRig(t, sim.Config{Seed: 5, Mice: -1, Elephants: []sim.Elephant{{
 		Src: mustAddr("172.16.1.21"), Dst: mustAddr("172.16.1.43"), Rate: 400e6, Start: time.Second, Duration: time.Minute}}}, false)
 	r.must("PUT", "/flow/pair/json", `{"keys":"ipsource,ipdestination","value":"bytes"}`, 204)
@@ -325,10 +342,7 @@ for _ in range(2):
     for e in events:
         print(e['eventID'], e['thresholdID'], e['agent'], e['dataSource'], e['flowKey'], round(e['value']))
 `
-	out, err := exec.Command(py, "-c", script, r.srv.URL).CombinedOutput()
-	if err != nil {
-		t.Fatalf("python: %v\n%s", err, out)
-	}
+	out := runPython(t, py, script, r.srv.URL)
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if len(lines) != 3 { // leaf02, a spine, leaf04
 		t.Fatalf("tail_log printed %d lines, want 3:\n%s", len(lines), out)
@@ -345,10 +359,7 @@ for _ in range(2):
 // in /flows/json, every activeTimeout while they run and once more when
 // they end, newest first, by flowID.
 func TestFlowLogTailsAsSFlowRTsScript(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("SKIP: python3 not installed; the sFlow-RT client script test needs it")
-	}
+	py := python(t)
 	r := newRig(t, sim.Config{Seed: 5, Mice: -1, Elephants: []sim.Elephant{{
 		Src: mustAddr("172.16.1.21"), Dst: mustAddr("172.16.1.43"), Rate: 400e6, Start: time.Second, Duration: 3 * time.Second}}}, false)
 	r.must("PUT", "/flow/pair/json", `{"keys":"ipsource,ipdestination","value":"bytes","log":true,"activeTimeout":2,"t":0.5}`, 204)
@@ -368,10 +379,7 @@ for _ in range(2):
     for f in flows:
         print(f['flowID'], f['name'], f['flowKeys'], f['agent'], f['dataSource'], round(f['value']), f['end'] - f['start'])
 `
-	out, err := exec.Command(py, "-c", script, r.srv.URL).CombinedOutput()
-	if err != nil {
-		t.Fatalf("python: %v\n%s", err, out)
-	}
+	out := runPython(t, py, script, r.srv.URL)
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	// At each of 3 switches (and its reverse ACK flow elsewhere): a record
 	// at 2 s and the rest at its end.
