@@ -50,16 +50,20 @@ type evidence struct {
 
 // member is one entry (one hop) of an identity's evidence.
 type member struct {
-	ent       *entry
-	ev        *evidence
-	clock     *agentClock // its agent's, for exposure; nil if unknown
-	count     [2]float64  // samples, decayed to at, over each of evidenceWindows
-	units     [2]float64  // their value units per packet (unscaled by sampling), likewise
-	at        float64     // its last sample (exposure ends there when its agent is unknown)
-	start     float64     // exposure begins
-	perSample float64     // packets one sample stands for, lately
-	n         float64     // samples since it (re)started, undecayed
-	first     float64     // the first of them
+	ent   *entry
+	ev    *evidence
+	clock *agentClock      // its agent's, for exposure; nil if unknown
+	count [windows]float64 // samples, decayed to at, over each of evidenceWindows
+	units [windows]float64 // their value units per packet (unscaled by sampling), likewise
+	at    float64          // its last sample (exposure ends there when its agent is unknown)
+	start float64          // exposure begins
+	// credited is when the exposure of the entry's samples from before it
+	// joined begins, in the long window: the short ones judge only the
+	// samples since, as their count and exposure decay alike only then.
+	credited  float64
+	perSample float64 // packets one sample stands for, lately
+	n         float64 // samples since it (re)started, undecayed
+	first     float64 // the first of them
 }
 
 // gap is a member's mean time between samples, over its whole watch: the
@@ -120,14 +124,16 @@ func poissonBounds(n, z float64) (low, high float64) {
 }
 
 // evidenceWindows are the time constants the rule judges a flow over: the
-// evidence's own (10 s), which sparse sampling needs, and a short one that
-// follows a flow's start or a change of rate at once, where the long one
-// still holds what the pair sent before. It fires on either; the
-// confidence is split between them (Bonferroni), so that the two looks
-// together keep it.
-var evidenceWindows = [2]float64{evidenceTau, shortTau}
+// evidence's own (10 s), which sparse sampling needs, and two short ones
+// that follow a flow's start or a change of rate at once, where the long
+// one still holds what the pair sent before. A pair that sent at half the
+// threshold and then at twice it is over the value within a second in the
+// shortest (0.6 s) and not for 1.5 s in the 2 s one; a flow sampled a few
+// times a second needs the 2 s one. It fires on any; the confidence is
+// split between them (Bonferroni), so that the looks together keep it.
+const windows = 3
 
-const shortTau = 2.0
+var evidenceWindows = [windows]float64{evidenceTau, 2.0, 0.6}
 
 // A flow's merged estimate is worked out every checkSamples of its samples
 // or checkEvery, whichever comes first: against a detection in tenths of a
@@ -170,8 +176,12 @@ func (ev *evidence) estimateOver(now, z float64, w int) Estimate {
 			end = m.at
 		}
 		end = min(end, now)
-		if end > m.start {
-			expo += tau / m.perSample * (decay((now-end)/tau) - decay((now-m.start)/tau))
+		start := m.start
+		if w == 0 {
+			start = min(start, m.credited)
+		}
+		if end > start {
+			expo += tau / m.perSample * (decay((now-end)/tau) - decay((now-start)/tau))
 		}
 	}
 	if n > 0 {
@@ -209,8 +219,9 @@ func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *sample, 
 	// A hop the flow comes back to (a link healed) did not watch it in
 	// between: it starts afresh, from its agent's datagram before this one.
 	if m.n > 0 && !m.watching(now) && m.ev.watchedElsewhere(m, now) {
-		m.count, m.units, m.n = [2]float64{}, [2]float64{}, 0
+		m.count, m.units, m.n = [windows]float64{}, [windows]float64{}, 0
 		m.start = max(m.at, m.clock.heldSince(now))
+		m.credited = m.start
 	}
 	if m.n == 0 {
 		m.first = now
@@ -276,6 +287,7 @@ func (th *threshold) join(e *Engine, p *plan, ent *entry, s *sample, now float64
 	if now-ev.since <= windowFloor {
 		m.start = min(m.start, ev.since)
 	}
+	m.credited = m.start
 	// The entry's recent samples count too: its value is a count of them
 	// decayed over the flow's t, over an exposure as long as its burst (if
 	// shorter), from as long before the burst's first arrival as the agent
@@ -285,12 +297,11 @@ func (th *threshold) join(e *Engine, p *plan, ent *entry, s *sample, now float64
 		burst := max(now-ent.since, 0)
 		window := p.tau * (1 - decay(burst/p.tau))
 		if n := ent.value*p.tau/amount - 1; n > 0 && window > 0 {
-			for w := range evidenceWindows {
-				m.count[w], m.units[w] = n, n*amount/m.perSample
-			}
-			m.start = min(m.start, m.clock.heldSince(now)-window)
+			m.count[0], m.units[0] = n, n*amount/m.perSample
+			m.credited = min(m.start, m.clock.heldSince(now)-window)
 		}
 	}
+
 	ev.members = append(ev.members, m)
 	th.members[ent] = m
 	return m

@@ -113,7 +113,7 @@ type threshold struct {
 	evidence map[string]*evidence
 	members  map[*entry]*member
 	z        float64 // for the interval reported and the mirror rule
-	zSplit   float64 // for firing: the confidence split over two windows
+	zSplit   float64 // for firing: the confidence split over the windows
 }
 
 // firing is one fired data source, waiting to re-arm: the value must stay
@@ -351,7 +351,7 @@ func (e *Engine) SetThreshold(name string, t Threshold) error {
 	th := &threshold{name: name, def: t, counter: isCounterMetric(t.Metric)}
 	if t.Confidence > 0 {
 		th.z = zOf(t.Confidence)
-		th.zSplit = zOf(1 - (1-t.Confidence)/2)
+		th.zSplit = zOf(1 - (1-t.Confidence)/windows)
 	}
 	th.reset()
 	e.thresholds[name] = th
