@@ -3,6 +3,7 @@ package flows_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/fabrictrace/fabrictrace/api"
 	"net/netip"
 	"testing"
 	"time"
@@ -74,7 +75,7 @@ func TestBatchedMatchesOneByOne(t *testing.T) {
 			}
 			out[name] = af
 		}
-		paths, err := e.Paths(flows.PathQuery{Src: netip.MustParseAddr("172.16.0.7"), Dst: netip.MustParseAddr("172.17.0.0")})
+		paths, err := e.Paths(api.PathQuery{Src: netip.MustParseAddr("172.16.0.7"), Dst: netip.MustParseAddr("172.17.0.0")})
 		if err != nil {
 			t.Fatal(err)
 		}

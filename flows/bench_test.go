@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"github.com/fabrictrace/fabrictrace/api"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -215,7 +216,7 @@ func BenchmarkPathQuery(b *testing.B) {
 		pair := i % 1000
 		i++
 		start := time.Now()
-		ps, err := e.Paths(flows.PathQuery{Src: netip.AddrFrom4([4]byte{10, 1, byte(pair >> 8), byte(pair)}),
+		ps, err := e.Paths(api.PathQuery{Src: netip.AddrFrom4([4]byte{10, 1, byte(pair >> 8), byte(pair)}),
 			Dst: f.Dst})
 		took = append(took, time.Since(start))
 		if err != nil || len(ps.Paths) != 1 || len(ps.Paths[0].Flows) != 100 {

@@ -1,6 +1,10 @@
 package flows
 
-import "math"
+import (
+	"github.com/fabrictrace/fabrictrace/api"
+	"github.com/fabrictrace/fabrictrace/paths"
+	"math"
+)
 
 // A threshold with a confidence (fabrictrace's own field; sFlow-RT has no
 // such thing) does not judge each flow entry alone. It merges the evidence
@@ -52,7 +56,7 @@ type evidence struct {
 type member struct {
 	ent   *entry
 	ev    *evidence
-	clock *agentClock      // its agent's, for exposure; nil if unknown
+	clock *paths.Clock     // its agent's, for exposure; nil if unknown
 	count [windows]float64 // samples, decayed to at, over each of evidenceWindows
 	units [windows]float64 // their value units per packet (unscaled by sampling), likewise
 	at    float64          // its last sample (exposure ends there when its agent is unknown)
@@ -88,21 +92,13 @@ func (ev *evidence) watchedElsewhere(m *member, now float64) bool {
 
 // watching says whether a member still sees the flow: it has not been
 // silent, in its agent's reports since, for its quiet (as a path's hop:
-// quietFor; windowFloor while it has too few samples to tell).
+// paths.QuietFor; paths.WindowFloor while it has too few samples to tell).
 func (m *member) watching(now float64) bool {
 	heard := now
 	if m.clock != nil {
-		heard = m.clock.last
+		heard = m.clock.Last()
 	}
-	return !silentInReports(m.at, heard, quietFor(m.gap(), windowFloor), now)
-}
-
-// Estimate is a rate estimate with its interval, from the samples behind it.
-type Estimate struct {
-	Rate     float64 `json:"rate"`
-	RateLow  float64 `json:"rateLow"`
-	RateHigh float64 `json:"rateHigh"`
-	Samples  float64 `json:"samples"` // decayed, merged over hops
+	return !paths.SilentInReports(m.at, heard, paths.QuietFor(m.gap(), paths.WindowFloor), now)
 }
 
 // zOf is the one-sided normal quantile of a confidence.
@@ -149,12 +145,12 @@ const (
 // moved off it) watched only until its last sample: its exposure stops
 // there, or it would dilute the rate. When no hop sees it, the flow went
 // quiet: every hop's exposure runs on, and the rate decays.
-func (ev *evidence) estimate(now, z float64) Estimate { return ev.estimateOver(now, z, 0) }
+func (ev *evidence) estimate(now, z float64) api.Estimate { return ev.estimateOver(now, z, 0) }
 
 // estimateOver merges the members' evidence over window w (0 long, 1 short).
 // The first sample of the flow, the one that started the watch, is not
 // evidence of its rate (the inspection paradox): the count leaves it out.
-func (ev *evidence) estimateOver(now, z float64, w int) Estimate {
+func (ev *evidence) estimateOver(now, z float64, w int) api.Estimate {
 	tau := evidenceWindows[w]
 	var n, units, expo float64
 	anyWatching := false
@@ -170,7 +166,7 @@ func (ev *evidence) estimateOver(now, z float64, w int) Estimate {
 		units += m.units[w] * d
 		end := m.at
 		if m.clock != nil {
-			end = max(m.clock.last, m.at)
+			end = max(m.clock.Last(), m.at)
 		}
 		if anyWatching && !m.watching(now) {
 			end = m.at
@@ -188,11 +184,11 @@ func (ev *evidence) estimateOver(now, z float64, w int) Estimate {
 		ev.size = units / n
 	}
 	if expo <= 0 {
-		return Estimate{Samples: n}
+		return api.Estimate{Samples: n}
 	}
 	counted := max(n-1, 0)
 	low, high := poissonBounds(counted, z)
-	return Estimate{Rate: ev.size * counted / expo, RateLow: ev.size * low / expo, RateHigh: ev.size * high / expo, Samples: n}
+	return api.Estimate{Rate: ev.size * counted / expo, RateLow: ev.size * low / expo, RateHigh: ev.size * high / expo, Samples: n}
 }
 
 // lowOver says whether either window's lower bound is over the value,
@@ -220,7 +216,7 @@ func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *sample, 
 	// between: it starts afresh, from its agent's datagram before this one.
 	if m.n > 0 && !m.watching(now) && m.ev.watchedElsewhere(m, now) {
 		m.count, m.units, m.n = [windows]float64{}, [windows]float64{}, 0
-		m.start = max(m.at, m.clock.heldSince(now))
+		m.start = max(m.at, m.clock.HeldSince(now))
 		m.credited = m.start
 	}
 	if m.n == 0 {
@@ -276,15 +272,13 @@ func (th *threshold) join(e *Engine, p *plan, ent *entry, s *sample, now float64
 	// Its samples may have been taken any time since the agent sent its
 	// datagram before (its own clock says when); of an agent just heard
 	// from for the first time, as long ago as any agent holds one
-	// (windowFloor), for all that is known.
+	// (paths.WindowFloor), for all that is known.
 	m := &member{ent: ent, ev: ev, at: now, perSample: max(s.scaled, 1)}
-	if ac := e.paths.agents[s.dg.Agent]; ac != nil {
-		m.clock = ac
-	}
-	m.start = m.clock.heldSince(now)
+	m.clock = e.paths.Clock(s.dg.Agent)
+	m.start = m.clock.HeldSince(now)
 	// A hop that joins in the first moments of the flow has watched it since
 	// its first sighting; one that joins later may be where the flow moved.
-	if now-ev.since <= windowFloor {
+	if now-ev.since <= paths.WindowFloor {
 		m.start = min(m.start, ev.since)
 	}
 	m.credited = m.start
@@ -298,7 +292,7 @@ func (th *threshold) join(e *Engine, p *plan, ent *entry, s *sample, now float64
 		window := p.tau * (1 - decay(burst/p.tau))
 		if n := ent.value*p.tau/amount - 1; n > 0 && window > 0 {
 			m.count[0], m.units[0] = n, n*amount/m.perSample
-			m.credited = min(m.start, m.clock.heldSince(now)-window)
+			m.credited = min(m.start, m.clock.HeldSince(now)-window)
 		}
 	}
 

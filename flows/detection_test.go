@@ -2,6 +2,7 @@ package flows_test
 
 import (
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/api"
 	"net/netip"
 	"slices"
 	"testing"
@@ -79,7 +80,7 @@ func TestDetectionAgainstTheMix(t *testing.T) {
 				problems = append(problems, fmt.Sprintf("%s -> %s at %.2fx from %.1f s: never declared", tf.Src, tf.Dst, tf.Rate/threshold, tf.Start))
 				continue
 			}
-			ps, err := f.eng.Paths(flows.PathQuery{Src: tf.Src, Dst: tf.Dst, Proto: tf.Proto, SrcPort: tf.SrcPort, DstPort: tf.DstPort})
+			ps, err := f.eng.Paths(api.PathQuery{Src: tf.Src, Dst: tf.Dst, Proto: tf.Proto, SrcPort: tf.SrcPort, DstPort: tf.DstPort})
 			if err != nil || len(ps.Paths) == 0 || len(ps.Paths[0].Flows) == 0 {
 				continue // its 5-tuple aged out of the tracker
 			}

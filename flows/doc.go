@@ -3,8 +3,10 @@
 // once into plans of key extractors and filters, per data source rate tables
 // smoothed with time constant t and capped with eviction, thresholds with
 // per-flow arm and re-arm state, a long-poll event ring, and elephant
-// lifecycles that merge one flow seen at many switches. It knows nothing of
-// sockets or HTTP.
+// lifecycles that merge one flow seen at many switches. It feeds every
+// sample to the path tracker (package paths), names nodes and links from
+// package topology, and answers in package api's shapes. It knows nothing
+// of sockets or HTTP.
 //
 // Steady state allocates nothing per sample: keys are written as bytes from
 // typed fields, strings are interned, and a key becomes text only when a

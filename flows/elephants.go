@@ -2,71 +2,14 @@ package flows
 
 import (
 	"context"
+	"github.com/fabrictrace/fabrictrace/api"
+	"github.com/fabrictrace/fabrictrace/internal/ring"
 	"math"
 	"net/netip"
 	"sort"
 	"strings"
 	"time"
 )
-
-// Elephant is an elephant's life, from the first sample of the flow to the
-// last, as /elephants/json serves it. One elephant seen at several switches
-// (its key differing only in location fields such as node or ipttl) is one
-// record, with every location listed.
-type Elephant struct {
-	UpdateID   int64 `json:"updateID"` // grows with every change, for long polls
-	ElephantID int64 `json:"elephantID"`
-	// Update says what changed, in the update log: start, location (seen
-	// at one more place), gone (its destination's route was withdrawn),
-	// ownerback (announced again), end.
-	Update      string     `json:"update,omitempty"`
-	ThresholdID string     `json:"thresholdID"`
-	Metric      string     `json:"metric"`
-	FlowKey     string     `json:"flowKey"`      // the flow's key without location fields
-	Src         netip.Addr `json:"src,omitzero"` // when the flow's keys hold them
-	Dst         netip.Addr `json:"dst,omitzero"`
-	Active      bool       `json:"active"`
-	Start       int64      `json:"start"`         // ms since the epoch: the flow's first sample
-	End         int64      `json:"end,omitempty"` // its last sample, once it has cleared
-	Duration    float64    `json:"duration"`      // seconds: its age while active, its life once ended
-	Rate        float64    `json:"rate"`          // now, in the flow's value units per second: merged over its hops with a confidence, else at its busiest location
-	// With a threshold's confidence: the interval of the merged rate, and
-	// the samples (decayed, over every hop) behind it.
-	RateLow   float64    `json:"rateLow,omitempty"`
-	RateHigh  float64    `json:"rateHigh,omitempty"`
-	Samples   float64    `json:"samples,omitempty"`
-	Detected  int64      `json:"detected"`        // ms since the epoch: when it was declared an elephant
-	Peak      float64    `json:"peak"`            // highest rate, in the flow's value units per second
-	Total     float64    `json:"total"`           // in value units, over the life so far
-	Bytes     float64    `json:"bytes"`           // frame bytes, over the life so far
-	Threshold float64    `json:"threshold"`       // the threshold it crossed
-	Locations []Location `json:"locations"`       // where it was seen over the threshold
-	Owner     *Owner     `json:"owner,omitempty"` // where its destination lives, from the RIB
-	// Path is the largest path its addresses' 5-tuples take, when the flow's
-	// keys hold both addresses.
-	Path []PathHop `json:"path,omitempty"`
-}
-
-// Owner is where an address lives: its route, and the topology's names for
-// the leaf (or host) that announced it and the host its next hop is.
-type Owner struct {
-	Address     netip.Addr   `json:"address"`
-	Prefix      netip.Prefix `json:"prefix"`
-	NextHop     netip.Addr   `json:"nexthop"`
-	Peer        netip.Addr   `json:"peer"`
-	AnnouncedBy string       `json:"announcedBy,omitempty"`
-	Host        string       `json:"host,omitempty"`
-	Gone        int64        `json:"gone,omitempty"` // ms since the epoch: when its route was withdrawn
-	// Was is the route it had before it was withdrawn, when known.
-	Was *Owner `json:"was,omitempty"`
-}
-
-// Location is one place an elephant was seen.
-type Location struct {
-	Agent      string `json:"agent"`
-	DataSource string `json:"dataSource"`
-	FlowKey    string `json:"flowKey"`
-}
 
 // elephant is the live state behind an Elephant record.
 type elephant struct {
@@ -76,7 +19,7 @@ type elephant struct {
 	peak, total, bytes float64
 	last, threshold    float64
 	first              float64
-	rec                Elephant
+	rec                api.Elephant
 	entries            map[*entry]bool // locations over the threshold, or waiting to re-arm
 	src, dst           netip.Addr      // from the flow's keys, when they hold them
 	plan               *plan           // the flow's, for its entries' rates
@@ -92,12 +35,12 @@ type elephantKey struct {
 // elephantLog holds active elephants and a ring of changes for readers.
 type elephantLog struct {
 	active  map[elephantKey]*elephant
-	changes *ring[Elephant]
+	changes *ring.Log[api.Elephant]
 	nextID  int64
 }
 
 func newElephantLog(size int) *elephantLog {
-	return &elephantLog{active: map[elephantKey]*elephant{}, changes: newRing[Elephant](size)}
+	return &elephantLog{active: map[elephantKey]*elephant{}, changes: ring.New[api.Elephant](size)}
 }
 
 // start records that a flow entry crossed a byFlow threshold: a new
@@ -109,7 +52,7 @@ func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v flo
 	if el == nil {
 		l.nextID++
 		el = &elephant{entries: map[*entry]bool{}, first: ent.since, threshold: th.def.Value,
-			rec: Elephant{ElephantID: l.nextID, ThresholdID: th.name, Metric: th.def.Metric,
+			rec: api.Elephant{ElephantID: l.nextID, ThresholdID: th.name, Metric: th.def.Metric,
 				FlowKey: e.formatIdent(p, ident), Active: true, Threshold: th.def.Value}}
 		el.src, el.dst = endpoints(p, ident)
 		el.plan = p
@@ -126,7 +69,7 @@ func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v flo
 		update = "start"
 	}
 	el.entries[ent] = true
-	el.rec.Locations = append(el.rec.Locations, Location{Agent: ent.src.key.agent.String(),
+	el.rec.Locations = append(el.rec.Locations, api.Location{Agent: ent.src.key.agent.String(),
 		DataSource: ent.src.key.dataSource(), FlowKey: e.formatKey(p, ent.key())})
 	el.first = math.Min(el.first, ent.since)
 	el.seen(ent, v)
@@ -156,7 +99,7 @@ func endpoints(p *plan, ident []byte) (src, dst netip.Addr) {
 
 // owner attributes an address through the RIB and the topology; an address
 // whose route was withdrawn lately comes back marked gone.
-func (e *Engine) owner(a netip.Addr) *Owner {
+func (e *Engine) owner(a netip.Addr) *api.Owner {
 	if !a.IsValid() || e.cfg.Routes == nil {
 		return nil
 	}
@@ -164,15 +107,15 @@ func (e *Engine) owner(a netip.Addr) *Owner {
 	if !ok {
 		for p, g := range e.gone {
 			if p.Contains(a) {
-				return &Owner{Address: a, Prefix: p, Gone: g.at, Was: g.was}
+				return &api.Owner{Address: a, Prefix: p, Gone: g.at, Was: g.was}
 			}
 		}
 		return nil
 	}
-	o := &Owner{Address: a, Prefix: r.Prefix, NextHop: r.NextHop, Peer: r.Peer,
-		AnnouncedBy: e.topo.nodeName(r.PeerID), Host: e.topo.nodeName(r.NextHop)}
+	o := &api.Owner{Address: a, Prefix: r.Prefix, NextHop: r.NextHop, Peer: r.Peer,
+		AnnouncedBy: e.nodeCache.snap.NodeName(r.PeerID), Host: e.nodeCache.snap.NodeName(r.NextHop)}
 	if o.AnnouncedBy == "" {
-		o.AnnouncedBy = e.topo.nodeName(r.Peer)
+		o.AnnouncedBy = e.nodeCache.snap.NodeName(r.Peer)
 	}
 	e.remember(o)
 	return o
@@ -182,14 +125,14 @@ func (e *Engine) owner(a netip.Addr) *Owner {
 // engine had looked it up.
 type goneRoute struct {
 	at  int64
-	was *Owner
+	was *api.Owner
 }
 
 // remember keeps the owners the engine looked up lately, so that a
 // withdrawal can say what was withdrawn; a bounded memory, cleared when full.
-func (e *Engine) remember(o *Owner) {
+func (e *Engine) remember(o *api.Owner) {
 	if e.owners == nil || len(e.owners) >= maxGone {
-		e.owners = map[netip.Prefix]*Owner{}
+		e.owners = map[netip.Prefix]*api.Owner{}
 	}
 	e.owners[o.Prefix] = o
 }
@@ -222,7 +165,7 @@ func (e *Engine) Withdrawn(prefix netip.Prefix) {
 	for _, el := range e.elephants.active {
 		if o := el.rec.Owner; o != nil && o.Gone == 0 && prefix.Contains(o.Address) {
 			w := *o
-			gone := &Owner{Address: o.Address, Prefix: o.Prefix, Gone: e.wall(now), Was: &w}
+			gone := &api.Owner{Address: o.Address, Prefix: o.Prefix, Gone: e.wall(now), Was: &w}
 			el.rec.Owner = gone
 			e.elephants.publish(e, el, "gone")
 		}
@@ -291,11 +234,11 @@ func (el *elephant) leave(e *Engine, ent *entry) {
 func (l *elephantLog) publish(e *Engine, el *elephant, update string) {
 	rec := e.record(el)
 	rec.Update = update
-	l.changes.add(rec, func(r *Elephant, id int64) { r.UpdateID = id })
+	l.changes.Add(rec, func(r *api.Elephant, id int64) { r.UpdateID = id })
 }
 
 // record is an elephant's record as of now.
-func (e *Engine) record(el *elephant) Elephant {
+func (e *Engine) record(el *elephant) api.Elephant {
 	if el.rec.Owner == nil { // routes may have come after the elephant did
 		el.rec.Owner = e.owner(el.dst)
 	}
@@ -309,24 +252,24 @@ func (e *Engine) record(el *elephant) Elephant {
 	}
 	rec.Peak, rec.Total, rec.Bytes = el.peak, el.total, el.bytes
 	rec.Path = e.pairPath(el.src, el.dst)
-	rec.Locations = append([]Location(nil), el.rec.Locations...)
+	rec.Locations = append([]api.Location(nil), el.rec.Locations...)
 	return rec
 }
 
 // Elephants returns elephant starts and ends after update id after, newest
 // first, at most max, waiting up to timeout for one.
-func (e *Engine) Elephants(ctx context.Context, after int64, max int, timeout time.Duration) []Elephant {
-	return e.elephants.changes.wait(ctx, after, max, timeout, nil)
+func (e *Engine) Elephants(ctx context.Context, after int64, max int, timeout time.Duration) []api.Elephant {
+	return e.elephants.changes.Wait(ctx, after, max, timeout, nil)
 }
 
 // rateNow is an active elephant's rate: merged over its hops, with its
 // interval, when its threshold has a confidence; else at its busiest
 // location.
-func (el *elephant) rateNow(now float64) Estimate {
+func (el *elephant) rateNow(now float64) api.Estimate {
 	if el.ev != nil {
 		return el.ev.estimate(now, el.z)
 	}
-	var est Estimate
+	var est api.Estimate
 	for ent := range el.entries {
 		est.Rate = max(est.Rate, ent.valueAt(el.plan, now))
 	}
@@ -336,16 +279,16 @@ func (el *elephant) rateNow(now float64) Estimate {
 // ElephantRecords returns one record per elephant, newest first, at most
 // max: the active ones as of now, and the ended ones the update log still
 // holds, each in its last state.
-func (e *Engine) ElephantRecords(max int) []Elephant {
+func (e *Engine) ElephantRecords(max int) []api.Elephant {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := []Elephant{}
+	out := []api.Elephant{}
 	seen := map[int64]bool{}
 	for _, el := range e.elephants.active {
 		out = append(out, e.record(el))
 		seen[el.rec.ElephantID] = true
 	}
-	all, _ := e.elephants.changes.since(-1, len(e.elephants.changes.items), nil)
+	all, _ := e.elephants.changes.Since(-1, e.cfg.MaxElephants, nil)
 	for _, r := range all { // newest first: each elephant's last state
 		if !seen[r.ElephantID] {
 			seen[r.ElephantID] = true
@@ -362,10 +305,10 @@ func (e *Engine) ElephantRecords(max int) []Elephant {
 
 // ActiveElephants returns the elephants over their threshold now, with their
 // size so far, longest first.
-func (e *Engine) ActiveElephants() []Elephant {
+func (e *Engine) ActiveElephants() []api.Elephant {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := []Elephant{}
+	out := []api.Elephant{}
 	for _, el := range e.elephants.active {
 		out = append(out, e.record(el))
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/api"
+	"github.com/fabrictrace/fabrictrace/internal/ring"
+	"github.com/fabrictrace/fabrictrace/paths"
 	"hash/maphash"
 	"math"
 	"net/netip"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/topology"
 )
 
 // Config sets an engine's bounds. Zero fields take the defaults in brackets.
@@ -26,6 +30,8 @@ type Config struct {
 	MaxPaths     int // 5-tuples whose paths are tracked [100000]
 	// Routes answers the bgp* keys; nil leaves them missing.
 	Routes Routes
+	// Topology names nodes, ports and links; nil for an engine of its own.
+	Topology *topology.Map
 	// Now is the clock; tests set it to step time by hand.
 	Now func() time.Time
 }
@@ -77,15 +83,16 @@ type Engine struct {
 	sources          map[sourceKey]*source
 	recent           *[recentSources]*source // a cache of sources, by sourceKey.slot
 	strings          *interner
-	topo             topology
+	topo             *topology.Map
+	nodeCache        nodeCache // and the topology snapshot now
 	groups           groups
-	events           *ring[Event]
-	flowLog          *ring[FlowRecord]
+	events           *ring.Log[api.Event]
+	flowLog          *ring.Log[api.FlowRecord]
 	elephants        *elephantLog
-	paths            pathTracker
-	collisions       map[portRef]*collision     // links with colliding elephants, as reported
-	gone             map[netip.Prefix]goneRoute // withdrawn prefixes, when, and what they were
-	owners           map[netip.Prefix]*Owner    // owners looked up lately, for gone's was
+	paths            *paths.Tracker
+	collisions       map[portRef]*collision      // links with colliding elephants, as reported
+	gone             map[netip.Prefix]goneRoute  // withdrawn prefixes, when, and what they were
+	owners           map[netip.Prefix]*api.Owner // owners looked up lately, for gone's was
 	// The batch being taken (take), and each sample's state between its
 	// stages: e.keys holds len(e.active) keys a sample.
 	batch    []*decode.FlowSample
@@ -126,11 +133,15 @@ func New(cfg Config) *Engine {
 	e := &Engine{cfg: cfg, epoch: cfg.Now(), seed: maphash.MakeSeed(), system: system,
 		plans: map[string]*plan{}, tables: map[string]*table{}, thresholds: map[string]*threshold{},
 		sources: map[sourceKey]*source{}, recent: new([recentSources]*source), strings: newInterner(),
-		events: newRing[Event](cfg.MaxEvents), elephants: newElephantLog(cfg.MaxElephants),
-		flowLog: newRing[FlowRecord](maxFlowLog)}
-	e.topo.init()
+		events: ring.New[api.Event](cfg.MaxEvents), elephants: newElephantLog(cfg.MaxElephants),
+		flowLog: ring.New[api.FlowRecord](maxFlowLog)}
 	e.groups.init()
-	e.paths.init(cfg.MaxPaths)
+	e.topo = cfg.Topology
+	if e.topo == nil {
+		e.topo = topology.New()
+	}
+	e.topoNow(0, true)
+	e.paths = paths.New(cfg.MaxPaths)
 	e.gone = map[netip.Prefix]goneRoute{}
 	return e
 }
@@ -283,8 +294,8 @@ func (e *Engine) FlowBatch(dg *decode.Datagram, samples []decode.FlowSample) {
 type taking struct {
 	s          sample // lives here: handed to extractors through function values, a local one would escape
 	frameBytes float64
-	tuple      tupleHash
-	path       *tracked // warmed: the tracker's item in tuple's home slot
+	tuple      paths.TupleHash
+	path       *paths.Tracked // warmed: the tracker's item in tuple's home slot
 }
 
 // flowKey is one sample's key in one flow definition, between take's
@@ -305,8 +316,8 @@ type flowKey struct {
 // more flows than the cache holds, misses are most of a sample's cost.
 func (e *Engine) take(dg *decode.Datagram) {
 	now := e.clock()
-	e.topo.refresh(now, false)
-	e.paths.heard(dg, now)
+	e.topoNow(now, false)
+	e.paths.Heard(dg, now)
 	e.batchGen++
 	e.taking = e.taking[:0]
 	plans := len(e.active)
@@ -326,7 +337,7 @@ func (e *Engine) take(dg *decode.Datagram) {
 		tk.path = nil
 		tk.s.scaled = src.weight(fs)
 		tk.frameBytes = float64(fs.RawHeader.FrameLength) * tk.s.scaled
-		tk.tuple = e.paths.hashTuple(fs)
+		tk.tuple = e.paths.Hash(fs)
 		e.memoGen++
 		base := (len(e.taking) - 1) * plans
 		for len(e.keys) < base+plans {
@@ -341,7 +352,7 @@ func (e *Engine) take(dg *decode.Datagram) {
 	}
 	for j := range e.taking {
 		tk := &e.taking[j]
-		e.paths.observe(dg, tk.s.fs, tk.tuple, tk.frameBytes, now)
+		e.paths.Observe(dg, tk.s.fs, tk.tuple, tk.frameBytes, now)
 		for i, p := range e.active {
 			if k := &e.keys[j*plans+i]; k.taken {
 				e.update(p, k, &tk.s, now, tk.frameBytes)
@@ -388,9 +399,9 @@ const warmAbove = 16384
 // outOfCache says whether the tables are big enough for warm to pay: with
 // them in cache its loads only cost time.
 func (e *Engine) outOfCache() bool {
-	n := e.paths.flows.len()
+	n := e.paths.Len()
 	for _, p := range e.active {
-		n += p.table.index.len()
+		n += p.table.index.Len()
 	}
 	return n > warmAbove
 }
@@ -406,15 +417,14 @@ func (e *Engine) warm(keys []flowKey) {
 	for j := 0; j < len(keys); {
 		for _, p := range e.active {
 			if k := &keys[j]; k.taken {
-				k.warm = p.table.index.home(k.hash)
+				k.warm = p.table.index.Home(k.hash)
 			}
 			j++
 		}
 	}
 	for j := range e.taking {
-		if tk := &e.taking[j]; tk.tuple.ok {
-			tk.path = e.paths.flows.home(tk.tuple.hash)
-		}
+		tk := &e.taking[j]
+		tk.path = e.paths.Home(tk.tuple)
 	}
 	for j := range keys {
 		if ent := keys[j].warm; keys[j].taken && ent != nil {
@@ -423,7 +433,7 @@ func (e *Engine) warm(keys []flowKey) {
 	}
 	for j := range e.taking {
 		if tr := e.taking[j].path; tr != nil {
-			sink += tr.hash + uint64(len(tr.hops))
+			sink += tr.Touch(false)
 		}
 	}
 	for j := range keys {
@@ -433,8 +443,8 @@ func (e *Engine) warm(keys []flowKey) {
 		}
 	}
 	for j := range e.taking {
-		if tr := e.taking[j].path; tr != nil && len(tr.hops) > 0 {
-			sink += uint64(tr.hops[0].samples) + uint64(tr.hops[len(tr.hops)-1].samples)
+		if tr := e.taking[j].path; tr != nil {
+			sink += tr.Touch(true)
 		}
 	}
 	e.sink = sink
@@ -495,9 +505,9 @@ func (e *Engine) Counter(dg *decode.Datagram, cs *decode.CounterSample) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.clock()
-	e.paths.heard(dg, now)
+	e.paths.Heard(dg, now)
 	if cs.Records&decode.HasHostDescription != 0 && len(cs.HostDescription.Hostname) > 0 {
-		e.topo.learnHost(dg.Agent, string(cs.HostDescription.Hostname))
+		e.topo.LearnHost(dg.Agent, string(cs.HostDescription.Hostname))
 	}
 	if cs.Records&decode.HasGenericInterface == 0 {
 		return
@@ -509,7 +519,7 @@ func (e *Engine) Counter(dg *decode.Datagram, cs *decode.CounterSample) {
 		if src.counters.name != string(cs.PortName) {
 			src.counters.name = string(cs.PortName)
 		}
-		e.topo.learnPort(dg.Agent, src.counters.name, g.IfIndex)
+		e.topo.LearnPort(dg.Agent, src.counters.name, g.IfIndex)
 	}
 	e.counterThresholds(src, now)
 }
@@ -521,11 +531,11 @@ func (e *Engine) Stats() Stats {
 	s := e.stats
 	s.StringsRefused, s.StringsReleased = e.strings.refused, e.strings.freed
 	for _, t := range e.tables {
-		s.Flows += uint64(t.index.len())
+		s.Flows += uint64(t.index.Len())
 	}
-	s.Events = uint64(e.events.last)
-	s.PathsTracked, s.PathsEvicted = uint64(e.paths.flows.len()), e.paths.evicted
-	s.Waiters = e.events.waiters.Load() + e.elephants.changes.waiters.Load()
+	s.Events = uint64(e.events.Last())
+	s.PathsTracked, s.PathsEvicted = uint64(e.paths.Len()), e.paths.Evicted()
+	s.Waiters = e.events.Waiters() + e.elephants.changes.Waiters()
 	return s
 }
 
@@ -700,38 +710,29 @@ func (e *Engine) formatIdent(p *plan, ident []byte) string {
 	return string(b)
 }
 
-// ActiveFlow is one row of /activeflows.
-type ActiveFlow struct {
-	Key        string  `json:"key"`
-	Value      float64 `json:"value"`
-	Agent      string  `json:"agent"`
-	DataSource string  `json:"dataSource"`
-	FlowN      int     `json:"flowN"`
-}
-
 // ActiveFlows returns a flow's largest entries over the agents that match,
 // merged across data sources by aggMode: max (the default), sum, edge
 // (only ports on no topology link) or core (only ports on one).
-func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows int, minValue float64, aggMode string) ([]ActiveFlow, error) {
+func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows int, minValue float64, aggMode string) ([]api.ActiveFlow, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p, ok := e.plans[name]
 	if !ok {
 		return nil, fmt.Errorf("flow %q: %w", name, ErrNotFound)
 	}
-	e.topo.refresh(e.clock(), true)
+	topo := e.topoNow(e.clock(), true)
 	mode := aggModeOf(aggMode)
 	if mode < 0 {
 		return nil, fmt.Errorf("%w: aggMode %q: want max, sum, edge or core", ErrInvalid, aggMode)
 	}
 	now := e.clock()
-	merged := map[string]*ActiveFlow{}
+	merged := map[string]*api.ActiveFlow{}
 	for src, head := range e.tables[name].bySource {
 		if !agents(src.key.agent) {
 			continue
 		}
 		if mode == aggEdge || mode == aggCore {
-			onLink := e.topo.onLink(src.key.agent, src.key.index)
+			_, onLink := topo.Link(src.key.agent, src.key.index)
 			if onLink != (mode == aggCore) {
 				continue
 			}
@@ -744,7 +745,7 @@ func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows
 			k := e.formatKey(p, ent.key())
 			af := merged[k]
 			if af == nil {
-				af = &ActiveFlow{Key: k, Agent: src.key.agent.String(), DataSource: src.key.dataSource()}
+				af = &api.ActiveFlow{Key: k, Agent: src.key.agent.String(), DataSource: src.key.dataSource()}
 				merged[k] = af
 			}
 			af.FlowN++
@@ -756,7 +757,7 @@ func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows
 			}
 		}
 	}
-	out := make([]ActiveFlow, 0, len(merged))
+	out := make([]api.ActiveFlow, 0, len(merged))
 	for _, af := range merged {
 		out = append(out, *af)
 	}
@@ -821,7 +822,7 @@ func (e *Engine) Sweep() {
 	for name, t := range e.tables {
 		t.expire(e, e.plans[name], now)
 	}
-	e.paths.expire(now, pathMaxAge)
+	e.paths.Expire(now)
 	e.detectChanges(now)
 	e.detectCollisions(now)
 	e.ownersBack()
@@ -864,9 +865,6 @@ func (e *Engine) SweepPaths() {
 	defer e.mu.Unlock()
 	e.detectChanges(e.clock())
 }
-
-// pathMaxAge is how long a 5-tuple's path is kept after its last sample.
-const pathMaxAge = 600
 
 // Run sweeps every interval until ctx ends, and keeps the engine's 5 ms
 // clock.

@@ -3,6 +3,7 @@ package flows_test
 import (
 	"context"
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/api"
 	"math"
 	"net/netip"
 	"strings"
@@ -153,7 +154,7 @@ func TestElephantPathLoop(t *testing.T) {
 
 	// One elephant, not three: its life matches the truth.
 	recs := f.eng.Elephants(context.Background(), 0, 100, 0)
-	var ended []flows.Elephant
+	var ended []api.Elephant
 	for _, r := range recs {
 		if !r.Active {
 			ended = append(ended, r)

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"github.com/fabrictrace/fabrictrace/api"
 	"time"
 )
 
@@ -9,18 +10,6 @@ import (
 // completes (its entry falls idle and is let go), or at its start with
 // flowStart:true, and a long-lived one every activeTimeout seconds; readers
 // long-poll /flows/json for them, as sFlow-RT's tail_flows scripts do.
-
-// FlowRecord is one logged flow, as /flows/json serves it.
-type FlowRecord struct {
-	FlowID     int64   `json:"flowID"`
-	Name       string  `json:"name"`
-	FlowKeys   string  `json:"flowKeys"`
-	Value      float64 `json:"value"` // value units over [start, end]
-	Start      int64   `json:"start"` // ms since the epoch
-	End        int64   `json:"end"`
-	Agent      string  `json:"agent"`
-	DataSource string  `json:"dataSource"`
-}
 
 // logMark is where an entry's next record begins.
 type logMark struct {
@@ -64,18 +53,18 @@ func (e *Engine) logEnd(p *plan, t *table, ent *entry) {
 }
 
 func (e *Engine) logFlow(p *plan, ent *entry, from, to, value float64) {
-	e.flowLog.add(FlowRecord{Name: p.name, FlowKeys: e.formatKey(p, ent.key()), Value: value,
+	e.flowLog.Add(api.FlowRecord{Name: p.name, FlowKeys: e.formatKey(p, ent.key()), Value: value,
 		Start: e.wall(from), End: e.wall(to), Agent: ent.src.key.agent.String(), DataSource: ent.src.key.dataSource()},
-		func(r *FlowRecord, id int64) { r.FlowID = id })
+		func(r *api.FlowRecord, id int64) { r.FlowID = id })
 }
 
 // FlowLog returns logged flows with ids above after (of the named
 // definition, if name is not empty), newest first, at most max; with a
 // timeout it waits that long for one.
-func (e *Engine) FlowLog(ctx context.Context, after int64, name string, max int, timeout time.Duration) []FlowRecord {
-	var keep func(*FlowRecord) bool
+func (e *Engine) FlowLog(ctx context.Context, after int64, name string, max int, timeout time.Duration) []api.FlowRecord {
+	var keep func(*api.FlowRecord) bool
 	if name != "" {
-		keep = func(r *FlowRecord) bool { return r.Name == name }
+		keep = func(r *api.FlowRecord) bool { return r.Name == name }
 	}
-	return e.flowLog.wait(ctx, after, max, timeout, keep)
+	return e.flowLog.Wait(ctx, after, max, timeout, keep)
 }

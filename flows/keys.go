@@ -522,12 +522,11 @@ func nodeFunc(args []string) (extractor, bool, error) {
 	if err := needArgs(args, 1, "node:inputifindex or node:outputifindex"); err != nil {
 		return nil, false, err
 	}
-	port, err := compileKey(args[0])
-	if err != nil {
+	if _, err := compileKey(args[0]); err != nil {
 		return nil, false, err
 	}
 	return func(s *sample) value {
-		return s.e.topo.node(s.e, s.dg.Agent, port.get(s))
+		return s.e.node(s.dg.Agent)
 	}, true, nil
 }
 
@@ -542,7 +541,7 @@ func linkFunc(args []string) (extractor, bool, error) {
 		return nil, false, err
 	}
 	return func(s *sample) value {
-		return s.e.topo.link(s.e, s.dg.Agent, port.get(s))
+		return s.e.link(s.dg.Agent, port.get(s))
 	}, true, nil
 }
 

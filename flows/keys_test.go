@@ -2,6 +2,7 @@ package flows_test
 
 import (
 	"errors"
+	"github.com/fabrictrace/fabrictrace/api"
 	"net/netip"
 	"testing"
 	"time"
@@ -105,10 +106,10 @@ func TestKeys(t *testing.T) {
 
 func TestKeysFromTopologyAndGroups(t *testing.T) {
 	e := flows.New(flows.Config{})
-	if err := e.SetTopology(flows.Topology{
-		Nodes: map[string]flows.TopologyNode{"leaf1": {Agent: "192.0.2.1", Ports: map[string]flows.TopologyPort{"swp3": {IfIndex: "3"}}},
-			"spine1": {Agent: "192.0.2.9", Ports: map[string]flows.TopologyPort{"swp1": {IfIndex: "1"}}}},
-		Links: map[string]flows.TopologyLink{"leaf1-spine1": {Node1: "leaf1", Port1: "swp3", Node2: "spine1", Port2: "swp1"}},
+	if err := e.SetTopology(api.Topology{
+		Nodes: map[string]api.TopologyNode{"leaf1": {Agent: "192.0.2.1", Ports: map[string]api.TopologyPort{"swp3": {IfIndex: "3"}}},
+			"spine1": {Agent: "192.0.2.9", Ports: map[string]api.TopologyPort{"swp1": {IfIndex: "1"}}}},
+		Links: map[string]api.TopologyLink{"leaf1-spine1": {Node1: "leaf1", Port1: "swp3", Node2: "spine1", Port2: "swp1"}},
 	}); err != nil {
 		t.Fatal(err)
 	}

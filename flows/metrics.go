@@ -2,6 +2,7 @@ package flows
 
 import (
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/api"
 	"math"
 	"net/netip"
 	"sort"
@@ -61,7 +62,7 @@ func (c *counterState) update(g *decode.GenericInterface, now float64) {
 func (e *Engine) metric(src *source, name string) (any, bool) {
 	c := &src.counters
 	if name == "host_name" {
-		if h, ok := e.topo.hosts[src.key.agent]; ok {
+		if h, ok := e.nodeCache.snap.Host(src.key.agent); ok {
 			return h, true
 		}
 		return nil, false
@@ -125,38 +126,6 @@ func isCounterMetric(name string) bool {
 	return false
 }
 
-// Metric is one metric of one data source, as /dump and /table serve it.
-// Flow metrics carry their top keys instead of a value.
-type Metric struct {
-	Agent       string   `json:"agent"`
-	DataSource  string   `json:"dataSource"`
-	MetricName  string   `json:"metricName"`
-	MetricValue any      `json:"metricValue,omitempty"`
-	TopKeys     []TopKey `json:"topKeys,omitempty"`
-	LastUpdate  int64    `json:"lastUpdate"` // ms ago
-}
-
-// TopKey is one of a flow's largest keys at a data source.
-type TopKey struct {
-	Key        string  `json:"key"`
-	Value      float64 `json:"value"`
-	LastUpdate int64   `json:"lastUpdate"` // ms ago
-}
-
-// Statistic is one metric summarised over the data sources that have it,
-// as /metric/{agents}/{metrics}/json serves it.
-type Statistic struct {
-	Agent         string  `json:"agent,omitempty"`
-	DataSource    string  `json:"dataSource,omitempty"`
-	MetricName    string  `json:"metricName"`
-	MetricValue   any     `json:"metricValue,omitempty"`
-	MetricN       int     `json:"metricN"`
-	LastUpdate    int64   `json:"lastUpdate,omitempty"`
-	LastUpdateMin int64   `json:"lastUpdateMin,omitempty"`
-	LastUpdateMax int64   `json:"lastUpdateMax,omitempty"`
-	value         float64 // for the summary
-}
-
 // metricRef is a requested metric: "[agg:][ds.]name".
 type metricRef struct {
 	text, agg, ds, name string
@@ -186,7 +155,7 @@ func parseMetricRef(text string) (metricRef, error) {
 
 // forEachMetric calls fn for every data source of the selected agents that
 // has the metric: counter metrics, or a flow's top keys.
-func (e *Engine) forEachMetric(agents func(netip.Addr) bool, ref metricRef, now float64, fn func(Metric, float64)) error {
+func (e *Engine) forEachMetric(agents func(netip.Addr) bool, ref metricRef, now float64, fn func(api.Metric, float64)) error {
 	if p, ok := e.plans[ref.name]; ok {
 		for src, head := range e.tables[ref.name].bySource {
 			if !agents(src.key.agent) || ref.ds != "" && src.key.dataSource() != ref.ds {
@@ -196,7 +165,7 @@ func (e *Engine) forEachMetric(agents func(netip.Addr) bool, ref metricRef, now 
 			if len(keys) == 0 {
 				continue
 			}
-			fn(Metric{Agent: src.key.agent.String(), DataSource: src.key.dataSource(), MetricName: ref.name,
+			fn(api.Metric{Agent: src.key.agent.String(), DataSource: src.key.dataSource(), MetricName: ref.name,
 				TopKeys: keys, LastUpdate: keys[0].LastUpdate}, keys[0].Value)
 		}
 		return nil
@@ -213,18 +182,18 @@ func (e *Engine) forEachMetric(agents func(netip.Addr) bool, ref metricRef, now 
 			continue
 		}
 		f, _ := v.(float64)
-		fn(Metric{Agent: src.key.agent.String(), DataSource: src.key.dataSource(), MetricName: ref.name,
+		fn(api.Metric{Agent: src.key.agent.String(), DataSource: src.key.dataSource(), MetricName: ref.name,
 			MetricValue: v, LastUpdate: int64((now - src.counters.at) * 1000)}, f)
 	}
 	return nil
 }
 
 // topKeys returns a data source's n largest flows.
-func (e *Engine) topKeys(p *plan, head *entry, now float64) []TopKey {
-	var out []TopKey
+func (e *Engine) topKeys(p *plan, head *entry, now float64) []api.TopKey {
+	var out []api.TopKey
 	for ent := head; ent != nil; ent = ent.srcNext {
 		if v := ent.valueAt(p, now); v > 0 {
-			out = append(out, TopKey{Key: e.formatKey(p, ent.key()), Value: v, LastUpdate: int64((now - ent.last) * 1000)})
+			out = append(out, api.TopKey{Key: e.formatKey(p, ent.key()), Value: v, LastUpdate: int64((now - ent.last) * 1000)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Value > out[j].Value })
@@ -235,24 +204,24 @@ func (e *Engine) topKeys(p *plan, head *entry, now float64) []TopKey {
 }
 
 // Dump returns every selected metric of every selected data source.
-func (e *Engine) Dump(agents func(netip.Addr) bool, metrics []string) ([]Metric, error) {
+func (e *Engine) Dump(agents func(netip.Addr) bool, metrics []string) ([]api.Metric, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.clock()
-	e.topo.refresh(now, true)
+	e.topoNow(now, true)
 	if len(metrics) == 1 && metrics[0] == "ALL" {
 		metrics = append([]string(nil), counterMetrics...)
 		for name := range e.plans {
 			metrics = append(metrics, name)
 		}
 	}
-	out := []Metric{}
+	out := []api.Metric{}
 	for _, m := range metrics {
 		ref, err := parseMetricRef(m)
 		if err != nil {
 			return nil, err
 		}
-		err = e.forEachMetric(agents, ref, now, func(mt Metric, _ float64) { out = append(out, mt) })
+		err = e.forEachMetric(agents, ref, now, func(mt api.Metric, _ float64) { out = append(out, mt) })
 		if err != nil && !(len(metrics) > 1 && strings.Contains(err.Error(), "neither")) {
 			return nil, err
 		}
@@ -268,20 +237,20 @@ func (e *Engine) Dump(agents func(netip.Addr) bool, metrics []string) ([]Metric,
 
 // Metrics summarises each requested metric over the selected agents, in
 // request order: max by default, or the aggregate its prefix names.
-func (e *Engine) Metrics(agents func(netip.Addr) bool, metrics []string) ([]Statistic, error) {
+func (e *Engine) Metrics(agents func(netip.Addr) bool, metrics []string) ([]api.Statistic, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.clock()
-	out := make([]Statistic, 0, len(metrics))
+	out := make([]api.Statistic, 0, len(metrics))
 	for _, m := range metrics {
 		ref, err := parseMetricRef(m)
 		if err != nil {
 			return nil, err
 		}
-		st := Statistic{MetricName: ref.text}
-		var sum float64
-		var all []float64 // for the spread and the quantiles
-		err = e.forEachMetric(agents, ref, now, func(mt Metric, v float64) {
+		st := api.Statistic{MetricName: ref.text}
+		var sum, taken float64 // taken: the value of the source max or min took
+		var all []float64      // for the spread and the quantiles
+		err = e.forEachMetric(agents, ref, now, func(mt api.Metric, v float64) {
 			st.MetricN++
 			sum += v
 			if _, isNum := mt.MetricValue.(float64); isNum || mt.TopKeys != nil {
@@ -292,9 +261,9 @@ func (e *Engine) Metrics(agents func(netip.Addr) bool, metrics []string) ([]Stat
 			}
 			st.LastUpdateMin = min(st.LastUpdateMin, mt.LastUpdate)
 			st.LastUpdateMax = max(st.LastUpdateMax, mt.LastUpdate)
-			take := st.MetricN == 1 || ref.agg == "max" && v > st.value || ref.agg == "min" && v < st.value
+			take := st.MetricN == 1 || ref.agg == "max" && v > taken || ref.agg == "min" && v < taken
 			if take {
-				st.value, st.Agent, st.DataSource, st.LastUpdate = v, mt.Agent, mt.DataSource, mt.LastUpdate
+				taken, st.Agent, st.DataSource, st.LastUpdate = v, mt.Agent, mt.DataSource, mt.LastUpdate
 				st.MetricValue = mt.MetricValue
 				if mt.TopKeys != nil {
 					st.MetricValue = mt.TopKeys
@@ -343,9 +312,9 @@ func (e *Engine) counterThresholds(src *source, now float64) {
 		}
 		if f > th.def.Value {
 			th.bySource[src] = &firing{below: -1}
-			ev := Event{Timestamp: e.wall(now), ThresholdID: th.name, Metric: th.def.Metric,
+			ev := api.Event{Timestamp: e.wall(now), ThresholdID: th.name, Metric: th.def.Metric,
 				Agent: src.key.agent.String(), DataSource: src.key.dataSource(), Value: f, Threshold: th.def.Value}
-			e.events.add(ev, func(ev *Event, id int64) { ev.EventID = id })
+			e.events.Add(ev, func(ev *api.Event, id int64) { ev.EventID = id })
 		}
 	}
 }

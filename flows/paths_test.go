@@ -2,6 +2,7 @@ package flows_test
 
 import (
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/api"
 	"math"
 	"net/netip"
 	"strings"
@@ -27,7 +28,7 @@ func trueHops(f sim.TruthFlow, skip func(string) bool) string {
 	return strings.Join(b, " | ")
 }
 
-func gotHops(p flows.Path) string {
+func gotHops(p api.Path) string {
 	var b []string
 	for _, h := range p.Hops {
 		b = append(b, fmt.Sprintf("%d %s %s>%s", h.TTL, h.Node, h.In, h.Out))
@@ -45,7 +46,7 @@ func TestElephantPathsAreExact(t *testing.T) {
 		if !tf.Elephant {
 			continue
 		}
-		ps, err := f.eng.Paths(flows.PathQuery{Src: tf.Src, Dst: tf.Dst, Proto: tf.Proto, SrcPort: tf.SrcPort, DstPort: tf.DstPort})
+		ps, err := f.eng.Paths(api.PathQuery{Src: tf.Src, Dst: tf.Dst, Proto: tf.Proto, SrcPort: tf.SrcPort, DstPort: tf.DstPort})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,12 +74,12 @@ func TestUnsampledHopIsInferred(t *testing.T) {
 	src, dst := netip.MustParseAddr("172.16.1.12"), netip.MustParseAddr("172.16.1.33")
 	f := newFabric(t, sim.Config{Seed: 4, Mice: -1, Elephants: []sim.Elephant{{Src: src, Dst: dst, Rate: 400e6,
 		Duration: time.Minute}}}, flows.Config{})
-	if err := f.eng.SetTopology(flows.Topology{Links: fabricLinks()}); err != nil {
+	if err := f.eng.SetTopology(api.Topology{Links: fabricLinks()}); err != nil {
 		t.Fatal(err)
 	}
 	f.dropAgents = func(a netip.Addr) bool { return strings.HasPrefix(a.String(), "10.255.0.") } // spines send nothing
 	f.run(5 * time.Second)
-	ps, err := f.eng.Paths(flows.PathQuery{Src: src, Dst: dst})
+	ps, err := f.eng.Paths(api.PathQuery{Src: src, Dst: dst})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestECMPSharesMatchTheTruth(t *testing.T) {
 	}
 	f := newFabric(t, sim.Config{Seed: 6, Mice: -1, Elephants: elephants}, flows.Config{})
 	f.run(20 * time.Second)
-	ps, err := f.eng.Paths(flows.PathQuery{Src: src, Dst: dst, DstPort: 5201})
+	ps, err := f.eng.Paths(api.PathQuery{Src: src, Dst: dst, DstPort: 5201})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,11 +130,11 @@ func TestECMPSharesMatchTheTruth(t *testing.T) {
 }
 
 // fabricLinks are the default simulated fabric's leaf-spine links.
-func fabricLinks() map[string]flows.TopologyLink {
-	links := map[string]flows.TopologyLink{}
+func fabricLinks() map[string]api.TopologyLink {
+	links := map[string]api.TopologyLink{}
 	for l := 1; l <= 4; l++ {
 		for s := 1; s <= 2; s++ {
-			links[fmt.Sprintf("leaf%02d-spine%02d", l, s)] = flows.TopologyLink{Node1: fmt.Sprintf("leaf%02d", l),
+			links[fmt.Sprintf("leaf%02d-spine%02d", l, s)] = api.TopologyLink{Node1: fmt.Sprintf("leaf%02d", l),
 				Port1: fmt.Sprintf("swp%d", 50+s), Node2: fmt.Sprintf("spine%02d", s), Port2: fmt.Sprintf("swp%d", l)}
 		}
 	}
@@ -147,7 +148,7 @@ func TestRehashRaisesPathChange(t *testing.T) {
 	f := newFabric(t, sim.Config{Seed: 2, Mice: -1, Elephants: []sim.Elephant{{Src: src, Dst: dst, SrcPort: 40001,
 		Rate: 400e6, Duration: time.Hour}}}, flows.Config{})
 	f.run(5 * time.Second)
-	before, _ := f.eng.Paths(flows.PathQuery{Src: src, Dst: dst, DstPort: 5201})
+	before, _ := f.eng.Paths(api.PathQuery{Src: src, Dst: dst, DstPort: 5201})
 	oldSpine := before.Paths[0].Hops[1].Node
 	for moved := 0; moved == 0; {
 		var err error
@@ -156,7 +157,7 @@ func TestRehashRaisesPathChange(t *testing.T) {
 		}
 	}
 	f.run(5 * time.Second)
-	evs := f.eng.Events(t.Context(), -1, flows.EventPathChange, 10, 0)
+	evs := f.eng.Events(t.Context(), -1, api.EventPathChange, 10, 0)
 	if len(evs) != 1 {
 		t.Fatalf("%d pathchange events, want 1: %+v", len(evs), evs)
 	}
@@ -165,7 +166,7 @@ func TestRehashRaisesPathChange(t *testing.T) {
 		ev.OldPath[1] != oldSpine+"@63" || ev.NewPath[1] == ev.OldPath[1] || !strings.HasPrefix(ev.NewPath[1], "spine") {
 		t.Errorf("pathchange %+v (old spine %s)", ev, oldSpine)
 	}
-	after, _ := f.eng.Paths(flows.PathQuery{Src: src, Dst: dst, DstPort: 5201})
+	after, _ := f.eng.Paths(api.PathQuery{Src: src, Dst: dst, DstPort: 5201})
 	if len(after.Paths) != 1 || after.Paths[0].Hops[1].Node == oldSpine || len(after.Paths[0].Hops) != 3 {
 		t.Errorf("path after the change: %+v", after.Paths)
 	}
@@ -180,7 +181,7 @@ func TestLinkFailureUnderExportDelay(t *testing.T) {
 	src, dst := netip.MustParseAddr("172.16.1.11"), netip.MustParseAddr("172.16.1.42")
 	f := newFabric(t, sim.Config{Seed: 9, Mice: 50, ServerAgents: true, ExportDelay: time.Second,
 		Elephants: []sim.Elephant{{Src: src, Dst: dst, SrcPort: 40001, Rate: 200e6, Duration: time.Hour}}}, flows.Config{})
-	q := flows.PathQuery{Src: src, Dst: dst, DstPort: 5201}
+	q := api.PathQuery{Src: src, Dst: dst, DstPort: 5201}
 	f.run(6 * time.Second)
 	before, _ := f.eng.Paths(q)
 	if len(before.Paths) != 1 || !before.Paths[0].Complete || len(before.Paths[0].Hops) != 5 {
@@ -189,9 +190,9 @@ func TestLinkFailureUnderExportDelay(t *testing.T) {
 	oldSpine := before.Paths[0].Hops[2].Node
 	epoch := time.Unix(1_700_000_000, 0)
 	const key = "172.16.1.11,172.16.1.42,6,40001,5201" // its ACKs move too, with events of their own
-	changes := func() []flows.Event {
-		var out []flows.Event
-		for _, ev := range f.eng.Events(t.Context(), -1, flows.EventPathChange, 100, 0) {
+	changes := func() []api.Event {
+		var out []api.Event
+		for _, ev := range f.eng.Events(t.Context(), -1, api.EventPathChange, 100, 0) {
 			if ev.FlowKey == key {
 				out = append(out, ev)
 			}
@@ -206,7 +207,7 @@ func TestLinkFailureUnderExportDelay(t *testing.T) {
 			t.Fatalf("link leaf01-%s up=%v moved %d flows (%v), want some", oldSpine, up, moved, err)
 		}
 		// Every 100 ms until the change is raised, at most 3 s.
-		var evs []flows.Event
+		var evs []api.Event
 		for range 30 {
 			f.run(100 * time.Millisecond)
 			if evs = changes(); len(evs) > n0 {
@@ -241,7 +242,7 @@ func TestLinkFailureUnderExportDelay(t *testing.T) {
 	move(false, oldSpine, other)
 	f.run(5 * time.Second)
 	move(true, other, oldSpine) // rendezvous hashing: back to the spine it prefers
-	h, _ := f.eng.Paths(flows.PathQuery{Src: src, Dst: dst, DstPort: 5201, History: true})
+	h, _ := f.eng.Paths(api.PathQuery{Src: src, Dst: dst, DstPort: 5201, History: true})
 	var spines []string
 	for _, ep := range h.History {
 		spines = append(spines, ep.Hops[2].Node)
@@ -270,7 +271,7 @@ func TestLinkFailureUnderExportDelay(t *testing.T) {
 // and both flows.
 func TestCollisionOnOneUplink(t *testing.T) {
 	f := newFabric(t, sim.Config{Seed: 11, Mice: -1, ElephantEvery: time.Minute, Collision: true}, flows.Config{})
-	if err := f.eng.SetTopology(flows.Topology{Links: fabricLinks()}); err != nil {
+	if err := f.eng.SetTopology(api.Topology{Links: fabricLinks()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.eng.SetFlow("elephant", flows.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl"}); err != nil {
@@ -280,7 +281,7 @@ func TestCollisionOnOneUplink(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.run(8 * time.Second)
-	evs := f.eng.Events(t.Context(), -1, flows.EventCollision, 10, 0)
+	evs := f.eng.Events(t.Context(), -1, api.EventCollision, 10, 0)
 	var up string
 	for _, tf := range f.sim.Truth().Flows {
 		if tf.Elephant {
@@ -296,7 +297,7 @@ func TestCollisionOnOneUplink(t *testing.T) {
 	// The elephants end (30 s, then their threshold's timeout): the
 	// collision ends, once, with its start and its end.
 	f.run(40 * time.Second)
-	evs = f.eng.Events(t.Context(), -1, flows.EventCollision, 10, 0)
+	evs = f.eng.Events(t.Context(), -1, api.EventCollision, 10, 0)
 	if len(evs) != 2 || evs[0].End == 0 || evs[0].Start != evs[1].Start || evs[0].FlowKey != up {
 		t.Fatalf("collision events after the elephants ended: %+v", evs)
 	}
@@ -323,7 +324,7 @@ func TestPartialPathsFoldIntoTheirPath(t *testing.T) {
 	hop("10.255.0.1", 63, 1, 4, 1000, 1)
 	hop("10.255.1.4", 62, 51, 1, 1000, 1)
 	hop("10.255.0.1", 63, 1, 4, 2000, 2) // another 5-tuple, seen only at the spine
-	ps, err := e.Paths(flows.PathQuery{Src: netip.MustParseAddr("10.1.1.2"), Dst: netip.MustParseAddr("10.2.2.3")})
+	ps, err := e.Paths(api.PathQuery{Src: netip.MustParseAddr("10.1.1.2"), Dst: netip.MustParseAddr("10.2.2.3")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +350,7 @@ func TestElephantPathsRightWithinTwoSeconds(t *testing.T) {
 			if _, done := rightAt[tf.ID]; done {
 				continue
 			}
-			ps, _ := f.eng.Paths(flows.PathQuery{Src: tf.Src, Dst: tf.Dst, Proto: tf.Proto, SrcPort: tf.SrcPort, DstPort: tf.DstPort})
+			ps, _ := f.eng.Paths(api.PathQuery{Src: tf.Src, Dst: tf.Dst, Proto: tf.Proto, SrcPort: tf.SrcPort, DstPort: tf.DstPort})
 			if len(ps.Paths) == 1 && gotHops(ps.Paths[0]) == trueHops(tf, nil) {
 				rightAt[tf.ID] = f.sim.Now() - time.Duration(tf.Start*float64(time.Second))
 			}

@@ -2,6 +2,7 @@ package flows_test
 
 import (
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/api"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ func soak(t *testing.T, stall int) {
 	}
 	f.run(10 * time.Second)
 	truth := f.sim.Truth()
-	events := f.eng.Events(t.Context(), -1, flows.EventPathChange, 10000, 0)
+	events := f.eng.Events(t.Context(), -1, api.EventPathChange, 10000, 0)
 	type change struct {
 		at      time.Time
 		matched int

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"bytes"
+	"github.com/fabrictrace/fabrictrace/internal/hashindex"
 	"hash/maphash"
 	"math"
 	"math/bits"
@@ -9,7 +10,7 @@ import (
 
 // table holds one definition's flows, per data source, under a cap.
 type table struct {
-	index hashIndex[entry] // by flowHash of the source and key
+	index hashindex.Index[entry] // by flowHash of the source and key
 	// bySource is the first of each data source's entries, which link on
 	// through srcNext: only a new or dropped flow touches it, not a sample.
 	bySource   map[*source]*entry
@@ -108,12 +109,12 @@ func (ent *entry) add(p *plan, x, frameBytes, now float64) {
 // under the cap. h is flowHash(src, key). Only a new flow allocates.
 func (t *table) upsert(e *Engine, p *plan, src *source, key []byte, h uint64, now float64) *entry {
 	t.lastUpdate = now
-	for i, mask := t.index.probe(h); t.index.slots[i].item != nil; i = (i + 1) & mask {
-		if s := &t.index.slots[i]; s.hash == h && s.item.src == src && bytes.Equal(s.item.key(), key) {
-			return s.item
+	for i, mask := t.index.Probe(h); t.index.Slots[i].Item != nil; i = (i + 1) & mask {
+		if s := &t.index.Slots[i]; s.Hash == h && s.Item.src == src && bytes.Equal(s.Item.key(), key) {
+			return s.Item
 		}
 	}
-	if t.index.len() >= e.cfg.MaxFlows {
+	if t.index.Len() >= e.cfg.MaxFlows {
 		t.evict(e, p, now)
 	}
 	ent := &entry{hash: h, src: src, first: now, last: now, since: now, keyLen: uint16(len(key))}
@@ -125,7 +126,7 @@ func (t *table) upsert(e *Engine, p *plan, src *source, key []byte, h uint64, no
 	if len(p.values) > 0 {
 		ent.values = &entryValues{at: now}
 	}
-	t.index.insert(h, ent)
+	t.index.Insert(h, ent)
 	if head := t.bySource[src]; head != nil {
 		ent.srcNext, head.srcPrev = head, ent
 	}
@@ -200,7 +201,7 @@ func (t *table) remove(e *Engine, victim *entry) {
 	if t.logged != nil {
 		e.logEnd(t.plan, t, victim)
 	}
-	t.index.remove(victim.hash, victim)
+	t.index.Remove(victim.hash, victim)
 	t.unlink(victim)
 	t.unring(victim)
 	for _, th := range e.thresholds {

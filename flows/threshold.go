@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/api"
 	"math"
 	"time"
 )
@@ -72,32 +73,6 @@ func ParseThreshold(body []byte) (Threshold, error) {
 		}
 	}
 	return t, nil
-}
-
-// Event is an event as /events/json serves it.
-type Event struct {
-	EventID     int64     `json:"eventID"`
-	Timestamp   int64     `json:"timestamp"`
-	ThresholdID string    `json:"thresholdID"`
-	Metric      string    `json:"metric"`
-	Agent       string    `json:"agent"`
-	DataSource  string    `json:"dataSource"`
-	Value       float64   `json:"value"`
-	Threshold   float64   `json:"threshold"`
-	FlowKey     string    `json:"flowKey,omitempty"`
-	Values      []float64 `json:"values,omitempty"`
-	// fabrictrace's own events: a pathchange has the path before and after,
-	// node by node; a collision names the elephants sharing a link.
-	OldPath []string `json:"oldPath,omitempty"`
-	NewPath []string `json:"newPath,omitempty"`
-	// ChangedAt is a pathchange's estimated time (ms since the epoch):
-	// between the old hop's last sample and the new one's first.
-	ChangedAt int64    `json:"changedAt,omitempty"`
-	Flows     []string `json:"flows,omitempty"`
-	// A collision's start (ms since the epoch), and its end on the event
-	// that says it ended: an elephant ended or moved off the link.
-	Start int64 `json:"start,omitempty"`
-	End   int64 `json:"end,omitempty"`
 }
 
 // threshold is a threshold's arm state: which flows (byFlow) or data
@@ -178,7 +153,7 @@ func (th *threshold) update(e *Engine, p *plan, tb *table, ent *entry, s *sample
 }
 
 func (th *threshold) fire(e *Engine, p *plan, ent *entry, v float64) {
-	ev := Event{Timestamp: e.wall(e.clock()), ThresholdID: th.name, Metric: th.def.Metric,
+	ev := api.Event{Timestamp: e.wall(e.clock()), ThresholdID: th.name, Metric: th.def.Metric,
 		Agent: ent.src.key.agent.String(), DataSource: ent.src.key.dataSource(), Value: v,
 		Threshold: th.def.Value, FlowKey: e.formatKey(p, ent.key())}
 	for i, xv := range p.values {
@@ -191,7 +166,7 @@ func (th *threshold) fire(e *Engine, p *plan, ent *entry, v float64) {
 		}
 		ev.Values = append(ev.Values, x)
 	}
-	e.events.add(ev, func(ev *Event, id int64) { ev.EventID = id })
+	e.events.Add(ev, func(ev *api.Event, id int64) { ev.EventID = id })
 }
 
 // sweep re-arms fired flows that stayed under the threshold for timeout.
@@ -313,7 +288,7 @@ var sourceAttrs = map[string]func(e *Engine, src *source) any{
 	"ifspeed":   func(_ *Engine, src *source) any { return float64(src.counters.speed) },
 	"ifindex":   func(_ *Engine, src *source) any { return float64(src.key.index) },
 	"agent":     func(_ *Engine, src *source) any { return src.key.agent.String() },
-	"host_name": func(e *Engine, src *source) any { return e.topo.hosts[src.key.agent] },
+	"host_name": func(e *Engine, src *source) any { h, _ := e.nodeCache.snap.Host(src.key.agent); return h },
 }
 
 // applies checks the threshold's filter against the data source: every
@@ -395,22 +370,22 @@ func (e *Engine) DeleteThreshold(name string) error {
 
 // Events returns events with ids above after, newest first, at most max,
 // only thresholdID's when it is set. With a timeout it waits for one.
-func (e *Engine) Events(ctx context.Context, after int64, thresholdID string, max int, timeout time.Duration) []Event {
-	var keep func(*Event) bool
+func (e *Engine) Events(ctx context.Context, after int64, thresholdID string, max int, timeout time.Duration) []api.Event {
+	var keep func(*api.Event) bool
 	if thresholdID != "" {
-		keep = func(ev *Event) bool { return ev.ThresholdID == thresholdID }
+		keep = func(ev *api.Event) bool { return ev.ThresholdID == thresholdID }
 	}
-	return e.events.wait(ctx, after, max, timeout, keep)
+	return e.events.Wait(ctx, after, max, timeout, keep)
 }
 
 // UserEvents is Events of every threshold but the built-in ones (path
 // changes, collisions): what an sFlow-RT client that asks for all events
 // knows how to read, since it defined every threshold it will see.
-func (e *Engine) UserEvents(ctx context.Context, after int64, max int, timeout time.Duration) []Event {
-	return e.events.wait(ctx, after, max, timeout, func(ev *Event) bool { return !Builtin(ev.ThresholdID) })
+func (e *Engine) UserEvents(ctx context.Context, after int64, max int, timeout time.Duration) []api.Event {
+	return e.events.Wait(ctx, after, max, timeout, func(ev *api.Event) bool { return !Builtin(ev.ThresholdID) })
 }
 
 // Builtin says whether a threshold id names one of fabrictrace's own events.
 func Builtin(thresholdID string) bool {
-	return thresholdID == EventPathChange || thresholdID == EventCollision
+	return thresholdID == api.EventPathChange || thresholdID == api.EventCollision
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/api"
 	"math"
 	"net/http"
 	"net/netip"
@@ -11,8 +12,6 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
-
-	"github.com/fabrictrace/fabrictrace/flows"
 )
 
 // metricList splits a metric list: sFlow-RT separates ordered lists with ','
@@ -168,7 +167,7 @@ func (s *Server) table(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	type place struct{ agent, ds string }
-	rows := map[place][]flows.Metric{}
+	rows := map[place][]api.Metric{}
 	var order []place
 	for _, m := range dump {
 		k := place{m.Agent, m.DataSource}
@@ -177,14 +176,14 @@ func (s *Server) table(w http.ResponseWriter, r *http.Request) {
 		}
 		rows[k] = append(rows[k], m)
 	}
-	out := [][]flows.Metric{}
+	out := [][]api.Metric{}
 	for _, k := range order {
 		if len(rows[k]) == len(names) {
 			out = append(out, rows[k])
 		}
 	}
 	if sortBy >= 0 {
-		num := func(row []flows.Metric) float64 {
+		num := func(row []api.Metric) float64 {
 			if v, ok := row[sortBy].MetricValue.(float64); ok {
 				return v
 			}

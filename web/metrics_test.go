@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"encoding/json"
+	"github.com/fabrictrace/fabrictrace/api"
 	"math"
 	"strings"
 	"testing"
@@ -11,7 +12,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/sim"
 )
 
@@ -26,7 +26,7 @@ func TestCounterMetricsDumpTableAndThresholds(t *testing.T) {
 	for r.sim.Now() < 5*time.Second {
 		r.step()
 	}
-	var stats []flows.Statistic
+	var stats []api.Statistic
 	json.Unmarshal([]byte(r.must("GET", "/metric/10.255.1.1/1.ifinoctets,1.ifinutilization,1.ifname,host_name/json", "", 200)), &stats)
 	if len(stats) != 4 {
 		t.Fatalf("stats %+v", stats)
@@ -44,7 +44,7 @@ func TestCounterMetricsDumpTableAndThresholds(t *testing.T) {
 	r.must("GET", "/metric/ALL/bogus/json", "", 404)
 	r.must("GET", "/metric/ALL/median:ifspeed/json", "", 400)
 
-	var sum []flows.Statistic
+	var sum []api.Statistic
 	json.Unmarshal([]byte(r.must("GET", "/metric/ALL/sum:ifspeed/json", "", 200)), &sum)
 	// 4 leaves x (1 server port at 10G + 2 uplinks at 100G), 2 spines x 4 x 100G.
 	if sum[0].MetricValue != float64(4*(10e9+2*100e9)+2*4*100e9) || sum[0].MetricN != 20 {
@@ -53,20 +53,20 @@ func TestCounterMetricsDumpTableAndThresholds(t *testing.T) {
 	// Attribute filters in the query, as sFlow-RT takes them.
 	for q, want := range map[string]string{"host_name=spine*": "10.255.0.", "host_name=leaf04": "10.255.1.4",
 		"host_name=leaf01,leaf02&ifspeed=10000000000": "10.255.1."} {
-		var st []flows.Statistic
+		var st []api.Statistic
 		json.Unmarshal([]byte(r.must("GET", "/metric/ALL/max:ifinoctets/json?"+q, "", 200)), &st)
 		if len(st) != 1 || st[0].MetricN == 0 || !strings.HasPrefix(st[0].Agent, want) {
 			t.Errorf("?%s: %+v, want an agent %s...", q, st, want)
 		}
 	}
-	var none []flows.Statistic
+	var none []api.Statistic
 	json.Unmarshal([]byte(r.must("GET", "/metric/ALL/max:ifinoctets/json?host_name=nowhere", "", 200)), &none)
 	if len(none) != 1 || none[0].MetricN != 0 {
 		t.Errorf("?host_name=nowhere: %+v", none)
 	}
 	r.must("GET", "/metric/ALL/max:ifinoctets/json?colour=red", "", 400)
 	// The spread of those 20 speeds: 4 at 10G, 16 at 100G (mean 82G).
-	var spread []flows.Statistic
+	var spread []api.Statistic
 	json.Unmarshal([]byte(r.must("GET", "/metric/ALL/med:ifspeed,q1:ifspeed,q3:ifspeed,iqr:ifspeed,var:ifspeed,sdev:ifspeed/json", "", 200)), &spread)
 	for i, want := range []float64{100e9, 100e9, 100e9, 0, 1296e18, 36e9} {
 		if i >= len(spread) || math.Abs(spread[i].MetricValue.(float64)-want) > want*1e-9 {
@@ -75,20 +75,20 @@ func TestCounterMetricsDumpTableAndThresholds(t *testing.T) {
 		}
 	}
 
-	var dump []flows.Metric
+	var dump []api.Metric
 	json.Unmarshal([]byte(r.must("GET", "/dump/10.255.1.1/pairs/json", "", 200)), &dump)
 	// swp1 takes the elephant in; swp52 (or 51) its ACKs.
 	if len(dump) != 2 || dump[0].DataSource != "1" || len(dump[0].TopKeys) == 0 ||
 		dump[0].TopKeys[0].Key != "172.16.1.11,172.16.1.41" {
 		t.Errorf("dump of pairs at leaf01: %+v", dump)
 	}
-	var table [][]flows.Metric
+	var table [][]api.Metric
 	json.Unmarshal([]byte(r.must("GET", "/table/10.255.1.1/ifname,ifspeed/json", "", 200)), &table)
 	if len(table) != 3 || table[0][0].MetricName != "ifname" || table[0][1].MetricName != "ifspeed" {
 		t.Errorf("table %+v", table)
 	}
 	// sort:m:-N: the top N rows by m. leaf01 swp1 takes the elephant in.
-	var top [][]flows.Metric
+	var top [][]api.Metric
 	json.Unmarshal([]byte(r.must("GET", "/table/ALL/ifname,sort:ifinoctets:-2/json", "", 200)), &top)
 	if len(top) != 2 || top[0][1].MetricName != "ifinoctets" || top[0][0].MetricValue != "swp1" ||
 		top[0][1].MetricValue.(float64) < top[1][1].MetricValue.(float64) {
@@ -96,7 +96,7 @@ func TestCounterMetricsDumpTableAndThresholds(t *testing.T) {
 	}
 	r.must("GET", "/table/ALL/sort:ifinoctets:x/json", "", 400)
 
-	var events []flows.Event
+	var events []api.Event
 	json.Unmarshal([]byte(r.must("GET", "/events/json?thresholdID=busy", "", 200)), &events)
 	places := map[string]bool{}
 	for _, ev := range events {
@@ -185,7 +185,7 @@ func TestTopologyAndNameSelectors(t *testing.T) {
 	for r.sim.Now() < 3*time.Second {
 		r.step()
 	}
-	var all, topo, leaf []flows.ActiveFlow
+	var all, topo, leaf []api.ActiveFlow
 	json.Unmarshal([]byte(r.must("GET", "/activeflows/ALL/pairs/json?aggMode=sum", "", 200)), &all)
 	json.Unmarshal([]byte(r.must("GET", "/activeflows/TOPOLOGY/pairs/json?aggMode=sum", "", 200)), &topo)
 	json.Unmarshal([]byte(r.must("GET", "/activeflows/leaf01/pairs/json?aggMode=sum", "", 200)), &leaf)

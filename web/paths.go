@@ -2,13 +2,12 @@ package web
 
 import (
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/api"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
-
-	"github.com/fabrictrace/fabrictrace/flows"
 )
 
 // protocols are the names /paths/json takes for proto, besides numbers.
@@ -33,8 +32,8 @@ func (s *Server) paths(w http.ResponseWriter, r *http.Request) {
 
 // pathQuery reads a path query. src and dst are addresses, or names of
 // nodes the collector knows (a host's name stands for its address).
-func pathQuery(r *http.Request, byName func(string) (netip.Addr, bool)) (flows.PathQuery, error) {
-	var q flows.PathQuery
+func pathQuery(r *http.Request, byName func(string) (netip.Addr, bool)) (api.PathQuery, error) {
+	var q api.PathQuery
 	v := r.URL.Query()
 	for _, end := range []struct {
 		name string

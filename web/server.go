@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/api"
 	"io"
 	"log/slog"
 	"math"
@@ -336,7 +337,7 @@ func (s *Server) getTopology(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) putTopology(_ *http.Request, _ string, body []byte) error {
-	var doc flows.Topology
+	var doc api.Topology
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/api"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -116,7 +117,7 @@ func TestElephantEventsOverHTTP(t *testing.T) {
 	}
 
 	type arrival struct {
-		events []flows.Event
+		events []api.Event
 		at     time.Time
 	}
 	got := make(chan arrival, 10)
@@ -129,7 +130,7 @@ func TestElephantEventsOverHTTP(t *testing.T) {
 			if err != nil {
 				return
 			}
-			var evs []flows.Event
+			var evs []api.Event
 			json.NewDecoder(resp.Body).Decode(&evs)
 			resp.Body.Close()
 			if len(evs) > 0 {
@@ -140,7 +141,7 @@ func TestElephantEventsOverHTTP(t *testing.T) {
 	}()
 
 	seen := map[string]time.Time{} // flow key -> when the engine had its event
-	var arrived []flows.Event
+	var arrived []api.Event
 	deadline := time.After(30 * time.Second)
 	for len(arrived) < 3 && r.sim.Now() < 30*time.Second {
 		r.step()
@@ -173,19 +174,19 @@ func TestElephantEventsOverHTTP(t *testing.T) {
 		}
 	}
 	// Newest first, ids only above eventID.
-	var evs []flows.Event
+	var evs []api.Event
 	json.Unmarshal([]byte(r.must("GET", fmt.Sprintf("/events/json?eventID=%d", arrived[0].EventID), "", 200)), &evs)
 	if len(evs) != 2 || evs[0].EventID < evs[1].EventID || evs[1].EventID <= arrived[0].EventID {
 		t.Errorf("events after %d: %+v", arrived[0].EventID, evs)
 	}
 
-	var active []flows.ActiveFlow
+	var active []api.ActiveFlow
 	json.Unmarshal([]byte(r.must("GET", "/activeflows/ALL/elephant/json?maxFlows=3&minValue=5000000", "", 200)), &active)
 	if len(active) != 3 || !strings.HasPrefix(active[0].Key, "leaf") && !strings.HasPrefix(active[0].Key, "spine") {
 		t.Errorf("active flows %+v, want the elephant's 3 hops", active)
 	}
 	// Nodes the collector knows by name stand for their addresses.
-	var named flows.Paths
+	var named api.Paths
 	json.Unmarshal([]byte(r.must("GET", "/paths/json?src=leaf01&dst=spine02", "", 200)), &named)
 	if named.Src.String() != "10.255.1.1" || named.Dst.String() != "10.255.0.2" {
 		t.Errorf("leaf01 -> spine02 resolved to %s -> %s", named.Src, named.Dst)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/api"
 	"log/slog"
 	"os"
 	"strings"
@@ -19,7 +20,7 @@ type defineFile struct {
 	Flows      map[string]json.RawMessage `json:"flows"`
 	Thresholds map[string]json.RawMessage `json:"thresholds"`
 	Groups     map[string]json.RawMessage `json:"groups"`
-	Topology   *flows.Topology            `json:"topology"`
+	Topology   *api.Topology              `json:"topology"`
 }
 
 func loadDefinitions(name string, e *flows.Engine) error {
@@ -75,7 +76,7 @@ func applyDefinition(e *flows.Engine, kind, name string, body []byte) error {
 	case "group":
 		return e.SetGroup(name, body)
 	case "topology":
-		var doc flows.Topology
+		var doc api.Topology
 		if err := json.Unmarshal(body, &doc); err != nil {
 			return err
 		}
@@ -125,7 +126,7 @@ func logElephants(ctx context.Context, e *flows.Engine, logger *slog.Logger) err
 func logPathChanges(ctx context.Context, e *flows.Engine, logger *slog.Logger) error {
 	after := int64(0)
 	for ctx.Err() == nil {
-		evs := e.Events(ctx, after, flows.EventPathChange, 1000, time.Minute)
+		evs := e.Events(ctx, after, api.EventPathChange, 1000, time.Minute)
 		for i := len(evs) - 1; i >= 0; i-- {
 			ev := evs[i]
 			after = max(after, ev.EventID)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/fabrictrace/fabrictrace/api"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -121,7 +122,7 @@ func TestElephantOwnerAndGone(t *testing.T) {
 	}
 	defer routes.Close()
 	engine = flows.New(flows.Config{Routes: ribRoutes{routes}})
-	if err := engine.SetTopology(flows.Topology{Nodes: map[string]flows.TopologyNode{
+	if err := engine.SetTopology(api.Topology{Nodes: map[string]api.TopologyNode{
 		"leaf09": {Agent: "10.255.1.9"}, "server09": {Agent: "10.0.0.9"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +179,7 @@ func TestElephantOwnerAndGone(t *testing.T) {
 		t.Errorf("withdrawn owner %+v: want what it was (leaf09, %s)", got[0].Owner, container)
 	}
 	// Its path says so too: the destination is gone, since when.
-	ps, err := engine.Paths(flows.PathQuery{Src: netip.MustParseAddr("172.16.1.11"), Dst: container.Addr()})
+	ps, err := engine.Paths(api.PathQuery{Src: netip.MustParseAddr("172.16.1.11"), Dst: container.Addr()})
 	if err != nil || len(ps.Paths) != 1 || ps.DstEnd == nil || ps.DstEnd.Gone != got[0].Owner.Gone || ps.DstEnd.Prefix != container {
 		t.Errorf("path after the withdrawal: %+v (err %v)", ps, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/api"
 	"io"
 	"net/http"
 	"net/url"
@@ -24,8 +25,6 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
-
-	"github.com/fabrictrace/fabrictrace/flows"
 )
 
 const (
@@ -164,7 +163,7 @@ func once(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		}
 		return exitUnreachable
 	}
-	var ps flows.Paths
+	var ps api.Paths
 	if err := json.Unmarshal(body, &ps); err != nil {
 		fmt.Fprintf(stderr, "pathtrace: the collector at %s answered what is not a path: %v\n", o.collector, err)
 		return exitUnreachable
@@ -183,11 +182,11 @@ func once(ctx context.Context, o options, stdout, stderr io.Writer) int {
 }
 
 // render prints paths as traceroute would: a line per hop.
-func render(w io.Writer, ps flows.Paths) {
+func render(w io.Writer, ps api.Paths) {
 	fmt.Fprintf(w, "pathtrace %s -> %s\n", ps.Src, ps.Dst)
 	for _, end := range []struct {
 		name string
-		o    *flows.Owner
+		o    *api.Owner
 	}{{"src", ps.SrcEnd}, {"dst", ps.DstEnd}} {
 		if end.o == nil {
 			continue

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"github.com/fabrictrace/fabrictrace/api"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -22,24 +23,24 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 
 // twoPaths is an answer with ECMP over two spines, an inferred hop and both
 // ends attributed.
-func twoPaths() flows.Paths {
-	hop := func(ttl uint8, node, in, out string, samples uint32, kind string) flows.PathHop {
-		return flows.PathHop{TTL: ttl, Node: node, In: in, Out: out, Samples: samples, Kind: kind}
+func twoPaths() api.Paths {
+	hop := func(ttl uint8, node, in, out string, samples uint32, kind string) api.PathHop {
+		return api.PathHop{TTL: ttl, Node: node, In: in, Out: out, Samples: samples, Kind: kind}
 	}
-	return flows.Paths{Src: netip.MustParseAddr("172.16.1.11"), Dst: netip.MustParseAddr("172.16.1.42"),
-		SrcEnd: &flows.Owner{Address: netip.MustParseAddr("172.16.1.11"), Prefix: netip.MustParsePrefix("172.16.1.11/32"),
+	return api.Paths{Src: netip.MustParseAddr("172.16.1.11"), Dst: netip.MustParseAddr("172.16.1.42"),
+		SrcEnd: &api.Owner{Address: netip.MustParseAddr("172.16.1.11"), Prefix: netip.MustParsePrefix("172.16.1.11/32"),
 			NextHop: netip.MustParseAddr("10.0.0.1"), Peer: netip.MustParseAddr("127.0.1.1"), AnnouncedBy: "leaf01", Host: "server01"},
-		DstEnd: &flows.Owner{Address: netip.MustParseAddr("172.16.1.42"), Prefix: netip.MustParsePrefix("172.16.1.42/32"),
+		DstEnd: &api.Owner{Address: netip.MustParseAddr("172.16.1.42"), Prefix: netip.MustParsePrefix("172.16.1.42/32"),
 			NextHop: netip.MustParseAddr("10.0.0.4"), Peer: netip.MustParseAddr("127.0.1.4"), AnnouncedBy: "leaf04", Host: "server04"},
-		Paths: []flows.Path{
-			{Share: 0.625, Complete: true, Flows: make([]flows.PathFlow, 5), Hops: []flows.PathHop{
+		Paths: []api.Path{
+			{Share: 0.625, Complete: true, Flows: make([]api.PathFlow, 5), Hops: []api.PathHop{
 				hop(64, "leaf01", "swp1", "swp51", 120, "sampled"), hop(63, "spine01", "swp1", "swp4", 118, "sampled"),
 				hop(62, "leaf04", "swp51", "swp1", 121, "sampled")}},
-			{Share: 0.375, Complete: true, Flows: make([]flows.PathFlow, 3), Hops: []flows.PathHop{
+			{Share: 0.375, Complete: true, Flows: make([]api.PathFlow, 3), Hops: []api.PathHop{
 				hop(64, "leaf01", "swp1", "swp52", 70, "sampled"), hop(63, "spine02", "", "", 0, "inferred"),
 				hop(62, "leaf04", "swp52", "swp1", 69, "sampled")}},
 		},
-		Split: []flows.Split{{TTL: 63, Shares: map[string]float64{"spine01": 0.625, "spine02": 0.375}}},
+		Split: []api.Split{{TTL: 63, Shares: map[string]float64{"spine01": 0.625, "spine02": 0.375}}},
 	}
 }
 
@@ -92,7 +93,7 @@ func TestChangedPathMatchesGolden(t *testing.T) {
 			eng.SweepPaths()
 		}
 	}
-	q := flows.PathQuery{Src: src, Dst: dst, DstPort: 5201, History: true}
+	q := api.PathQuery{Src: src, Dst: dst, DstPort: 5201, History: true}
 	step(6 * time.Second)
 	first, _ := eng.Paths(q)
 	spine := first.Paths[0].Hops[2].Node
@@ -103,8 +104,8 @@ func TestChangedPathMatchesGolden(t *testing.T) {
 	s.SetLink("leaf01", spine, true)
 	step(6 * time.Second)
 	ps, _ := eng.Paths(q)
-	ps.DstEnd = &flows.Owner{Address: dst, Prefix: netip.MustParsePrefix("172.16.1.42/32"), Gone: now.UnixMilli(),
-		Was: &flows.Owner{Address: dst, Prefix: netip.MustParsePrefix("172.16.1.42/32"), AnnouncedBy: "leaf04", Host: "server04"}}
+	ps.DstEnd = &api.Owner{Address: dst, Prefix: netip.MustParsePrefix("172.16.1.42/32"), Gone: now.UnixMilli(),
+		Was: &api.Owner{Address: dst, Prefix: netip.MustParsePrefix("172.16.1.42/32"), AnnouncedBy: "leaf04", Host: "server04"}}
 	if len(ps.Paths) != 1 || !ps.Paths[0].Complete || len(ps.History) != 3 || len(ps.Split) != 0 || len(ps.Elephants) != 1 {
 		t.Errorf("%d paths, complete %v, %d in history, split %v: want 1 path, complete, 3 in history, no split",
 			len(ps.Paths), len(ps.Paths) > 0 && ps.Paths[0].Complete, len(ps.History), ps.Split)
@@ -132,7 +133,7 @@ func collector(t *testing.T, status int, answer any) string {
 
 func TestExitCodes(t *testing.T) {
 	found := collector(t, 200, twoPaths())
-	none := collector(t, 200, flows.Paths{Paths: []flows.Path{}})
+	none := collector(t, 200, api.Paths{Paths: []api.Path{}})
 	bad := collector(t, 400, map[string]string{"error": "proto \"sctp\": want tcp, udp"})
 	gone := httptest.NewServer(http.NotFoundHandler())
 	goneURL := gone.URL

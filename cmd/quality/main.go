@@ -21,6 +21,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/api"
 	"io"
 	"log/slog"
 	"math"
@@ -38,7 +39,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/sim"
 )
 
@@ -313,7 +313,7 @@ type prober struct {
 	offset      float64 // wall seconds (Unix) minus simulated seconds: the least seen
 	haveOffset  bool
 	mu          sync.Mutex // guards events and starts, which the followers fill
-	events      []flows.Event
+	events      []api.Event
 	starts      []started
 }
 
@@ -371,7 +371,7 @@ func longPoll[T any](ctx context.Context, url func(after int64) string, after in
 func (p *prober) followEvents(ctx context.Context) {
 	longPoll(ctx, func(after int64) string {
 		return fmt.Sprintf("%s/events/json?thresholdID=pathchange&eventID=%d&maxEvents=1000&timeout=5", p.base, after)
-	}, -1, func(ev flows.Event) int64 {
+	}, -1, func(ev api.Event) int64 {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		p.events = append(p.events, ev)
@@ -383,7 +383,7 @@ func (p *prober) followEvents(ctx context.Context) {
 type started struct {
 	src, dst netip.Addr
 	detected float64 // wall seconds
-	rec      flows.Elephant
+	rec      api.Elephant
 	ended    float64 // wall seconds; 0 while active
 }
 
@@ -391,7 +391,7 @@ type started struct {
 func (p *prober) followElephants(ctx context.Context) {
 	longPoll(ctx, func(after int64) string {
 		return fmt.Sprintf("%s/elephants/json?updateID=%d&maxElephants=1000&timeout=5", p.base, after)
-	}, 0, func(r flows.Elephant) int64 {
+	}, 0, func(r api.Elephant) int64 {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		switch r.Update {
@@ -431,7 +431,7 @@ func (p *prober) probe(ctx context.Context) error {
 		}
 		q := url.Values{"src": {tf.Src.String()}, "dst": {tf.Dst.String()}, "proto": {fmt.Sprint(tf.Proto)},
 			"sport": {fmt.Sprint(tf.SrcPort)}, "dport": {fmt.Sprint(tf.DstPort)}}
-		var ps flows.Paths
+		var ps api.Paths
 		if err := getJSON(ctx, p.base+"/paths/json?"+q.Encode(), &ps); err != nil {
 			return err
 		}
@@ -470,7 +470,7 @@ func truthNodes(tf sim.TruthFlow, exporting map[string]bool) string {
 	return strings.Join(b, " ")
 }
 
-func pathNodes(p flows.Path) string {
+func pathNodes(p api.Path) string {
 	var b []string
 	for _, h := range p.Hops {
 		if h.Kind == "sampled" {
@@ -480,7 +480,7 @@ func pathNodes(p flows.Path) string {
 	return strings.Join(b, " ")
 }
 
-func describe(ps flows.Paths) string {
+func describe(ps api.Paths) string {
 	var b []string
 	for _, p := range ps.Paths {
 		var hops []string
@@ -495,7 +495,7 @@ func describe(ps flows.Paths) string {
 // finish scores the path changes and the elephants against the whole truth.
 func (p *prober) finish(ctx context.Context, t sim.Truth) {
 	p.mu.Lock()
-	events := append([]flows.Event(nil), p.events...)
+	events := append([]api.Event(nil), p.events...)
 	p.mu.Unlock()
 	type key struct {
 		src, dst     netip.Addr
@@ -634,7 +634,7 @@ func (p *prober) scoreElephants(ctx context.Context, t sim.Truth) {
 			lat, fromSample := st.detected-wall(tf.Start), math.NaN()
 			q := url.Values{"src": {tf.Src.String()}, "dst": {tf.Dst.String()}, "proto": {fmt.Sprint(tf.Proto)},
 				"sport": {fmt.Sprint(tf.SrcPort)}, "dport": {fmt.Sprint(tf.DstPort)}}
-			var ps flows.Paths
+			var ps api.Paths
 			if getJSON(ctx, p.base+"/paths/json?"+q.Encode(), &ps) == nil {
 				for _, path := range ps.Paths {
 					for _, fl := range path.Flows {

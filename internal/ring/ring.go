@@ -1,0 +1,96 @@
+// Package ring is a bounded log of items with ids 1, 2, 3... that long-poll
+// readers wait on: the store behind /events/json, /elephants/json and
+// /flows/json. It is safe for concurrent use, so engines that share one
+// give their items one sequence of ids.
+package ring
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Log is a bounded log of items with ids 1, 2, 3..., that long-poll
+// readers wait on. A reader blocked in Wait wakes as soon as an item is
+// added: each add closes the channel readers hold and makes a new one.
+type Log[T any] struct {
+	waiters atomic.Int64 // long polls blocked in Wait now
+	mu      sync.Mutex
+	items   []T // circular, cap fixed
+	ids     []int64
+	last    int64 // id of the newest item; 0 when empty
+	wake    chan struct{}
+}
+
+// New returns a log that holds the newest size items.
+func New[T any](size int) *Log[T] {
+	return &Log[T]{items: make([]T, size), ids: make([]int64, size), wake: make(chan struct{})}
+}
+
+// Add appends an item, giving it the next id through set, and wakes waiters.
+func (r *Log[T]) Add(item T, set func(*T, int64)) int64 {
+	r.mu.Lock()
+	r.last++
+	id := r.last
+	set(&item, id)
+	slot := int((id - 1) % int64(len(r.items)))
+	r.items[slot], r.ids[slot] = item, id
+	close(r.wake)
+	r.wake = make(chan struct{})
+	r.mu.Unlock()
+	return id
+}
+
+// Since returns up to limit items with id > after that keep passes, newest
+// first, and a channel closed by the next Add. An after older than the log
+// holds, or negative, gives the newest.
+func (r *Log[T]) Since(after int64, limit int, keep func(*T) bool) ([]T, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := []T{}
+	oldest := max(r.last-int64(len(r.items))+1, 1)
+	for id := r.last; id > after && id >= oldest && len(out) < limit; id-- {
+		slot := int((id - 1) % int64(len(r.items)))
+		if keep == nil || keep(&r.items[slot]) {
+			out = append(out, r.items[slot])
+		}
+	}
+	return out, r.wake
+}
+
+// Last is the newest item's id; 0 when none was added.
+func (r *Log[T]) Last() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+// Waiters is how many long polls are blocked in Wait now.
+func (r *Log[T]) Waiters() int64 { return r.waiters.Load() }
+
+// Wait returns what Since does, blocking up to timeout for something to
+// return. It ends early when ctx does (a client that hung up).
+func (r *Log[T]) Wait(ctx context.Context, after int64, limit int, timeout time.Duration, keep func(*T) bool) []T {
+	var timer <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		timer = t.C
+	}
+	r.waiters.Add(1)
+	defer r.waiters.Add(-1)
+	for {
+		out, wake := r.Since(after, limit, keep)
+		if len(out) > 0 || timeout <= 0 {
+			return out
+		}
+		select {
+		case <-wake:
+		case <-timer:
+			return out
+		case <-ctx.Done():
+			return out
+		}
+	}
+}
