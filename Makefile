@@ -44,7 +44,7 @@ test-e2e:
 # (cmd/sflowbench: a bare recvmmsg loop as the ceiling, the collector, and
 # pmacct's sfacctd and nfdump's sfcapd, installed by scripts/bench-setup.sh).
 bench: build
-	$(GO) test -run '^$$' -bench . -skip 'LearnRoutes|Flood|HistoryQuery' -benchmem -count 5 ./decode/ ./ingest/ ./flows/ ./rib/
+	$(GO) test -run '^$$' -bench . -skip 'LearnRoutes|Flood|HistoryQuery' -benchmem -count 5 ./decode/ ./ingest/ ./flows/ ./engine/ ./rib/
 	$(GO) test -run '^$$' -bench Flood -benchtime 1x -timeout 20m ./flows/
 	$(GO) test -run '^$$' -bench LearnRoutes -benchtime 1x -timeout 20m ./rib/
 	$(GO) test -run '^$$' -bench HistoryQuery -benchtime 2000x -timeout 20m ./store/

@@ -352,3 +352,22 @@ type HostDescription struct {
 	OSName      uint32
 	OSRelease   []byte // aliases the datagram
 }
+
+// Detach copies what the sample aliases of its datagram (the raw header's
+// bytes, a gateway record's AS path and communities) to the end of buf and
+// points the sample there, so that it outlives the datagram's buffer. It
+// returns buf grown; a buf with room allocates nothing.
+func (fs *FlowSample) Detach(buf []byte) []byte {
+	move := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
+		start := len(buf)
+		buf = append(buf, b...)
+		return buf[start:len(buf):len(buf)]
+	}
+	fs.RawHeader.Bytes = move(fs.RawHeader.Bytes)
+	fs.Gateway.path = move(fs.Gateway.path)
+	fs.Gateway.comms = move(fs.Gateway.comms)
+	return buf
+}

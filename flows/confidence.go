@@ -1,9 +1,10 @@
 package flows
 
 import (
+	"math"
+
 	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/paths"
-	"math"
 )
 
 // A threshold with a confidence (fabrictrace's own field; sFlow-RT has no

@@ -189,6 +189,9 @@ type plan struct {
 	burstLevel float64
 	// agentMode merges an agent's data sources into one table (aggMode AGENT).
 	agentMode bool
+	// pair: its keys hold ipsource and ipdestination, so shards split it
+	// by address pair (shard.go).
+	pair bool
 
 	table      *table       // set by Engine.rewire
 	thresholds []*threshold // on this flow, set by Engine.rewire
@@ -217,13 +220,16 @@ func compile(name string, d Definition) (*plan, error) {
 	if len(keys) > maxKeys {
 		return nil, fmt.Errorf("keys: %d keys, at most %d", len(keys), maxKeys)
 	}
+	var src, dst bool
 	for _, k := range keys {
 		t, err := compileKey(k)
 		if err != nil {
 			return nil, fmt.Errorf("keys: %w", err)
 		}
 		p.keys = append(p.keys, t)
+		src, dst = src || t.text == "ipsource", dst || t.text == "ipdestination"
 	}
+	p.pair = src && dst
 	for _, v := range d.Values.split() {
 		ev, err := compileExtraValue(v)
 		if err != nil {

@@ -2,12 +2,12 @@ package flows_test
 
 import (
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/api"
 	"net/netip"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/sim"
 )

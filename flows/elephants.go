@@ -2,13 +2,14 @@ package flows
 
 import (
 	"context"
-	"github.com/fabrictrace/fabrictrace/api"
-	"github.com/fabrictrace/fabrictrace/internal/ring"
 	"math"
 	"net/netip"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/fabrictrace/fabrictrace/api"
+	"github.com/fabrictrace/fabrictrace/internal/ring"
 )
 
 // elephant is the live state behind an Elephant record.
@@ -50,9 +51,13 @@ func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v flo
 	k := elephantKey{th.name, string(ident)}
 	el := l.active[k]
 	if el == nil {
-		l.nextID++
+		id := l.nextID + 1
+		if e.shard.ids != nil {
+			id = e.shard.ids.Add(1)
+		}
+		l.nextID = id
 		el = &elephant{entries: map[*entry]bool{}, first: ent.since, threshold: th.def.Value,
-			rec: api.Elephant{ElephantID: l.nextID, ThresholdID: th.name, Metric: th.def.Metric,
+			rec: api.Elephant{ElephantID: id, ThresholdID: th.name, Metric: th.def.Metric,
 				FlowKey: e.formatIdent(p, ident), Active: true, Threshold: th.def.Value}}
 		el.src, el.dst = endpoints(p, ident)
 		el.plan = p

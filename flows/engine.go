@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/api"
-	"github.com/fabrictrace/fabrictrace/internal/ring"
-	"github.com/fabrictrace/fabrictrace/paths"
 	"hash/maphash"
 	"math"
 	"net/netip"
@@ -17,7 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/internal/ring"
+	"github.com/fabrictrace/fabrictrace/paths"
 	"github.com/fabrictrace/fabrictrace/topology"
 )
 
@@ -34,6 +34,9 @@ type Config struct {
 	Topology *topology.Map
 	// Now is the clock; tests set it to step time by hand.
 	Now func() time.Time
+	// Shard makes the engine one of several that share the flows by
+	// address pair (package engine runs them); zero for an engine alone.
+	Shard Shard
 }
 
 func (c Config) withDefaults() Config {
@@ -90,12 +93,13 @@ type Engine struct {
 	flowLog          *ring.Log[api.FlowRecord]
 	elephants        *elephantLog
 	paths            *paths.Tracker
-	collisions       map[portRef]*collision      // links with colliding elephants, as reported
+	collisions       *Collisions                 // links with colliding elephants, as reported (alone)
 	gone             map[netip.Prefix]goneRoute  // withdrawn prefixes, when, and what they were
 	owners           map[netip.Prefix]*api.Owner // owners looked up lately, for gone's was
 	// The batch being taken (take), and each sample's state between its
 	// stages: e.keys holds len(e.active) keys a sample.
 	batch    []*decode.FlowSample
+	shard    shardState
 	batchGen uint64
 	taking   []taking
 	keys     []flowKey
@@ -124,6 +128,9 @@ type Stats struct {
 	PathsTracked    uint64 // 5-tuples whose paths are held
 	PathsEvicted    uint64 // 5-tuples dropped to stay under MaxPaths
 	Waiters         int64  // long polls waiting now, on events and elephants
+	// BatchesDropped counts the batches of samples shards dropped because
+	// they were behind (package engine; 0 for an engine alone).
+	BatchesDropped uint64
 }
 
 // New returns an engine with no flows defined.
@@ -135,6 +142,8 @@ func New(cfg Config) *Engine {
 		sources: map[sourceKey]*source{}, recent: new([recentSources]*source), strings: newInterner(),
 		events: ring.New[api.Event](cfg.MaxEvents), elephants: newElephantLog(cfg.MaxElephants),
 		flowLog: ring.New[api.FlowRecord](maxFlowLog)}
+	e.shard = cfg.Shard.state()
+	e.shard.join(e)
 	e.groups.init()
 	e.topo = cfg.Topology
 	if e.topo == nil {
@@ -177,23 +186,31 @@ func (k sourceKey) dataSource() string {
 // source is what the engine knows of one data source: its sample pool, for
 // renormalising, and its interface counters.
 type source struct {
-	key        sourceKey
+	key      sourceKey
+	pool     pool
+	lastSeen float64
+	counters counterState
+	salt     uint64 // told into its flows' hashes (flowHash)
+	batchGen uint64 // the last batch that used it: not to be evicted under it
+}
+
+// pool follows a data source's sample pool, for renormalising.
+type pool struct {
 	lastPool   uint32
 	havePool   bool
 	packets    float64 // sample_pool growth since the window opened
 	samples    float64 // samples received in the window
 	correction float64 // packets per sample over samplingRate: 1 unless samples were lost or dropped
-	lastSeen   float64
-	counters   counterState
-	salt       uint64 // told into its flows' hashes (flowHash)
-	batchGen   uint64 // the last batch that used it: not to be evicted under it
 }
 
-// renormalise: every sample counts samplingRate packets, scaled up by how
-// far sample_pool grew beyond what the received samples account for (lost
-// datagrams, agent drops).
-func (src *source) weight(fs *decode.FlowSample) float64 {
+// weight renormalises: every sample counts samplingRate packets, scaled up
+// by how far sample_pool grew beyond what the received samples account for
+// (lost datagrams, agent drops).
+func (src *pool) weight(fs *decode.FlowSample) float64 {
 	rate := float64(fs.SamplingRate)
+	if src.correction == 0 {
+		src.correction = 1
+	}
 	if src.havePool {
 		src.packets += float64(fs.SamplePool - src.lastPool)
 		src.samples++
@@ -220,7 +237,7 @@ func (e *Engine) source(k sourceKey, now float64) *source {
 	if len(e.sources) >= e.cfg.MaxSources {
 		e.evictSource()
 	}
-	src := &source{key: k, correction: 1, lastSeen: now, salt: maphash.Comparable(e.seed, k), batchGen: e.batchGen}
+	src := &source{key: k, lastSeen: now, salt: maphash.Comparable(e.seed, k), batchGen: e.batchGen}
 	e.sources[k] = src
 	*slot = src
 	return src
@@ -274,7 +291,7 @@ func (e *Engine) Flow(dg *decode.Datagram, fs *decode.FlowSample) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.batch = append(e.batch[:0], fs)
-	e.take(dg)
+	e.take(dg, nil, nil)
 }
 
 // FlowBatch takes a datagram's flow samples at once (decode.FlowBatcher):
@@ -287,7 +304,7 @@ func (e *Engine) FlowBatch(dg *decode.Datagram, samples []decode.FlowSample) {
 	for i := range samples {
 		e.batch = append(e.batch, &samples[i])
 	}
-	e.take(dg)
+	e.take(dg, nil, nil)
 }
 
 // taking is one sample of the batch being taken.
@@ -296,6 +313,7 @@ type taking struct {
 	frameBytes float64
 	tuple      paths.TupleHash
 	path       *paths.Tracked // warmed: the tracker's item in tuple's home slot
+	local      bool           // its address pair is this shard's (always, unsharded)
 }
 
 // flowKey is one sample's key in one flow definition, between take's
@@ -308,25 +326,41 @@ type flowKey struct {
 	warm  *entry // the table's item in hash's home slot
 }
 
-// take counts e.batch's samples in every flow, threshold and path. It goes
+// take counts e.batch's samples in every flow, threshold and path; home
+// holds each one's shard (nil for an engine alone), weights its weight when
+// package engine renormalised it (nil: here). It goes
 // in three stages, so that the cache misses of all the batch's lookups come
 // at once, not one after another: every sample's keys and hashes; then a
 // load of everything the lookups will touch (warm); then the lookups and
 // updates, in the samples' order, which find what they touch in cache. With
 // more flows than the cache holds, misses are most of a sample's cost.
-func (e *Engine) take(dg *decode.Datagram) {
+func (e *Engine) take(dg *decode.Datagram, home []uint8, weights []float64) {
 	now := e.clock()
 	e.topoNow(now, false)
 	e.paths.Heard(dg, now)
 	e.batchGen++
 	e.taking = e.taking[:0]
 	plans := len(e.active)
-	for _, fs := range e.batch {
+	for n, fs := range e.batch {
 		if fs.SamplingRate == 0 || fs.Records&decode.HasRawHeader == 0 {
 			continue // discarded-packet events, or nothing to key on
 		}
-		e.stats.Samples++
 		src := e.source(sourceKey{dg.Agent, fs.Source.Class, fs.Source.Index}, now)
+		// Every shard renormalises on every sample of its sources (the
+		// sample pool counts them all), and keys only its own.
+		var scaled float64
+		if weights != nil {
+			scaled = weights[n]
+		} else {
+			scaled = src.pool.weight(fs)
+		}
+		local := home == nil || home[n] == e.shard.index
+		if !local && !e.shard.primary {
+			continue
+		}
+		if local {
+			e.stats.Samples++
+		}
 		e.taking = slices.Grow(e.taking, 1)[:len(e.taking)+1]
 		tk := &e.taking[len(e.taking)-1]
 		tk.s.dg, tk.s.fs, tk.s.e = dg, fs, e
@@ -334,16 +368,23 @@ func (e *Engine) take(dg *decode.Datagram) {
 		if fs.RawHeader.Inner.Layers != 0 {
 			tk.s.packet[1] = &fs.RawHeader.Inner
 		}
-		tk.path = nil
-		tk.s.scaled = src.weight(fs)
+		tk.path, tk.local = nil, local
+		tk.s.scaled = scaled
 		tk.frameBytes = float64(fs.RawHeader.FrameLength) * tk.s.scaled
-		tk.tuple = e.paths.Hash(fs)
+		tk.tuple = paths.TupleHash{}
+		if local {
+			tk.tuple = e.paths.Hash(fs)
+		}
 		e.memoGen++
 		base := (len(e.taking) - 1) * plans
 		for len(e.keys) < base+plans {
 			e.keys = append(e.keys, flowKey{})
 		}
 		for i, p := range e.active {
+			if k := &e.keys[base+i]; !e.shard.keys(p, local) {
+				k.taken = false
+				continue
+			}
 			e.keyFor(p, &e.keys[base+i], &tk.s, src, now)
 		}
 	}
@@ -352,7 +393,9 @@ func (e *Engine) take(dg *decode.Datagram) {
 	}
 	for j := range e.taking {
 		tk := &e.taking[j]
-		e.paths.Observe(dg, tk.s.fs, tk.tuple, tk.frameBytes, now)
+		if tk.local {
+			e.paths.Observe(dg, tk.s.fs, tk.tuple, tk.frameBytes, now)
+		}
 		for i, p := range e.active {
 			if k := &e.keys[j*plans+i]; k.taken {
 				e.update(p, k, &tk.s, now, tk.frameBytes)
@@ -521,7 +564,9 @@ func (e *Engine) Counter(dg *decode.Datagram, cs *decode.CounterSample) {
 		}
 		e.topo.LearnPort(dg.Agent, src.counters.name, g.IfIndex)
 	}
-	e.counterThresholds(src, now)
+	if e.shard.primary {
+		e.counterThresholds(src, now)
+	}
 }
 
 // Stats returns the engine's counters.
@@ -727,6 +772,7 @@ func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows
 	}
 	now := e.clock()
 	merged := map[string]*api.ActiveFlow{}
+	top := map[string]float64{} // aggSum: each key's largest part
 	for src, head := range e.tables[name].bySource {
 		if !agents(src.key.agent) {
 			continue
@@ -749,10 +795,13 @@ func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows
 				merged[k] = af
 			}
 			af.FlowN++
-			switch {
-			case mode == aggSum:
+			if mode == aggSum {
+				// The sum names the source of its largest part.
+				if v > top[k] {
+					top[k], af.Agent, af.DataSource = v, src.key.agent.String(), src.key.dataSource()
+				}
 				af.Value += v
-			case v > af.Value:
+			} else if v > af.Value {
 				af.Value, af.Agent, af.DataSource = v, src.key.agent.String(), src.key.dataSource()
 			}
 		}
@@ -824,7 +873,9 @@ func (e *Engine) Sweep() {
 	}
 	e.paths.Expire(now)
 	e.detectChanges(now)
-	e.detectCollisions(now)
+	if e.shard.count <= 1 {
+		e.detectCollisions(now)
+	}
 	e.ownersBack()
 	e.reclaimStrings()
 }

@@ -3,13 +3,13 @@ package flows_test
 import (
 	"context"
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/api"
 	"math"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/sim"

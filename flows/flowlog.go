@@ -2,8 +2,9 @@ package flows
 
 import (
 	"context"
-	"github.com/fabrictrace/fabrictrace/api"
 	"time"
+
+	"github.com/fabrictrace/fabrictrace/api"
 )
 
 // The flow log: a definition with log:true records each of its flows as it

@@ -2,11 +2,11 @@ package flows_test
 
 import (
 	"errors"
-	"github.com/fabrictrace/fabrictrace/api"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/flows"

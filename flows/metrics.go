@@ -2,12 +2,12 @@ package flows
 
 import (
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/api"
 	"math"
 	"net/netip"
 	"sort"
 	"strings"
 
+	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/decode"
 )
 
@@ -247,47 +247,93 @@ func (e *Engine) Metrics(agents func(netip.Addr) bool, metrics []string) ([]api.
 		if err != nil {
 			return nil, err
 		}
-		st := api.Statistic{MetricName: ref.text}
-		var sum, taken float64 // taken: the value of the source max or min took
-		var all []float64      // for the spread and the quantiles
-		err = e.forEachMetric(agents, ref, now, func(mt api.Metric, v float64) {
-			st.MetricN++
-			sum += v
-			if _, isNum := mt.MetricValue.(float64); isNum || mt.TopKeys != nil {
-				all = append(all, v)
-			}
-			if st.MetricN == 1 {
-				st.LastUpdateMin, st.LastUpdateMax = mt.LastUpdate, mt.LastUpdate
-			}
-			st.LastUpdateMin = min(st.LastUpdateMin, mt.LastUpdate)
-			st.LastUpdateMax = max(st.LastUpdateMax, mt.LastUpdate)
-			take := st.MetricN == 1 || ref.agg == "max" && v > taken || ref.agg == "min" && v < taken
-			if take {
-				taken, st.Agent, st.DataSource, st.LastUpdate = v, mt.Agent, mt.DataSource, mt.LastUpdate
-				st.MetricValue = mt.MetricValue
-				if mt.TopKeys != nil {
-					st.MetricValue = mt.TopKeys
-				}
-			}
-		})
-		if err != nil {
+		var sb statBuilder
+		sb.ref = ref
+		if err := e.forEachMetric(agents, ref, now, sb.add); err != nil {
 			return nil, err
 		}
-		switch ref.agg {
-		case "sum":
-			st.MetricValue, st.Agent, st.DataSource = sum, "", ""
-		case "avg":
-			if st.MetricN > 0 {
-				st.MetricValue, st.Agent, st.DataSource = sum/float64(st.MetricN), "", ""
-			}
-		case "var", "sdev", "med", "q1", "q2", "q3", "iqr":
-			if len(all) > 0 {
-				st.MetricValue, st.Agent, st.DataSource = spread(ref.agg, all), "", ""
-			}
-		}
-		out = append(out, st)
+		out = append(out, sb.finish())
 	}
 	return out, nil
+}
+
+// MetricFlow is the flow a metric names (as /metric takes it, with an
+// aggregate and a data source), or "" for a counter metric or an error.
+func MetricFlow(metric string) string {
+	ref, err := parseMetricRef(metric)
+	if err != nil {
+		return ""
+	}
+	return ref.name
+}
+
+// Summarise is Metrics over rows already gathered (as Dump returns them):
+// for metrics gathered from several engines.
+func Summarise(metric string, rows []api.Metric) (api.Statistic, error) {
+	ref, err := parseMetricRef(metric)
+	if err != nil {
+		return api.Statistic{}, err
+	}
+	sb := statBuilder{ref: ref}
+	for _, mt := range rows {
+		v, _ := mt.MetricValue.(float64)
+		if len(mt.TopKeys) > 0 {
+			v = mt.TopKeys[0].Value
+		}
+		sb.add(mt, v)
+	}
+	return sb.finish(), nil
+}
+
+// statBuilder summarises one metric over the data sources that have it.
+type statBuilder struct {
+	ref        metricRef
+	st         api.Statistic
+	sum, taken float64   // taken: the value of the source max or min took
+	all        []float64 // for the spread and the quantiles
+}
+
+func (sb *statBuilder) add(mt api.Metric, v float64) {
+	st, ref := &sb.st, sb.ref
+	st.MetricN++
+	sb.sum += v
+	if _, isNum := mt.MetricValue.(float64); isNum || mt.TopKeys != nil {
+		sb.all = append(sb.all, v)
+	}
+	if st.MetricN == 1 {
+		st.LastUpdateMin, st.LastUpdateMax = mt.LastUpdate, mt.LastUpdate
+	}
+	st.LastUpdateMin = min(st.LastUpdateMin, mt.LastUpdate)
+	st.LastUpdateMax = max(st.LastUpdateMax, mt.LastUpdate)
+	take := st.MetricN == 1 || ref.agg == "max" && v > sb.taken || ref.agg == "min" && v < sb.taken
+	if take {
+		sb.taken, st.Agent, st.DataSource, st.LastUpdate = v, mt.Agent, mt.DataSource, mt.LastUpdate
+		st.MetricValue = mt.MetricValue
+		if mt.TopKeys != nil {
+			st.MetricValue = mt.TopKeys
+		}
+	}
+}
+
+func (sb *statBuilder) finish() api.Statistic {
+	st := sb.st
+	st.MetricName = sb.ref.text
+	switch sb.ref.agg {
+	case "sum":
+		st.MetricValue, st.Agent, st.DataSource = sb.sum, "", ""
+	case "avg":
+		if st.MetricN > 0 {
+			st.MetricValue, st.Agent, st.DataSource = sb.sum/float64(st.MetricN), "", ""
+		}
+	case "var", "sdev", "med", "q1", "q2", "q3", "iqr":
+		if len(sb.all) > 0 {
+			st.MetricValue, st.Agent, st.DataSource = spread(sb.ref.agg, sb.all), "", ""
+		}
+	}
+	if st.Agent == "" && st.MetricN > 0 {
+		st.LastUpdate = st.LastUpdateMin // of no one source: the freshest
+	}
+	return st
 }
 
 // counterThresholds checks thresholds on counter metrics against a data

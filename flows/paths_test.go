@@ -2,13 +2,13 @@ package flows_test
 
 import (
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/api"
 	"math"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/flows"

@@ -2,10 +2,11 @@ package flows
 
 import (
 	"bytes"
-	"github.com/fabrictrace/fabrictrace/internal/hashindex"
 	"hash/maphash"
 	"math"
 	"math/bits"
+
+	"github.com/fabrictrace/fabrictrace/internal/hashindex"
 )
 
 // table holds one definition's flows, per data source, under a cap.

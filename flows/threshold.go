@@ -4,9 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/api"
 	"math"
 	"time"
+
+	"github.com/fabrictrace/fabrictrace/api"
 )
 
 // Threshold is a threshold as sFlow-RT takes it on PUT /threshold/{name}/json.

@@ -3,10 +3,10 @@ package flows
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/api"
 	"net/netip"
 	"sort"
 
+	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/topology"
 )
 

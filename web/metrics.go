@@ -2,7 +2,6 @@ package web
 
 import (
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/api"
 	"math"
 	"net/http"
 	"net/netip"
@@ -12,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
+
+	"github.com/fabrictrace/fabrictrace/api"
 )
 
 // metricList splits a metric list: sFlow-RT separates ordered lists with ','

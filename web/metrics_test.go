@@ -2,7 +2,6 @@ package web_test
 
 import (
 	"encoding/json"
-	"github.com/fabrictrace/fabrictrace/api"
 	"math"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/sim"
 )
 

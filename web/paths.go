@@ -2,12 +2,13 @@ package web
 
 import (
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/api"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/fabrictrace/fabrictrace/api"
 )
 
 // protocols are the names /paths/json takes for proto, besides numbers.

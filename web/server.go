@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/api"
 	"io"
 	"log/slog"
 	"math"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/rib"
 )
@@ -63,9 +63,44 @@ type Agent struct {
 	BytesReceived            uint64   `json:"sFlowBytesReceived"`
 }
 
+// Engine is what the server serves from: a flows.Engine, or package
+// engine's shards of them.
+type Engine interface {
+	SetFlow(name string, d flows.Definition) error
+	DeleteFlow(name string) error
+	FlowDefinition(name string) (flows.Definition, error)
+	FlowDefinitions() map[string]flows.Definition
+	SetThreshold(name string, t flows.Threshold) error
+	DeleteThreshold(name string) error
+	ThresholdDefinition(name string) (flows.Threshold, error)
+	ThresholdDefinitions() map[string]flows.Threshold
+	SetGroup(name string, body []byte) error
+	DeleteGroup(name string) error
+	Group(name string) (map[string][]string, error)
+	Groups() map[string]map[string][]string
+	SetTopology(doc api.Topology) error
+	Topology() api.Topology
+	NodeName(a netip.Addr) string
+	Nodes() []api.Node
+	NodeAddress(name string) (netip.Addr, bool)
+	Events(ctx context.Context, after int64, thresholdID string, max int, timeout time.Duration) []api.Event
+	UserEvents(ctx context.Context, after int64, max int, timeout time.Duration) []api.Event
+	FlowLog(ctx context.Context, after int64, name string, max int, timeout time.Duration) []api.FlowRecord
+	Elephants(ctx context.Context, after int64, max int, timeout time.Duration) []api.Elephant
+	ActiveElephants() []api.Elephant
+	ElephantRecords(max int) []api.Elephant
+	Collisions() []api.Event
+	Paths(q api.PathQuery) (api.Paths, error)
+	ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows int, minValue float64, aggMode string) ([]api.ActiveFlow, error)
+	FlowKeys() map[string]int64
+	Dump(agents func(netip.Addr) bool, metrics []string) ([]api.Metric, error)
+	Metrics(agents func(netip.Addr) bool, metrics []string) ([]api.Statistic, error)
+	Stats() flows.Stats
+}
+
 // Config wires a server to what it serves.
 type Config struct {
-	Engine *flows.Engine
+	Engine Engine
 	Agents func() []Agent // from ingest's accounting
 	// BuiltinEvents puts path changes and collisions in /events/json
 	// without a thresholdID too (they are always there by their id).

@@ -107,7 +107,7 @@ func TestConfigDefinitionErrorsNameTheFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = applyDefinitions("-config "+o.config, configDefinitions(o.configDefs), flows.New(flows.Config{}))
+	err = applyDefinitions("-config "+o.config, configDefinitions(o.configDefs), mustEngine(t, flows.Config{}))
 	if err == nil || !strings.HasPrefix(err.Error(), "-config "+conf+`: flow "bad"`) {
 		t.Errorf("err %v", err)
 	}

@@ -5,12 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/api"
 	"log/slog"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/fabrictrace/fabrictrace/api"
+	"github.com/fabrictrace/fabrictrace/engine"
 	"github.com/fabrictrace/fabrictrace/flows"
 )
 
@@ -23,7 +24,7 @@ type defineFile struct {
 	Topology   *api.Topology              `json:"topology"`
 }
 
-func loadDefinitions(name string, e *flows.Engine) error {
+func loadDefinitions(name string, e *engine.Engine) error {
 	b, err := os.ReadFile(name)
 	if err != nil {
 		return fmt.Errorf("-define: %w", err)
@@ -32,7 +33,7 @@ func loadDefinitions(name string, e *flows.Engine) error {
 }
 
 // applyDefinitions applies a -define document; errors begin with from.
-func applyDefinitions(from string, b []byte, e *flows.Engine) error {
+func applyDefinitions(from string, b []byte, e *engine.Engine) error {
 	var f defineFile
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -59,7 +60,7 @@ func applyDefinitions(from string, b []byte, e *flows.Engine) error {
 
 // applyDefinition applies a PUT body of a kind (flow, threshold, group,
 // topology) to the engine: for -define and for what the store kept.
-func applyDefinition(e *flows.Engine, kind, name string, body []byte) error {
+func applyDefinition(e *engine.Engine, kind, name string, body []byte) error {
 	switch kind {
 	case "flow":
 		d, err := flows.ParseDefinition(body)
@@ -87,7 +88,7 @@ func applyDefinition(e *flows.Engine, kind, name string, body []byte) error {
 
 // logElephants logs each elephant as it starts and ends, so the log tells
 // the story without a REST client.
-func logElephants(ctx context.Context, e *flows.Engine, logger *slog.Logger) error {
+func logElephants(ctx context.Context, e *engine.Engine, logger *slog.Logger) error {
 	after := int64(0)
 	for ctx.Err() == nil {
 		recs := e.Elephants(ctx, after, 1000, time.Minute)
@@ -123,7 +124,7 @@ func logElephants(ctx context.Context, e *flows.Engine, logger *slog.Logger) err
 
 // logPathChanges logs each pathchange as it is raised: which 5-tuple, the
 // old path and the new, and when it changed.
-func logPathChanges(ctx context.Context, e *flows.Engine, logger *slog.Logger) error {
+func logPathChanges(ctx context.Context, e *engine.Engine, logger *slog.Logger) error {
 	after := int64(0)
 	for ctx.Err() == nil {
 		evs := e.Events(ctx, after, api.EventPathChange, 1000, time.Minute)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fabrictrace/fabrictrace/engine"
 	"github.com/fabrictrace/fabrictrace/flows"
 )
 
@@ -19,7 +20,7 @@ func TestDefineFileLoadsOrSaysWhatIsWrong(t *testing.T) {
 		return name
 	}
 	// The demo's own file must load.
-	e := flows.New(flows.Config{})
+	e := mustEngine(t, flows.Config{})
 	if err := loadDefinitions("../../scripts/demo.json", e); err != nil {
 		t.Fatalf("demo definitions: %v", err)
 	}
@@ -34,7 +35,7 @@ func TestDefineFileLoadsOrSaysWhatIsWrong(t *testing.T) {
 		`{"topology":{"links":{"l":{"node1":"a"}}}}`:     `want node1, port1, node2 and port2`,
 		`{"flows":{"bad name!":{"keys":"ipsource"}}}`:    `letters, digits`,
 	} {
-		err := loadDefinitions(write(body), flows.New(flows.Config{}))
+		err := loadDefinitions(write(body), mustEngine(t, flows.Config{}))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err %v, want it to say %s", body, err, want)
 		}
@@ -42,4 +43,14 @@ func TestDefineFileLoadsOrSaysWhatIsWrong(t *testing.T) {
 	if err := loadDefinitions(filepath.Join(dir, "missing.json"), e); err == nil || !strings.Contains(err.Error(), "-define") {
 		t.Errorf("missing file: %v", err)
 	}
+}
+
+// mustEngine is the collector's engine in two shards, as on a 2-core box.
+func mustEngine(t testing.TB, cfg flows.Config) *engine.Engine {
+	t.Helper()
+	e, err := engine.New(cfg, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

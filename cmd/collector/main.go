@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/engine"
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/ingest"
 	"github.com/fabrictrace/fabrictrace/rib"
@@ -38,6 +39,7 @@ import (
 type options struct {
 	sflow         string
 	sockets       int
+	shards        int
 	rcvbuf        int
 	maxAgents     int
 	dump          bool
@@ -75,6 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.sflow, "sflow", ":6343", "UDP `address` to receive sFlow on (IPv4 or IPv6)")
 	fs.IntVar(&o.sockets, "sflow-sockets", 1, "SO_REUSEPORT sockets (and decoding workers) for sFlow")
+	fs.IntVar(&o.shards, "engine-shards", 1, "engine shards, each its own lock, the flows split by address pair (1 to 64); with -sflow-sockets as many, workers take shards in parallel")
 	fs.IntVar(&o.rcvbuf, "sflow-rcvbuf", 32<<20, "socket receive buffer to request, in `bytes` (capped by net.core.rmem_max)")
 	fs.IntVar(&o.maxAgents, "max-agents", 10000, "sFlow agents to track; beyond it the least recently seen are forgotten")
 	fs.StringVar(&o.http, "http", ":8008", "TCP `address` for the REST API (empty disables it)")
@@ -123,6 +126,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.bgpASN == 0 || o.bgpASN > 1<<32-1 || o.bgpPeerASN > 1<<32-1 {
 		return o, fmt.Errorf("-bgp-asn %d, -bgp-peer-asn %d: want 1 to 4294967295 (0 for any peer)", o.bgpASN, o.bgpPeerASN)
 	}
+	if o.shards < 1 || o.shards > flows.MaxShards {
+		return o, fmt.Errorf("-engine-shards %d: want 1 to %d", o.shards, flows.MaxShards)
+	}
 	if o.sockets < 1 || o.sockets > 64 {
 		return o, fmt.Errorf("-sflow-sockets %d: want 1 to 64", o.sockets)
 	}
@@ -157,12 +163,12 @@ func main() {
 }
 
 func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) error {
-	// The RIB tells the engine of withdrawn containers; the engine is made
+	// The RIB tells the eng of withdrawn containers; the eng is made
 	// second, so the hook reaches it through this variable.
-	var engine *flows.Engine
+	var eng *engine.Engine
 	routes, err := startBGP(ctx, o, logger, func(p netip.Prefix) {
-		if engine != nil {
-			engine.Withdrawn(p)
+		if eng != nil {
+			eng.Withdrawn(p)
 		}
 	})
 	if err != nil {
@@ -173,23 +179,27 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		defer routes.Close()
 		ecfg.Routes = ribRoutes{routes}
 	}
-	engine = flows.New(ecfg)
+	if eng, err = engine.New(ecfg, o.shards); err != nil {
+		return fmt.Errorf("-engine-shards: %w", err)
+	}
+	defer eng.Close()
+	logger.Debug("engine", "shards", eng.Shards())
 	switch {
 	case o.define != "":
-		if err := loadDefinitions(o.define, engine); err != nil {
+		if err := loadDefinitions(o.define, eng); err != nil {
 			return err
 		}
-		logger.Info("definitions loaded", "file", o.define, "flows", len(engine.FlowDefinitions()),
-			"thresholds", len(engine.ThresholdDefinitions()))
+		logger.Info("definitions loaded", "file", o.define, "flows", len(eng.FlowDefinitions()),
+			"thresholds", len(eng.ThresholdDefinitions()))
 		if len(o.configDefs) > 0 {
 			logger.Warn("-define wins over the -config file's definitions, which are not loaded", "config", o.config)
 		}
 	case len(o.configDefs) > 0:
-		if err := applyDefinitions("-config "+o.config, configDefinitions(o.configDefs), engine); err != nil {
+		if err := applyDefinitions("-config "+o.config, configDefinitions(o.configDefs), eng); err != nil {
 			return err
 		}
-		logger.Info("definitions loaded", "file", o.config, "flows", len(engine.FlowDefinitions()),
-			"thresholds", len(engine.ThresholdDefinitions()))
+		logger.Info("definitions loaded", "file", o.config, "flows", len(eng.FlowDefinitions()),
+			"thresholds", len(eng.ThresholdDefinitions()))
 	}
 	// What users PUT outlives -define: the store's definitions apply last.
 	var st *store.Store
@@ -201,7 +211,7 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			return err
 		}
 		defer st.Close()
-		if err := restore(st, engine, logger); err != nil {
+		if err := restore(st, eng, logger); err != nil {
 			return err
 		}
 	}
@@ -220,17 +230,17 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 	if routes == nil && o.bgp != "" {
 		logger.Info("BGP off: no -bgp-accept ranges or -bgp-neighbors to take peers from")
 	}
-	var sink decode.Visitor = engine
+	var sink decode.Visitor = eng
 	if o.dump {
-		sink = tee{engine, &dumpSink{w: stdout}}
+		sink = tee{eng, &dumpSink{w: stdout}}
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return l.Serve(ctx, sink) })
-	g.Go(func() error { return engine.Run(ctx, time.Second) })
-	g.Go(func() error { return logElephants(ctx, engine, logger) })
-	g.Go(func() error { return logPathChanges(ctx, engine, logger) })
+	g.Go(func() error { return eng.Run(ctx, time.Second) })
+	g.Go(func() error { return logElephants(ctx, eng, logger) })
+	g.Go(func() error { return logPathChanges(ctx, eng, logger) })
 	if st != nil {
-		g.Go(func() error { return record(ctx, engine, st) })
+		g.Go(func() error { return record(ctx, eng, st) })
 	}
 	if o.http != "" {
 		ln, err := net.Listen("tcp", o.http)
@@ -247,7 +257,7 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		if o.token == "" && !o.readOnly {
 			logger.Warn("REST writes are open to anyone who can reach -http; set -token (or $FABRICTRACE_TOKEN), or -readonly")
 		}
-		wcfg := web.Config{Engine: engine, Agents: agentsJSON(l), RIB: routes, ReadOnly: o.readOnly, Token: o.token,
+		wcfg := web.Config{Engine: eng, Agents: agentsJSON(l), RIB: routes, ReadOnly: o.readOnly, Token: o.token,
 			BuiltinEvents:  o.builtinEvents,
 			MaxExportFlows: o.maxExport,
 			Ingest: func() map[string]any {
@@ -268,7 +278,7 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		}
 		reg := prometheus.NewRegistry()
 		var ws *web.Server // made below, once /metrics is in its config; served after
-		reg.MustRegister(selfMetrics{ingest: l, engine: engine, rib: routes, store: st, http: limited,
+		reg.MustRegister(selfMetrics{ingest: l, engine: eng, rib: routes, store: st, http: limited,
 			export: func() web.ExportStats { return ws.ExportStats() }},
 			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		if o.pprof {

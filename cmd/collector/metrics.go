@@ -6,7 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/engine"
 	"github.com/fabrictrace/fabrictrace/ingest"
 	"github.com/fabrictrace/fabrictrace/rib"
 	"github.com/fabrictrace/fabrictrace/store"
@@ -18,7 +18,7 @@ import (
 // -max-agents, peers by the accept ranges, fault kinds by the decoder.
 type selfMetrics struct {
 	ingest *ingest.Listener
-	engine *flows.Engine
+	engine *engine.Engine
 	rib    *rib.RIB     // nil when BGP is off
 	store  *store.Store // nil without -db
 	http   *limitListener
@@ -41,6 +41,7 @@ var (
 	dAgents        = desc("sflow_agents", "sFlow agents (address and sub-agent id) accounted for now.")
 	dAgentsEvicted = desc("sflow_agents_evicted_total", "sFlow agents forgotten to stay under -max-agents.")
 	dBehind        = desc("ingest_dropped_behind_total", "Datagrams dropped because the flow engine fell behind.")
+	dShardBehind   = desc("engine_batches_dropped_total", "Sample batches dropped because an engine shard fell behind (-engine-shards over 1).")
 	dFlows         = desc("flows", "Flow entries held, over all definitions.")
 	dFlowsEvicted  = desc("flows_evicted_total", "Flow entries evicted to stay under -max-flows.")
 	dEvents        = desc("events_total", "Events raised (thresholds, path changes, collisions).")
@@ -65,7 +66,7 @@ var (
 
 func (m selfMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dDatagrams, dSamples, dBytes, dLost, dFaults, dKernel, dRcvbuf, dBehind, dDenied, dAgents, dAgentsEvicted,
-		dFlows, dFlowsEvicted, dEvents, dPaths, dPathsEvicted, dPeers, dPeerPrefixes, dRIB, dStoreQueue,
+		dShardBehind, dFlows, dFlowsEvicted, dEvents, dPaths, dPathsEvicted, dPeers, dPeerPrefixes, dRIB, dStoreQueue,
 		dStoreWritten, dStoreDropped, dStoreWrite, dWaiters, dBuild, dHTTPRefused, dHTTPOpen, dExportFlows, dExportMade, dExportGone} {
 		ch <- d
 	}
@@ -103,6 +104,7 @@ func (m selfMetrics) Collect(ch chan<- prometheus.Metric) {
 	put(dAgents, gauge, float64(st.Agents))
 	put(dAgentsEvicted, counter, float64(st.AgentsEvicted))
 	es := m.engine.Stats()
+	put(dShardBehind, counter, float64(es.BatchesDropped))
 	put(dFlows, gauge, float64(es.Flows))
 	put(dFlowsEvicted, counter, float64(es.FlowsEvicted))
 	put(dEvents, counter, float64(es.Events))

@@ -51,7 +51,7 @@ func TestTwoSubAgentsAreTwoAgents(t *testing.T) {
 		time.Sleep(5 * time.Millisecond) // polling the listener's own count
 	}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(selfMetrics{ingest: l, engine: flows.New(flows.Config{}), http: newLimitListener(nil, 1)})
+	reg.MustRegister(selfMetrics{ingest: l, engine: mustEngine(t, flows.Config{}), http: newLimitListener(nil, 1)})
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatalf("the registry refuses the scrape: %v", err)

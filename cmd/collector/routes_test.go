@@ -1,7 +1,6 @@
 package main
 
 import (
-	"github.com/fabrictrace/fabrictrace/api"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -11,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
+	"github.com/fabrictrace/fabrictrace/engine"
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/rib"
 	"github.com/fabrictrace/fabrictrace/sim"
@@ -53,7 +54,7 @@ func TestBGPKeysNameTheOwner(t *testing.T) {
 		}
 	}
 
-	e := flows.New(flows.Config{Routes: ribRoutes{routes}})
+	e := mustEngine(t, flows.Config{Routes: ribRoutes{routes}})
 	if err := e.SetFlow("owner", flows.Definition{
 		Keys: "or:ipdestination:ip6destination,bgpdestinationpeer,bgpnexthop,bgpdestinationas,bgpcommunities,bgpdestinationprefix"}); err != nil {
 		t.Fatal(err)
@@ -113,16 +114,16 @@ func TestElephantOwnerAndGone(t *testing.T) {
 	}
 	addr := netip.MustParseAddrPort(ln.Addr().String())
 	ln.Close()
-	var engine *flows.Engine
+	var eng *engine.Engine
 	routes, err := rib.Start(t.Context(), rib.Config{Listen: addr.String(), Logger: quiet,
 		Accept: []netip.Prefix{netip.MustParsePrefix("127.0.1.0/24")},
-		Gone:   func(p netip.Prefix) { engine.Withdrawn(p) }})
+		Gone:   func(p netip.Prefix) { eng.Withdrawn(p) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer routes.Close()
-	engine = flows.New(flows.Config{Routes: ribRoutes{routes}})
-	if err := engine.SetTopology(api.Topology{Nodes: map[string]api.TopologyNode{
+	eng = mustEngine(t, flows.Config{Routes: ribRoutes{routes}})
+	if err := eng.SetTopology(api.Topology{Nodes: map[string]api.TopologyNode{
 		"leaf09": {Agent: "10.255.1.9"}, "server09": {Agent: "10.0.0.9"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -145,10 +146,10 @@ func TestElephantOwnerAndGone(t *testing.T) {
 		}
 	}
 
-	if err := engine.SetFlow("pair", flows.Definition{Keys: "ipsource,ipdestination"}); err != nil {
+	if err := eng.SetFlow("pair", flows.Definition{Keys: "ipsource,ipdestination"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := engine.SetThreshold("big", flows.Threshold{Metric: "pair", Value: 1e6, ByFlow: true}); err != nil {
+	if err := eng.SetThreshold("big", flows.Threshold{Metric: "pair", Value: 1e6, ByFlow: true}); err != nil {
 		t.Fatal(err)
 	}
 	frame := (&sflowtest.Frame{Src: netip.MustParseAddr("172.16.1.11"), Dst: container.Addr(),
@@ -158,9 +159,10 @@ func TestElephantOwnerAndGone(t *testing.T) {
 		d := sflowtest.Datagram{Agent: netip.MustParseAddr("10.255.1.1"), Sequence: seq, Samples: []sflowtest.Sample{
 			&sflowtest.FlowSample{Sequence: seq, Source: decode.DataSource{Index: 1}, SamplingRate: 1000, SamplePool: 1000 * seq,
 				Input: decode.Port{Value: 1}, Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 1518, Header: frame}}}}}
-		dec.Decode(d.Bytes(), engine)
+		dec.Decode(d.Bytes(), eng)
 	}
-	recs := engine.Elephants(t.Context(), 0, 10, 0)
+	eng.Flush() // the shards' writers have taken every sample
+	recs := eng.Elephants(t.Context(), 0, 10, 0)
 	if len(recs) != 1 || recs[0].Owner == nil {
 		t.Fatalf("elephants %+v", recs)
 	}
@@ -171,7 +173,7 @@ func TestElephantOwnerAndGone(t *testing.T) {
 	if err := sp.Withdraw(t.Context(), container, netip.MustParseAddr("10.0.0.9")); err != nil {
 		t.Fatal(err)
 	}
-	got := engine.Elephants(t.Context(), recs[0].UpdateID, 10, 20*time.Second)
+	got := eng.Elephants(t.Context(), recs[0].UpdateID, 10, 20*time.Second)
 	if len(got) != 1 || got[0].Owner == nil || got[0].Owner.Gone == 0 || !got[0].Active || got[0].Update != "gone" {
 		t.Fatalf("after the withdrawal: %+v", got)
 	}
@@ -179,7 +181,7 @@ func TestElephantOwnerAndGone(t *testing.T) {
 		t.Errorf("withdrawn owner %+v: want what it was (leaf09, %s)", got[0].Owner, container)
 	}
 	// Its path says so too: the destination is gone, since when.
-	ps, err := engine.Paths(api.PathQuery{Src: netip.MustParseAddr("172.16.1.11"), Dst: container.Addr()})
+	ps, err := eng.Paths(api.PathQuery{Src: netip.MustParseAddr("172.16.1.11"), Dst: container.Addr()})
 	if err != nil || len(ps.Paths) != 1 || ps.DstEnd == nil || ps.DstEnd.Gone != got[0].Owner.Gone || ps.DstEnd.Prefix != container {
 		t.Errorf("path after the withdrawal: %+v (err %v)", ps, err)
 	}
@@ -195,14 +197,14 @@ func TestElephantOwnerAndGone(t *testing.T) {
 			t.Fatal("route never learned again")
 		}
 	}
-	engine.Sweep()
-	engine.Sweep()
-	back := engine.Elephants(t.Context(), got[0].UpdateID, 10, 0)
+	eng.Sweep()
+	eng.Sweep()
+	back := eng.Elephants(t.Context(), got[0].UpdateID, 10, 0)
 	if len(back) != 1 || back[0].Update != "ownerback" || back[0].Owner == nil || back[0].Owner.Gone != 0 || back[0].Owner.AnnouncedBy != "leaf09" {
 		t.Fatalf("after the re-announcement: %+v", back)
 	}
 	// One record per elephant, in its current state, not the update log.
-	one := engine.ElephantRecords(100)
+	one := eng.ElephantRecords(100)
 	if len(one) != 1 || one[0].Owner.Gone != 0 || !one[0].Active || one[0].Duration <= 0 {
 		t.Errorf("records %+v, want the one elephant, owner back", one)
 	}

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/engine"
 	"github.com/fabrictrace/fabrictrace/store"
 )
 
@@ -29,7 +29,7 @@ func (h history) HistoryElephants(ctx context.Context, since, until int64, src, 
 
 // restore re-applies what the store kept. A definition that no longer
 // applies is logged and left in the store, not silently dropped.
-func restore(s *store.Store, e *flows.Engine, logger *slog.Logger) error {
+func restore(s *store.Store, e *engine.Engine, logger *slog.Logger) error {
 	defs, err := s.Definitions()
 	if err != nil {
 		return err
@@ -45,7 +45,7 @@ func restore(s *store.Store, e *flows.Engine, logger *slog.Logger) error {
 
 // record writes every event, and every elephant that ends, to the store.
 // The store's queue never blocks; these long polls never hold up ingest.
-func record(ctx context.Context, e *flows.Engine, s *store.Store) error {
+func record(ctx context.Context, e *engine.Engine, s *store.Store) error {
 	go func() {
 		after := int64(0)
 		for ctx.Err() == nil {

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/api"
 	"io"
 	"net/http"
 	"net/url"
@@ -25,6 +24,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/fabrictrace/fabrictrace/api"
 )
 
 const (

@@ -35,6 +35,7 @@ type options struct {
 	targets   string
 	collector string
 	define    string  // the collector's -define: flows and thresholds running during the test
+	extra     string  // more collector flags, space-separated
 	start     float64 // datagrams per second at the first step
 	factor    float64
 	steps     int
@@ -55,6 +56,7 @@ func main() {
 	fs.StringVar(&o.targets, "targets", "bare,fabrictrace,sfcapd,sfacctd", "what to measure, in order: bare, fabrictrace, sfcapd (nfdump), sfacctd (pmacct); peers not installed are skipped")
 	fs.StringVar(&o.collector, "collector", "bin/collector", "the fabrictrace collector `binary`")
 	fs.StringVar(&o.define, "define", "scripts/demo.json", "flows and thresholds the collector runs during the test (its -define; empty for none)")
+	fs.StringVar(&o.extra, "collector-flags", "", "more flags for the collector, space-separated (e.g. \"-sflow-sockets 2 -engine-shards 2\")")
 	fs.Float64Var(&o.start, "start", 20000, "datagrams per second at the first step")
 	fs.Float64Var(&o.factor, "factor", 1.25, "rate multiplier between steps")
 	fs.IntVar(&o.steps, "steps", 12, "steps at most; the ladder stops earlier at 5 % loss")
@@ -220,6 +222,7 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 		if o.define != "" {
 			args = append(args, "-define", o.define)
 		}
+		args = append(args, strings.Fields(o.extra)...)
 		cmd = pinned(o.pin, "1", o.collector, args...)
 		oneProc(o, cmd)
 		counters = func() (uint64, uint64, error) { return scrape("http://" + httpAddr + "/metrics") }

@@ -1,0 +1,85 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
+	"github.com/fabrictrace/fabrictrace/engine"
+	"github.com/fabrictrace/fabrictrace/flows"
+)
+
+// BenchmarkShards: the ladder's load (10,000 5-tuples, the demo's three
+// flows, the confident elephant threshold and path tracking) decoded and
+// taken by W workers into K shards. shards1-workers1 is the engine as it
+// was (one lock, one worker); shards1-workers2 is two workers on that one
+// lock; shards2-workers2 is the split. Compare samples/s within one run:
+// the machine is shared.
+func BenchmarkShards(b *testing.B) {
+	for _, c := range []struct{ shards, workers int }{{1, 1}, {2, 1}, {1, 2}, {2, 2}} {
+		b.Run(fmt.Sprintf("shards%d-workers%d", c.shards, c.workers), func(b *testing.B) { shards(b, c.shards, c.workers) })
+	}
+}
+
+func shards(b *testing.B, k, workers int) {
+	dgs := sflowtest.LoadDatagrams(10_000)
+	e, err := engine.New(flows.Config{}, k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	e.Wait = true // what the shards sustain, not what they drop
+	for name, keys := range map[string]string{
+		"elephant": "node:inputifindex,ipsource,ipdestination,ipttl",
+		"pairs":    "ipsource,ipdestination",
+		"ports":    "node:inputifindex,inputifindex",
+	} {
+
+		if err := e.SetFlow(name, flows.Definition{Keys: flows.KeyList(keys)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := e.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 12_500_000, ByFlow: true, Timeout: 10, Confidence: 0.99}); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.Run(ctx, time.Second)
+	var dec decode.Decoder
+	for _, dg := range dgs { // every flow and path exists before timing
+		dec.Decode(dg, e)
+		e.Flush()
+	}
+	b.ReportAllocs()
+	var next atomic.Int64
+	b.ResetTimer()
+	done := make(chan struct{})
+	for range workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			var dec decode.Decoder
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				dec.Decode(dgs[int(i)%len(dgs)], e)
+			}
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	e.Flush() // what was queued is part of the work
+	b.StopTimer()
+	if d := e.Stats().BatchesDropped; d > 0 {
+		b.Fatalf("%d batches dropped", d)
+	}
+	perSample := float64(b.Elapsed().Nanoseconds()) / float64(b.N) / sflowtest.LoadSamplesPerDatagram
+	b.ReportMetric(perSample, "ns/sample")
+	b.ReportMetric(1e9/perSample, "samples/s")
+}

@@ -1,0 +1,136 @@
+package flows
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/fabrictrace/fabrictrace/api"
+	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/internal/ring"
+)
+
+// Sharding. Several engines (shards) can share the flows by address pair,
+// each with one writer (package engine runs them), so that several cores
+// work at once. A sample goes to the shard its (source, destination) pair
+// hashes to, so a pair's samples from every switch meet in one shard, with
+// its paths, its merged evidence and its elephants, and those answers are
+// the same whatever the number of shards. Every shard hears every datagram
+// (its agent's clock), and samples come renormalised (Pools), since the
+// sample pool of a data source counts the samples of every shard.
+//
+// A definition whose keys hold both ipsource and ipdestination is split
+// that way. Any other (keyed by port, by source alone...) is the primary
+// shard's (shard 0), which is handed every sample for it: its values and
+// thresholds are then those of one engine, at the cost of that shard's
+// time. Counter thresholds are the primary's too, and collisions (elephants
+// of several pairs on one link) are found across shards by package engine.
+
+// Shard places an engine among its shards. The logs are shared, so that
+// events, elephant updates and flow records have one sequence of ids.
+type Shard struct {
+	Index, Count int
+	Events       *ring.Log[api.Event]
+	Elephants    *ring.Log[api.Elephant]
+	FlowLog      *ring.Log[api.FlowRecord]
+	ElephantIDs  *atomic.Int64
+	Epoch        time.Time // the engines' clock zero, so that times agree
+}
+
+// shardState is an engine's place, as take and the sweeps read it.
+type shardState struct {
+	index   uint8
+	count   int
+	primary bool // shard 0, or the engine alone
+	ids     *atomic.Int64
+}
+
+func (s Shard) state() shardState {
+	return shardState{index: uint8(s.Index), count: s.Count, primary: s.Index == 0, ids: s.ElephantIDs}
+}
+
+// join wires the shared logs in.
+func (st shardState) join(e *Engine) {
+	sh := e.cfg.Shard
+	if sh.Events != nil {
+		e.events = sh.Events
+	}
+	if sh.Elephants != nil {
+		e.elephants.changes = sh.Elephants
+	}
+	if sh.FlowLog != nil {
+		e.flowLog = sh.FlowLog
+	}
+	if !sh.Epoch.IsZero() {
+		e.epoch = sh.Epoch
+	}
+}
+
+// keys says whether a shard keys a sample in p: a pair-split definition
+// in the shard of the sample's pair, any other in the primary only.
+func (st shardState) keys(p *plan, local bool) bool {
+	if st.count <= 1 {
+		return true
+	}
+	if p.pair {
+		return local
+	}
+	return st.primary
+}
+
+// MaxShards bounds the shards: a sample's shard is a byte.
+const MaxShards = 64
+
+// PairShard is the shard of a flow sample among n: by its (source,
+// destination) address pair, 0 for a sample with no IP header.
+func PairShard(fs *decode.FlowSample, n int) uint8 {
+	if n <= 1 {
+		return 0
+	}
+	p := &fs.RawHeader.Packet
+	if p.Layers&(decode.LayerIPv4|decode.LayerIPv6) == 0 {
+		return 0
+	}
+	return uint8(pairHash(p.Src, p.Dst) % uint64(n))
+}
+
+// pairHash mixes an address pair's 16-byte forms, eight bytes at a time
+// (a multiply and a shift each, then murmur3's finaliser): the same in
+// every process, so that a pair's shard is too.
+func pairHash(src, dst netip.Addr) uint64 {
+	a, b := src.As16(), dst.As16()
+	h := uint64(0x9E3779B97F4A7C15)
+	for _, w := range [4]uint64{binary.LittleEndian.Uint64(a[:8]), binary.LittleEndian.Uint64(a[8:]),
+		binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])} {
+		h = (h ^ w) * 0xff51afd7ed558ccd
+		h ^= h >> 32
+	}
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
+// TakeShard takes flow samples of a datagram as one shard: home holds each
+// sample's shard (PairShard), weights what each stands for (Pools); the
+// primary is also handed the samples of other shards, for the flows only
+// it keys. The datagram itself is heard however few samples it brings.
+func (e *Engine) TakeShard(dg *decode.Datagram, samples []decode.FlowSample, home []uint8, weights []float64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.batch = e.batch[:0]
+	for i := range samples {
+		e.batch = append(e.batch, &samples[i])
+	}
+	e.take(dg, home, weights)
+}
+
+// IsPairSplit says whether a flow is split over shards by address pair:
+// its keys hold both ipsource and ipdestination.
+func (e *Engine) IsPairSplit(name string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.plans[name]
+	return p != nil && p.pair
+}
