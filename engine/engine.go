@@ -387,24 +387,7 @@ func (e *Engine) ElephantRecords(max int) []api.Elephant {
 	if len(e.shards) == 1 {
 		return e.primary.ElephantRecords(max)
 	}
-	out := e.ActiveElephants()
-	seen := map[int64]bool{}
-	for _, r := range out {
-		seen[r.ElephantID] = true
-	}
-	all, _ := e.elephants.Since(-1, orDefault(e.cfg.MaxElephants, 10_000), nil)
-	for _, r := range all { // newest first: each elephant's last state
-		if !seen[r.ElephantID] {
-			seen[r.ElephantID] = true
-			r.Update = ""
-			out = append(out, r)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ElephantID > out[j].ElephantID })
-	if max > 0 && len(out) > max {
-		out = out[:max]
-	}
-	return out
+	return flows.Records(e.ActiveElephants(), e.elephants, orDefault(e.cfg.MaxElephants, 10_000), max)
 }
 
 // Paths returns the paths of a pair, from the shard that holds it.
@@ -424,34 +407,35 @@ func (e *Engine) shardOf(src, dst netip.Addr) int {
 
 // split says whether a flow's entries are spread over the shards.
 func (e *Engine) split(name string) bool {
-	return len(e.shards) > 1 && e.primary.IsPairSplit(name)
+	return len(e.shards) > 1 && e.primary.IsSplit(name)
 }
 
-// ActiveFlows returns a flow's largest entries: a flow split by pair
-// holds each key in one shard, so the shards' answers are merged and cut
-// to maxFlows; any other is the primary's.
+// ActiveFlows returns a flow's largest entries: a flow split over the
+// shards is merged from their entries (a key's entries at one data source
+// summed first, then its data sources by aggMode), any other is the
+// primary's.
 func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows int, minValue float64, aggMode string) ([]api.ActiveFlow, error) {
 	if !e.split(name) {
 		return e.primary.ActiveFlows(name, agents, maxFlows, minValue, aggMode)
 	}
-	var out []api.ActiveFlow
+	rows, err := e.rows(name, agents)
+	if err != nil {
+		return nil, err
+	}
+	return flows.ActiveFromRows(rows, maxFlows, minValue, aggMode)
+}
+
+// rows gathers a split flow's entries from every shard.
+func (e *Engine) rows(name string, agents func(netip.Addr) bool) ([]flows.FlowRow, error) {
+	var rows []flows.FlowRow
 	for _, s := range e.shards {
-		part, err := s.ActiveFlows(name, agents, maxFlows, minValue, aggMode)
+		part, err := s.FlowRows(name, agents)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, part...)
+		rows = append(rows, part...)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Value != out[j].Value {
-			return out[i].Value > out[j].Value
-		}
-		return out[i].Key < out[j].Key
-	})
-	if maxFlows > 0 && len(out) > maxFlows {
-		out = out[:maxFlows]
-	}
-	return out, nil
+	return rows, nil
 }
 
 // FlowKeys returns the keys in use and how long since each was updated,
@@ -485,7 +469,7 @@ func (e *Engine) Dump(agents func(netip.Addr) bool, metrics []string) ([]api.Met
 		}
 	} else {
 		for _, m := range metrics {
-			if e.split(flows.MetricFlow(m)) {
+			if e.split(metricName(m)) {
 				split = append(split, m)
 			} else {
 				local = append(local, m)
@@ -520,41 +504,55 @@ func (e *Engine) Dump(agents func(netip.Addr) bool, metrics []string) ([]api.Met
 	return out, nil
 }
 
-// dumpSplit merges a split flow's top keys over the shards, per data
-// source, to the flow's n.
+// dumpSplit is Dump of a split flow: each data source's largest keys, its
+// entries summed over the shards first, to the flow's n.
 func (e *Engine) dumpSplit(agents func(netip.Addr) bool, metric string) ([]api.Metric, error) {
-	def, err := e.primary.FlowDefinition(flows.MetricFlow(metric))
+	name, ds := flows.MetricFlow(metric)
+	def, err := e.primary.FlowDefinition(name)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := e.rows(name, agents)
 	if err != nil {
 		return nil, err
 	}
 	type at struct{ agent, ds string }
-	merged := map[at]*api.Metric{}
+	keys := map[at]map[string]*api.TopKey{}
 	var order []at
-	for _, s := range e.shards {
-		rows, err := s.Dump(agents, []string{metric})
-		if err != nil {
-			return nil, err
+	for _, r := range rows {
+		if ds != "" && r.DataSource != ds {
+			continue
 		}
-		for _, r := range rows {
-			k := at{r.Agent, r.DataSource}
-			m := merged[k]
-			if m == nil {
-				m = &api.Metric{Agent: r.Agent, DataSource: r.DataSource, MetricName: r.MetricName}
-				merged[k] = m
-				order = append(order, k)
-			}
-			m.TopKeys = append(m.TopKeys, r.TopKeys...)
+		k := at{r.Agent, r.DataSource}
+		if keys[k] == nil {
+			keys[k] = map[string]*api.TopKey{}
+			order = append(order, k)
 		}
+		tk := keys[k][r.Key]
+		if tk == nil {
+			tk = &api.TopKey{Key: r.Key, LastUpdate: r.LastUpdate}
+			keys[k][r.Key] = tk
+		}
+		tk.Value += r.Value
+		tk.LastUpdate = min(tk.LastUpdate, r.LastUpdate)
 	}
 	out := make([]api.Metric, 0, len(order))
 	for _, k := range order {
-		m := merged[k]
-		sort.Slice(m.TopKeys, func(i, j int) bool { return m.TopKeys[i].Value > m.TopKeys[j].Value })
+		m := api.Metric{Agent: k.agent, DataSource: k.ds, MetricName: name}
+		for _, tk := range keys[k] {
+			m.TopKeys = append(m.TopKeys, *tk)
+		}
+		sort.Slice(m.TopKeys, func(i, j int) bool {
+			if m.TopKeys[i].Value != m.TopKeys[j].Value {
+				return m.TopKeys[i].Value > m.TopKeys[j].Value
+			}
+			return m.TopKeys[i].Key < m.TopKeys[j].Key
+		})
 		if n := def.N; n > 0 && len(m.TopKeys) > n {
 			m.TopKeys = m.TopKeys[:n]
 		}
 		m.LastUpdate = m.TopKeys[0].LastUpdate
-		out = append(out, *m)
+		out = append(out, m)
 	}
 	return out, nil
 }
@@ -567,7 +565,7 @@ func (e *Engine) Metrics(agents func(netip.Addr) bool, metrics []string) ([]api.
 	}
 	out := make([]api.Statistic, 0, len(metrics))
 	for _, m := range metrics {
-		if !e.split(flows.MetricFlow(m)) {
+		if !e.split(metricName(m)) {
 			st, err := e.primary.Metrics(agents, []string{m})
 			if err != nil {
 				return nil, err
@@ -586,4 +584,9 @@ func (e *Engine) Metrics(agents func(netip.Addr) bool, metrics []string) ([]api.
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+func metricName(m string) string {
+	name, _ := flows.MetricFlow(m)
+	return name
 }

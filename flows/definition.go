@@ -190,8 +190,9 @@ type plan struct {
 	// agentMode merges an agent's data sources into one table (aggMode AGENT).
 	agentMode bool
 	// pair: its keys hold ipsource and ipdestination, so shards split it
-	// by address pair (shard.go).
-	pair bool
+	// by address pair (shard.go); spread: shards split it anyway, as no
+	// threshold, log or value reads it (set by rewire).
+	pair, spread bool
 
 	table      *table       // set by Engine.rewire
 	thresholds []*threshold // on this flow, set by Engine.rewire

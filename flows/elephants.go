@@ -287,13 +287,22 @@ func (el *elephant) rateNow(now float64) api.Estimate {
 func (e *Engine) ElephantRecords(max int) []api.Elephant {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := []api.Elephant{}
-	seen := map[int64]bool{}
+	var active []api.Elephant
 	for _, el := range e.elephants.active {
-		out = append(out, e.record(el))
-		seen[el.rec.ElephantID] = true
+		active = append(active, e.record(el))
 	}
-	all, _ := e.elephants.changes.Since(-1, e.cfg.MaxElephants, nil)
+	return Records(active, e.elephants.changes, e.cfg.MaxElephants, max)
+}
+
+// Records is up to max elephants, newest first: the active ones as given,
+// the others as their last update in the log left them.
+func Records(active []api.Elephant, log *ring.Log[api.Elephant], size, max int) []api.Elephant {
+	out := append([]api.Elephant{}, active...)
+	seen := map[int64]bool{}
+	for _, r := range active {
+		seen[r.ElephantID] = true
+	}
+	all, _ := log.Since(-1, size, nil)
 	for _, r := range all { // newest first: each elephant's last state
 		if !seen[r.ElephantID] {
 			seen[r.ElephantID] = true

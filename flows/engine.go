@@ -300,11 +300,16 @@ func (e *Engine) Flow(dg *decode.Datagram, fs *decode.FlowSample) {
 func (e *Engine) FlowBatch(dg *decode.Datagram, samples []decode.FlowSample) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.takeAll(dg, samples, nil, nil)
+}
+
+// takeAll takes a datagram's samples as one batch.
+func (e *Engine) takeAll(dg *decode.Datagram, samples []decode.FlowSample, home []uint8, weights []float64) {
 	e.batch = e.batch[:0]
 	for i := range samples {
 		e.batch = append(e.batch, &samples[i])
 	}
-	e.take(dg, nil, nil)
+	e.take(dg, home, weights)
 }
 
 // taking is one sample of the batch being taken.
@@ -446,7 +451,8 @@ func (e *Engine) outOfCache() bool {
 	for _, p := range e.active {
 		n += p.table.index.Len()
 	}
-	return n > warmAbove
+	// Shards share the caches: each holds about its share of the whole.
+	return n*max(e.shard.count, 1) > warmAbove
 }
 
 // warm loads what the batch's lookups will read: the home slot of every
@@ -642,6 +648,10 @@ func (e *Engine) rewire() {
 			}
 		}
 		sort.Slice(p.thresholds, func(i, j int) bool { return p.thresholds[i].name < p.thresholds[j].name })
+		// Shards split a flow by pair, or else, when nothing but queries
+		// reads it (no threshold, log or values), by wherever its samples
+		// go: its entries of one key add up over the shards.
+		p.spread = !p.pair && len(p.thresholds) == 0 && !p.def.Log && len(p.values) == 0
 		p.burstLevel = 0
 		for _, th := range p.thresholds {
 			if th.def.ByFlow && (p.burstLevel == 0 || th.def.Value/100 < p.burstLevel) {
@@ -759,6 +769,28 @@ func (e *Engine) formatIdent(p *plan, ident []byte) string {
 // merged across data sources by aggMode: max (the default), sum, edge
 // (only ports on no topology link) or core (only ports on one).
 func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows int, minValue float64, aggMode string) ([]api.ActiveFlow, error) {
+	if aggModeOf(aggMode) < 0 {
+		return nil, fmt.Errorf("%w: aggMode %q: want max, sum, edge or core", ErrInvalid, aggMode)
+	}
+	rows, err := e.FlowRows(name, agents)
+	if err != nil {
+		return nil, err
+	}
+	return ActiveFromRows(rows, maxFlows, minValue, aggMode)
+}
+
+// FlowRow is one flow entry: a key at a data source, and its value now.
+type FlowRow struct {
+	Key, Agent, DataSource string
+	Value                  float64
+	OnLink                 bool  // the data source is a port on a topology link
+	LastUpdate             int64 // ms ago
+}
+
+// FlowRows lists a flow's entries over the agents that match, each with
+// its value now: for answers merged over engines (package engine), whose
+// entries of one key at one data source add up.
+func (e *Engine) FlowRows(name string, agents func(netip.Addr) bool) ([]FlowRow, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p, ok := e.plans[name]
@@ -766,50 +798,78 @@ func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows
 		return nil, fmt.Errorf("flow %q: %w", name, ErrNotFound)
 	}
 	topo := e.topoNow(e.clock(), true)
-	mode := aggModeOf(aggMode)
-	if mode < 0 {
-		return nil, fmt.Errorf("%w: aggMode %q: want max, sum, edge or core", ErrInvalid, aggMode)
-	}
 	now := e.clock()
-	merged := map[string]*api.ActiveFlow{}
-	top := map[string]float64{} // aggSum: each key's largest part
+	var rows []FlowRow
 	for src, head := range e.tables[name].bySource {
 		if !agents(src.key.agent) {
 			continue
 		}
-		if mode == aggEdge || mode == aggCore {
-			_, onLink := topo.Link(src.key.agent, src.key.index)
-			if onLink != (mode == aggCore) {
-				continue
+		_, onLink := topo.Link(src.key.agent, src.key.index)
+		agent, ds := src.key.agent.String(), src.key.dataSource()
+		for ent := head; ent != nil; ent = ent.srcNext {
+			if v := ent.valueAt(p, now); v > 0 {
+				rows = append(rows, FlowRow{Key: e.formatKey(p, ent.key()), Agent: agent, DataSource: ds, Value: v,
+					OnLink: onLink, LastUpdate: int64((now - ent.last) * 1000)})
 			}
 		}
-		for ent := head; ent != nil; ent = ent.srcNext {
-			v := ent.valueAt(p, now)
-			if v < minValue || v <= 0 {
-				continue
+	}
+	return rows, nil
+}
+
+// ActiveFromRows is ActiveFlows over rows (from one engine or several):
+// the rows of one key at one data source are summed, those under minValue
+// left out, and a key's data sources merged by aggMode.
+func ActiveFromRows(rows []FlowRow, maxFlows int, minValue float64, aggMode string) ([]api.ActiveFlow, error) {
+	mode := aggModeOf(aggMode)
+	if mode < 0 {
+		return nil, fmt.Errorf("%w: aggMode %q: want max, sum, edge or core", ErrInvalid, aggMode)
+	}
+	type at struct{ key, agent, ds string }
+	sums := map[at]float64{}
+	var order []at
+	for _, r := range rows {
+		if (mode == aggEdge || mode == aggCore) && r.OnLink != (mode == aggCore) {
+			continue
+		}
+		k := at{r.Key, r.Agent, r.DataSource}
+		if _, ok := sums[k]; !ok {
+			order = append(order, k)
+		}
+		sums[k] += r.Value
+	}
+	merged := map[string]*api.ActiveFlow{}
+	top := map[string]float64{} // aggSum: each key's largest part
+	for _, k := range order {
+		v := sums[k]
+		if v < minValue || v <= 0 {
+			continue
+		}
+		af := merged[k.key]
+		if af == nil {
+			af = &api.ActiveFlow{Key: k.key, Agent: k.agent, DataSource: k.ds}
+			merged[k.key] = af
+		}
+		af.FlowN++
+		if mode == aggSum {
+			// The sum names the source of its largest part.
+			if v > top[k.key] || v == top[k.key] && k.agent+"/"+k.ds < af.Agent+"/"+af.DataSource {
+				top[k.key], af.Agent, af.DataSource = v, k.agent, k.ds
 			}
-			k := e.formatKey(p, ent.key())
-			af := merged[k]
-			if af == nil {
-				af = &api.ActiveFlow{Key: k, Agent: src.key.agent.String(), DataSource: src.key.dataSource()}
-				merged[k] = af
-			}
-			af.FlowN++
-			if mode == aggSum {
-				// The sum names the source of its largest part.
-				if v > top[k] {
-					top[k], af.Agent, af.DataSource = v, src.key.agent.String(), src.key.dataSource()
-				}
-				af.Value += v
-			} else if v > af.Value {
-				af.Value, af.Agent, af.DataSource = v, src.key.agent.String(), src.key.dataSource()
-			}
+			af.Value += v
+		} else if v > af.Value || v == af.Value && k.agent+"/"+k.ds < af.Agent+"/"+af.DataSource {
+			af.Value, af.Agent, af.DataSource = v, k.agent, k.ds
 		}
 	}
 	out := make([]api.ActiveFlow, 0, len(merged))
 	for _, af := range merged {
 		out = append(out, *af)
 	}
+	return TopFlows(out, maxFlows), nil
+}
+
+// TopFlows sorts flows largest first (by key on a tie) and keeps maxFlows
+// of them (all for 0).
+func TopFlows(out []api.ActiveFlow, maxFlows int) []api.ActiveFlow {
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Value != out[j].Value {
 			return out[i].Value > out[j].Value
@@ -819,7 +879,7 @@ func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows
 	if maxFlows > 0 && len(out) > maxFlows {
 		out = out[:maxFlows]
 	}
-	return out, nil
+	return out
 }
 
 const (

@@ -257,14 +257,15 @@ func (e *Engine) Metrics(agents func(netip.Addr) bool, metrics []string) ([]api.
 	return out, nil
 }
 
-// MetricFlow is the flow a metric names (as /metric takes it, with an
-// aggregate and a data source), or "" for a counter metric or an error.
-func MetricFlow(metric string) string {
+// MetricFlow is the name a metric reads (as /metric takes it, with an
+// aggregate and a data source: a flow's or a counter's) and the data
+// source it is limited to, if any; "" for a malformed one.
+func MetricFlow(metric string) (name, dataSource string) {
 	ref, err := parseMetricRef(metric)
 	if err != nil {
-		return ""
+		return "", ""
 	}
-	return ref.name
+	return ref.name, ref.ds
 }
 
 // Summarise is Metrics over rows already gathered (as Dump returns them):

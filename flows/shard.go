@@ -21,10 +21,13 @@ import (
 // sample pool of a data source counts the samples of every shard.
 //
 // A definition whose keys hold both ipsource and ipdestination is split
-// that way. Any other (keyed by port, by source alone...) is the primary
-// shard's (shard 0), which is handed every sample for it: its values and
-// thresholds are then those of one engine, at the cost of that shard's
-// time. Counter thresholds are the primary's too, and collisions (elephants
+// that way. So is one that only queries read (no threshold, log or
+// values): each shard counts its own samples, and a key's entries at one
+// data source add up over the shards. Any other (a threshold on a flow
+// keyed by source alone...) is the primary shard's (shard 0), which is
+// handed every sample for it: its thresholds are then those of one engine,
+// at the cost of that shard's time. A threshold set on a spread flow makes
+// it the primary's from then on, its rate rebuilt within the flow's t. Counter thresholds are the primary's too, and collisions (elephants
 // of several pairs on one link) are found across shards by package engine.
 
 // Shard places an engine among its shards. The logs are shared, so that
@@ -73,7 +76,7 @@ func (st shardState) keys(p *plan, local bool) bool {
 	if st.count <= 1 {
 		return true
 	}
-	if p.pair {
+	if p.pair || p.spread {
 		return local
 	}
 	return st.primary
@@ -119,18 +122,14 @@ func pairHash(src, dst netip.Addr) uint64 {
 func (e *Engine) TakeShard(dg *decode.Datagram, samples []decode.FlowSample, home []uint8, weights []float64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.batch = e.batch[:0]
-	for i := range samples {
-		e.batch = append(e.batch, &samples[i])
-	}
-	e.take(dg, home, weights)
+	e.takeAll(dg, samples, home, weights)
 }
 
-// IsPairSplit says whether a flow is split over shards by address pair:
-// its keys hold both ipsource and ipdestination.
-func (e *Engine) IsPairSplit(name string) bool {
+// IsSplit says whether a flow is split over shards (its entries of one
+// key at one data source add up over them), or is the primary's alone.
+func (e *Engine) IsSplit(name string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p := e.plans[name]
-	return p != nil && p.pair
+	return p != nil && (p.pair || p.spread)
 }

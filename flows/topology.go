@@ -70,11 +70,6 @@ func (e *Engine) onLink(agent netip.Addr, ifIndex uint32) bool {
 	return ok
 }
 
-func (e *Engine) linkName(k portRef) string {
-	name, _ := e.nodeCache.snap.Link(k.agent, k.ifIndex)
-	return name
-}
-
 // NodeName names the node whose agent address is a: from the topology
 // document, else from its host_descr counters; "" when unknown.
 func (e *Engine) NodeName(a netip.Addr) string {

@@ -19,9 +19,11 @@ stop() {
 }
 trap stop INT TERM EXIT
 
+# DEMO_FLAGS: more collector flags, e.g. "-engine-shards 2".
+# shellcheck disable=SC2086
 "$BIN/collector" -sflow "$SFLOW" -http "$HTTP" -define "$(dirname "$0")/demo.json" \
 	-bgp "$BGP" -bgp-accept 127.0.1.0/24 -db "$LOGS/fabrictrace.db" \
-	-stats-interval 10s 2>"$LOGS/collector.log" &
+	-stats-interval 10s ${DEMO_FLAGS:-} 2>"$LOGS/collector.log" &
 pids+=($!)
 # Wait for the collector to listen (or die) before the fabric starts sending.
 for _ in $(seq 50); do

@@ -48,8 +48,10 @@ func TestDemoShowsAgentsRoutesAndElephants(t *testing.T) {
 	httpAddr := freePort(t, "tcp")
 	tmp := t.TempDir()
 	cmd := exec.Command("./demo.sh")
+	// Two engine shards: every answer below (events, elephants, paths, the
+	// client scripts') is merged over them, as it must be the same.
 	cmd.Env = append(os.Environ(), "BIN="+bin, "DEMO_SFLOW="+freePort(t, "udp"), "DEMO_HTTP="+httpAddr,
-		"DEMO_BGP="+freePort(t, "tcp"), "TMPDIR="+tmp)
+		"DEMO_BGP="+freePort(t, "tcp"), "TMPDIR="+tmp, "DEMO_FLAGS=-engine-shards 2")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
