@@ -21,12 +21,14 @@ type Definition struct {
 	FlowStart     bool    `json:"flowStart"`
 	ActiveTimeout int     `json:"activeTimeout"`
 	AggMode       string  `json:"aggMode,omitempty"`
+	// Dropped builds the flow from discarded-packet events (0:5), each one
+	// packet, instead of packet samples; the key reason names why.
+	Dropped bool `json:"dropped,omitempty"`
 	// IPFIXCollectors are taken and kept, so a definition written for
 	// sFlow-RT loads, but fabrictrace exports no IPFIX: IPFIXExported says
 	// so on GET.
 	IPFIXCollectors []string `json:"ipfixCollectors,omitempty"`
 	IPFIXExported   *bool    `json:"ipfixExported,omitempty"`
-	unknown         []string // fields sFlow-RT has that this engine does not
 }
 
 // KeyList is a comma-separated list of keys that also accepts a JSON array,
@@ -112,7 +114,7 @@ func ParseDefinition(body []byte) (Definition, error) {
 			}
 		case "ipfixExported": // what GET said, PUT back
 		case "dropped":
-			d.unknown = append(d.unknown, field)
+			err = json.Unmarshal(v, &d.Dropped)
 		default:
 			err = fmt.Errorf("unknown field")
 		}
@@ -122,9 +124,6 @@ func ParseDefinition(body []byte) (Definition, error) {
 	}
 	if _, ok := raw["t"]; ok && d.T == 0 {
 		d.T = 0.2 // sFlow-RT clamps an explicit 0 to its minimum
-	}
-	if len(d.unknown) > 0 {
-		return d, fmt.Errorf("flow definition field %q: not supported by fabrictrace", d.unknown[0])
 	}
 	return d, nil
 }
@@ -193,6 +192,7 @@ type plan struct {
 	// by address pair (shard.go); spread: shards split it anyway, as no
 	// threshold, log or value reads it (set by rewire).
 	pair, spread bool
+	dropped      bool // keys discarded-packet events, not samples
 
 	table      *table       // set by Engine.rewire
 	thresholds []*threshold // on this flow, set by Engine.rewire
@@ -231,6 +231,7 @@ func compile(name string, d Definition) (*plan, error) {
 		src, dst = src || t.text == "ipsource", dst || t.text == "ipdestination"
 	}
 	p.pair = src && dst
+	p.dropped = d.Dropped
 	for _, v := range d.Values.split() {
 		ev, err := compileExtraValue(v)
 		if err != nil {

@@ -98,12 +98,14 @@ type Engine struct {
 	owners           map[netip.Prefix]*api.Owner // owners looked up lately, for gone's was
 	// The batch being taken (take), and each sample's state between its
 	// stages: e.keys holds len(e.active) keys a sample.
-	batch    []*decode.FlowSample
-	shard    shardState
-	batchGen uint64
-	taking   []taking
-	keys     []flowKey
-	quoted   decode.Packet // the packet an ICMP error quotes
+	batch []*decode.FlowSample
+	shard shardState
+	// anyDropped: some flow is built from discarded-packet events.
+	anyDropped bool
+	batchGen   uint64
+	taking     []taking
+	keys       []flowKey
+	quoted     decode.Packet // the packet an ICMP error quotes
 	// memo holds each distinct top-level key's value for the sample being
 	// taken, so definitions that share keys extract them once.
 	memo    []memoValue
@@ -347,23 +349,30 @@ func (e *Engine) take(dg *decode.Datagram, home []uint8, weights []float64) {
 	e.taking = e.taking[:0]
 	plans := len(e.active)
 	for n, fs := range e.batch {
-		if fs.SamplingRate == 0 || fs.Records&decode.HasRawHeader == 0 {
-			continue // discarded-packet events, or nothing to key on
+		// A discarded-packet event is one packet, for dropped flows only;
+		// a packet sample with no header has nothing to key on.
+		drop := fs.Format == decode.FormatDiscardedPacket
+		switch {
+		case drop && !e.anyDropped:
+			continue
+		case !drop && (fs.SamplingRate == 0 || fs.Records&decode.HasRawHeader == 0):
+			continue
 		}
 		src := e.source(sourceKey{dg.Agent, fs.Source.Class, fs.Source.Index}, now)
-		// Every shard renormalises on every sample of its sources (the
-		// sample pool counts them all), and keys only its own.
 		var scaled float64
-		if weights != nil {
-			scaled = weights[n]
-		} else {
+		switch {
+		case drop:
+			scaled = 1
+		case weights != nil:
+			scaled = weights[n] // renormalised before the shards split the samples
+		default:
 			scaled = src.pool.weight(fs)
 		}
 		local := home == nil || home[n] == e.shard.index
 		if !local && !e.shard.primary {
 			continue
 		}
-		if local {
+		if local && !drop {
 			e.stats.Samples++
 		}
 		e.taking = slices.Grow(e.taking, 1)[:len(e.taking)+1]
@@ -376,8 +385,9 @@ func (e *Engine) take(dg *decode.Datagram, home []uint8, weights []float64) {
 		tk.path, tk.local = nil, local
 		tk.s.scaled = scaled
 		tk.frameBytes = float64(fs.RawHeader.FrameLength) * tk.s.scaled
+		tk.local = local && !drop // a drop is no hop of a path
 		tk.tuple = paths.TupleHash{}
-		if local {
+		if tk.local {
 			tk.tuple = e.paths.Hash(fs)
 		}
 		e.memoGen++
@@ -386,7 +396,7 @@ func (e *Engine) take(dg *decode.Datagram, home []uint8, weights []float64) {
 			e.keys = append(e.keys, flowKey{})
 		}
 		for i, p := range e.active {
-			if k := &e.keys[base+i]; !e.shard.keys(p, local) {
+			if k := &e.keys[base+i]; p.dropped != drop || !e.shard.keys(p, local) {
 				k.taken = false
 				continue
 			}
@@ -661,6 +671,10 @@ func (e *Engine) rewire() {
 		e.active = append(e.active, p)
 	}
 	sort.Slice(e.active, func(i, j int) bool { return e.active[i].name < e.active[j].name })
+	e.anyDropped = false
+	for _, p := range e.active {
+		e.anyDropped = e.anyDropped || p.dropped
+	}
 }
 
 func validName(name string) error {

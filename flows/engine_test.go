@@ -11,6 +11,7 @@ import (
 
 	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/sim"
 )
@@ -189,5 +190,63 @@ func TestElephantPathLoop(t *testing.T) {
 	}
 	if len(f.eng.ActiveElephants()) != 0 {
 		t.Errorf("elephant still active after it ended")
+	}
+}
+
+// A dropped flow counts discarded-packet events (0:5), one packet each,
+// keyed by their reason; packet samples stay out of it, and the events
+// stay out of every other flow and of the paths.
+func TestDroppedFlowCountsDiscards(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	e := flows.New(flows.Config{Now: func() time.Time { return now }})
+	must(t, e.SetFlow("drops", flows.Definition{Keys: "agent,reason,ipdestination", Value: "frames", Dropped: true}))
+	must(t, e.SetFlow("pkts", flows.Definition{Keys: "ipdestination", Value: "frames"}))
+	frame := (&sflowtest.Frame{Src: netip.MustParseAddr("10.1.1.1"), Dst: netip.MustParseAddr("10.2.2.2"),
+		Protocol: sflowtest.ProtoTCP, SrcPort: 40000, DstPort: 443, TTL: 9}).Bytes()
+	agent := netip.MustParseAddr("10.255.0.1")
+	var dec decode.Decoder
+	for seq := uint32(1); seq <= 20; seq++ {
+		d := sflowtest.Datagram{Agent: agent, Sequence: seq, Samples: []sflowtest.Sample{
+			&sflowtest.DiscardSample{Sequence: seq, Source: decode.DataSource{Index: 3}, Input: 3, Reason: 258, // acl
+				Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 1518, Header: frame}}},
+			&sflowtest.DiscardSample{Sequence: seq, Source: decode.DataSource{Index: 3}, Input: 3, Reason: 999},
+			&sflowtest.FlowSample{Sequence: seq, Source: decode.DataSource{Index: 3}, SamplingRate: 100, SamplePool: 100 * seq,
+				Input: decode.Port{Value: 3}, Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 1518, Header: frame}}},
+		}}
+		if _, err := dec.Decode(d.Bytes(), e); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(100 * time.Millisecond)
+	}
+	all := func(netip.Addr) bool { return true }
+	drops, err := e.ActiveFlows("drops", all, 10, 0, "sum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The event with no header has no destination: it keys nothing here.
+	if len(drops) != 1 || drops[0].Key != "10.255.0.1,acl,10.2.2.2" {
+		t.Fatalf("dropped flows %+v, want one, by acl", drops)
+	}
+	pkts, err := e.ActiveFlows("pkts", all, 10, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 20 events against 20 samples of 100 packets each: the packet flow
+	// is a hundred times the drops, so the events did not count in it.
+	if len(pkts) != 1 || math.Abs(pkts[0].Value/drops[0].Value-100) > 1 {
+		t.Errorf("packet flow %+v against drops %+v, want 100 times them", pkts, drops)
+	}
+	if st := e.Stats(); st.Samples != 20 || st.PathsTracked != 1 {
+		t.Errorf("%d samples, %d paths, want 20 and 1: events are neither", st.Samples, st.PathsTracked)
+	}
+	must(t, e.SetFlow("why", flows.Definition{Keys: "reason", Value: "frames", Dropped: true}))
+	for seq := uint32(21); seq <= 22; seq++ {
+		d := sflowtest.Datagram{Agent: agent, Sequence: seq, Samples: []sflowtest.Sample{
+			&sflowtest.DiscardSample{Sequence: seq, Source: decode.DataSource{Index: 3}, Input: 3, Reason: 999}}}
+		dec.Decode(d.Bytes(), e)
+	}
+	why, _ := e.ActiveFlows("why", all, 10, 0, "")
+	if len(why) != 1 || why[0].Key != "999" {
+		t.Errorf("a reason with no name: %+v, want its number", why)
 	}
 }

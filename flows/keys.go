@@ -50,6 +50,13 @@ var baseKeys = map[string]struct {
 		}
 		return value{}
 	}},
+	// reason is a discarded-packet event's drop reason (dropped flows only).
+	"reason": {get: func(s *sample, _ *decode.Packet) value {
+		if s.fs.Format != decode.FormatDiscardedPacket {
+			return value{}
+		}
+		return s.e.strValue(dropReason(s.fs.DropReason))
+	}},
 	"bytes": {get: func(s *sample, _ *decode.Packet) value {
 		if s.fs.Records&decode.HasRawHeader == 0 {
 			return value{}

@@ -44,6 +44,10 @@ func (p *Pools) Weights(agent netip.Addr, samples []decode.FlowSample, w []float
 	defer st.mu.Unlock()
 	for i := range samples {
 		fs := &samples[i]
+		if fs.Format == decode.FormatDiscardedPacket {
+			w[i] = 1 // one packet, sampled by no pool
+			continue
+		}
 		k := sourceKey{agent, fs.Source.Class, fs.Source.Index}
 		pl := st.m[k]
 		if pl == nil {

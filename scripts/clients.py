@@ -102,6 +102,15 @@ if not lines or not all('agent="' in l and 'ifname="' in l for l in lines):
     fail("prometheus text %r" % text[:300])
 print("ok prometheus", len(lines), "series")
 
+# A metrics browser: every metric name and how fresh it is; a license check.
+names = call("GET", "/metrics/json")
+if "ifinoctets" not in names or "client_bps" not in names or not all(isinstance(v, int) and v >= 0 for v in names.values()):
+    fail("metrics %r" % names)
+lic = call("GET", "/license/json")
+if lic["license"]["type"] != "open" or not lic["license"]["host_ok"] or "host" not in lic["analyzer"]:
+    fail("license %r" % lic)
+print("ok metrics", len(names), "names; license", lic["license"]["type"])
+
 for name in ("client_big", "client_busy"):
     call("DELETE", "/threshold/%s/json" % name)
 for name in ("client_pairs", "client_bps"):

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -91,6 +92,34 @@ func (s *Server) metric(w http.ResponseWriter, r *http.Request) {
 
 // agentMetrics serves /metric/{agent}/json: every metric of one agent, as
 // "ds.name": value.
+// metricNames is /metrics/json: every metric some data source has now,
+// counters and flows, with the ms since the freshest of them was updated.
+func (s *Server) metricNames(w http.ResponseWriter, _ *http.Request) {
+	dump, err := s.cfg.Engine.Dump(func(netip.Addr) bool { return true }, []string{"ALL"})
+	if err != nil {
+		s.fail(w, statusOf(err), err)
+		return
+	}
+	out := map[string]int64{}
+	for _, m := range dump {
+		if ago, ok := out[m.MetricName]; !ok || m.LastUpdate < ago {
+			out[m.MetricName] = m.LastUpdate
+		}
+	}
+	s.reply(w, out)
+}
+
+// license is /license/json: an open source analyzer has no license to
+// check, which the shape sFlow-RT's own UI reads says.
+func (s *Server) license(w http.ResponseWriter, r *http.Request) {
+	host, _ := os.Hostname()
+	s.reply(w, map[string]any{
+		"license": map[string]any{"type": "open", "host": host, "host_ok": true, "max_bps": 0, "max_bps_ok": true,
+			"expires": 0, "expires_ok": true, "license": "", "account": ""},
+		"analyzer": map[string]any{"host": host, "bps": 0},
+	})
+}
+
 func (s *Server) agentMetrics(w http.ResponseWriter, r *http.Request) {
 	agents, err := s.agentFilter(mux.Vars(r)["agent"])
 	if err != nil {

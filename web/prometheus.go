@@ -20,7 +20,7 @@ import (
 
 // The sflow-rt/prometheus app's flow export, so scrape configs written for
 // sFlow-RT work unchanged: /app/prometheus/scripts/export.js/flows/{agents}/txt
-// ?metric=&key=&label=&value=&filter=&n=&t=&aggMode=&maxFlows=&minValue=&scale=
+// ?metric=&key=&label=&value=&filter=&n=&t=&aggMode=&maxFlows=&minValue=&scale=&dropped=
 // Each parameter set is backed by a flow named prometheus_N (keys joined
 // by _SEP_, as the app does), dropped after 5 minutes without a scrape. A
 // GET creates it, so there are at most Config.MaxExportFlows: past that,
@@ -81,17 +81,23 @@ func (s *Server) promFlowExport(w http.ResponseWriter, r *http.Request) {
 	if value == "" {
 		value = "bytes"
 	}
+	// dropped=true counts discarded-packet events, summed over the places
+	// that dropped them by default, as the app does.
+	dropped := v.Get("dropped") == "true"
 	aggMode := v.Get("aggMode")
 	if aggMode == "" {
 		aggMode = "max"
+		if dropped {
+			aggMode = "sum"
+		}
 	}
 	// One backing flow per distinct definition.
-	def := flows.Definition{Keys: flows.KeyList(strings.Join(keys, ",")), Value: value, N: int(n), T: t, FS: "_SEP_"}
+	def := flows.Definition{Keys: flows.KeyList(strings.Join(keys, ",")), Value: value, N: int(n), T: t, FS: "_SEP_", Dropped: dropped}
 	if f := v.Get("filter"); f != "" {
 		def.Filter = &f
 	}
 	h := fnv.New32a()
-	fmt.Fprintf(h, "%s|%s|%v|%d|%v", def.Keys, def.Value, v.Get("filter"), n, t)
+	fmt.Fprintf(h, "%s|%s|%v|%d|%v|%v", def.Keys, def.Value, v.Get("filter"), n, t, dropped)
 	name := fmt.Sprintf("prometheus_%08x", h.Sum32())
 	if err := s.promBacking(name, def); err != nil {
 		s.fail(w, statusOf(err), err)

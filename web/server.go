@@ -183,6 +183,8 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/history/events/json", s.history(s.historyEvents)).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/history/elephants/json", s.history(s.historyElephants)).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/analyzer/json", s.analyzer).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/metrics/json", s.metricNames).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/license/json", s.license).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/metric/{agent}/json", s.agentMetrics).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/metric/{agent}/{metrics}/json", s.metric).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/dump/{agent}/{metrics}/json", s.dump).Methods(http.MethodGet, http.MethodHead)
@@ -610,7 +612,7 @@ func (s *Server) analyzerStats() map[string]any {
 		"sFlowBytesReceived": bytes, "flowSamples": st.Samples, "flows": st.Flows,
 		"flowsEvicted": st.FlowsEvicted, "sourcesEvicted": st.SourcesEvicted,
 		"stringsRefused": st.StringsRefused, "stringsReleased": st.StringsReleased, "events": st.Events,
-		"pathsTracked": st.PathsTracked, "pathsEvicted": st.PathsEvicted,
+		"pathsTracked": st.PathsTracked, "pathsEvicted": st.PathsEvicted, "batchesDropped": st.BatchesDropped,
 	}
 	ex := s.ExportStats()
 	out["exportFlows"], out["exportFlowsCreated"], out["exportFlowsReplaced"] = ex.Flows, ex.Created, ex.Replaced

@@ -18,6 +18,7 @@ import (
 
 	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/sim"
 	"github.com/fabrictrace/fabrictrace/web"
@@ -239,14 +240,15 @@ func TestBadRequestsSayWhatIsWrong(t *testing.T) {
 	r.must("DELETE", "/flow/f/json", "", 204)
 	r.must("GET", "/flow/f/json", "", 404)
 	// ipfixCollectors is taken, kept, and said not to be exported; dropped
-	// is refused with why, not ignored.
+	// is kept (the flow counts discarded-packet events).
 	r.must("PUT", "/flow/ipfix/json", `{"keys":"ipsource","ipfixCollectors":["10.0.0.9"]}`, 204)
 	if d := r.must("GET", "/flow/ipfix/json", "", 200); !strings.Contains(d, `"ipfixCollectors":["10.0.0.9"]`) ||
 		!strings.Contains(d, `"ipfixExported":false`) {
 		t.Errorf("GET of a flow with ipfixCollectors: %s", d)
 	}
-	if code, out := r.do("PUT", "/flow/d/json", `{"keys":"reason","dropped":true}`); code != 400 || !strings.Contains(out, "dropped") {
-		t.Errorf("dropped: %d %s", code, out)
+	r.must("PUT", "/flow/d/json", `{"keys":"reason","dropped":true}`, 204)
+	if d := r.must("GET", "/flow/d/json", "", 200); !strings.Contains(d, `"dropped":true`) {
+		t.Errorf("GET of a dropped flow: %s", d)
 	}
 	// Groups: GET and DELETE by name, as sFlow-RT has them.
 	r.must("PUT", "/group/zones/json", `{"inside":["10.0.0.0/8"]}`, 204)
@@ -465,6 +467,24 @@ func TestPrometheusAppFlowExport(t *testing.T) {
 		t.Errorf("export with comma lists:\n%s", out)
 	}
 	r.must("GET", "/app/prometheus/scripts/export.js/flows/ALL/txt?metric=x", "", 400)
+
+	// dropped=true: discarded-packet events, by reason, summed over where
+	// they were dropped.
+	drops := "/app/prometheus/scripts/export.js/flows/ALL/txt?metric=sflow_drops&key=reason&label=reason&value=frames&dropped=true&minValue=0"
+	r.must("GET", drops, "", 200)
+	for seq := uint32(1); seq <= 10; seq++ {
+		for _, agent := range []string{"10.255.1.1", "10.255.1.2"} {
+			d := sflowtest.Datagram{Agent: mustAddr(agent), Sequence: seq, Samples: []sflowtest.Sample{
+				&sflowtest.DiscardSample{Sequence: seq, Source: decode.DataSource{Index: 3}, Input: 3, Reason: 269}}}
+			if _, err := r.dec.Decode(d.Bytes(), r.eng); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	out = r.must("GET", drops, "", 200)
+	if !strings.HasPrefix(out, `sflow_drops{reason="blackhole_route"} `) || strings.Count(out, "\n") != 1 {
+		t.Errorf("dropped export:\n%s", out)
+	}
 }
 
 func TestSplitLists(t *testing.T) {
