@@ -17,12 +17,61 @@ import (
 // flows, the confident elephant threshold and path tracking) decoded and
 // taken by W workers into K shards. shards1-workers1 is the engine as it
 // was (one lock, one worker); shards1-workers2 is two workers on that one
-// lock; shards2-workers2 is the split. Compare samples/s within one run:
-// the machine is shared.
+// lock; shards2-workers2 is the split. independent2 is the bound: two
+// engines that share nothing, each fed half the datagrams by its own
+// worker (no pair kept together). Compare samples/s within one run: the
+// machine is shared.
 func BenchmarkShards(b *testing.B) {
 	for _, c := range []struct{ shards, workers int }{{1, 1}, {2, 1}, {1, 2}, {2, 2}} {
 		b.Run(fmt.Sprintf("shards%d-workers%d", c.shards, c.workers), func(b *testing.B) { shards(b, c.shards, c.workers) })
 	}
+	b.Run("independent2", independent)
+}
+
+// demoEngine is a flows.Engine with the benchmark's flows and threshold.
+func demoEngine(b *testing.B) *flows.Engine {
+	e := flows.New(flows.Config{})
+	for name, keys := range map[string]string{
+		"elephant": "node:inputifindex,ipsource,ipdestination,ipttl",
+		"pairs":    "ipsource,ipdestination",
+		"ports":    "node:inputifindex,inputifindex",
+	} {
+		if err := e.SetFlow(name, flows.Definition{Keys: flows.KeyList(keys)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := e.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 12_500_000, ByFlow: true, Timeout: 10, Confidence: 0.99}); err != nil {
+		b.Fatal(err)
+	}
+	return e
+}
+
+func independent(b *testing.B) {
+	dgs := sflowtest.LoadDatagrams(10_000)
+	engs := []*flows.Engine{demoEngine(b), demoEngine(b)}
+	var dec decode.Decoder
+	for i, dg := range dgs { // datagram i is engine i%2's
+		dec.Decode(dg, engs[i%2])
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	done := make(chan struct{})
+	for w := range engs {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			var dec decode.Decoder
+			for i := w; i < b.N; i += len(engs) {
+				dec.Decode(dgs[i%len(dgs)], engs[w])
+			}
+		}()
+	}
+	for range engs {
+		<-done
+	}
+	b.StopTimer()
+	perSample := float64(b.Elapsed().Nanoseconds()) / float64(b.N) / sflowtest.LoadSamplesPerDatagram
+	b.ReportMetric(perSample, "ns/sample")
+	b.ReportMetric(1e9/perSample, "samples/s")
 }
 
 func shards(b *testing.B, k, workers int) {
