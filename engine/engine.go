@@ -407,7 +407,8 @@ func (e *Engine) shardOf(src, dst netip.Addr) int {
 
 // split says whether a flow's entries are spread over the shards.
 func (e *Engine) split(name string) bool {
-	return len(e.shards) > 1 && e.primary.IsSplit(name)
+	pair, spread := e.primary.Split(name)
+	return len(e.shards) > 1 && (pair || spread)
 }
 
 // ActiveFlows returns a flow's largest entries: a flow split over the
@@ -417,6 +418,18 @@ func (e *Engine) split(name string) bool {
 func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows int, minValue float64, aggMode string) ([]api.ActiveFlow, error) {
 	if !e.split(name) {
 		return e.primary.ActiveFlows(name, agents, maxFlows, minValue, aggMode)
+	}
+	if pair, _ := e.primary.Split(name); pair {
+		// Each key is in one shard, whole: the top of the shards' tops.
+		var out []api.ActiveFlow
+		for _, s := range e.shards {
+			part, err := s.ActiveFlows(name, agents, maxFlows, minValue, aggMode)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, part...)
+		}
+		return flows.TopFlows(out, maxFlows), nil
 	}
 	rows, err := e.rows(name, agents)
 	if err != nil {

@@ -272,3 +272,44 @@ func ladderLoad(b *testing.B, confidence float64) {
 		b.Fatalf("engine holds %d flows", st.Flows)
 	}
 }
+
+// BenchmarkActiveFlowsTop: /activeflows/ALL/elephant/json?maxFlows=100
+// over 100k flows (the ladder's load, 100,000 5-tuples, a tenth of them
+// sampled again and again), beside the whole table rendered and merged
+// (FlowRows and ActiveFromRows: what ActiveFlows did before it ranked
+// binary keys, and what a flow spread over shards still does). The engine
+// reads the system clock at each sample, so no two flows tie.
+func BenchmarkActiveFlowsTop(b *testing.B) {
+	dgs := sflowtest.LoadDatagrams(100_000)
+	e := flows.New(flows.Config{})
+	if err := e.SetFlow("elephant", flows.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl", Value: "bytes"}); err != nil {
+		b.Fatal(err)
+	}
+	var dec decode.Decoder
+	for i, dg := range dgs {
+		for range 1 + i%10/9*(i%7) {
+			dec.Decode(dg, e)
+		}
+	}
+	all := func(netip.Addr) bool { return true }
+	b.Run("top100", func(b *testing.B) {
+		for b.Loop() {
+			if top, err := e.ActiveFlows("elephant", all, 100, 0, "max"); err != nil || len(top) != 100 {
+				b.Fatal(len(top), err)
+			}
+		}
+	})
+	// What ActiveFlows did before it ranked binary keys: every row
+	// rendered, then merged.
+	b.Run("rows-merged", func(b *testing.B) {
+		for b.Loop() {
+			rows, err := e.FlowRows("elephant", all)
+			if err != nil || len(rows) < 99_000 {
+				b.Fatal(len(rows), err)
+			}
+			if top, err := flows.ActiveFromRows(rows, 100, 0, "max"); err != nil || len(top) != 100 {
+				b.Fatal(len(top), err)
+			}
+		}
+	})
+}

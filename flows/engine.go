@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"math"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -779,20 +780,6 @@ func (e *Engine) formatIdent(p *plan, ident []byte) string {
 	return string(b)
 }
 
-// ActiveFlows returns a flow's largest entries over the agents that match,
-// merged across data sources by aggMode: max (the default), sum, edge
-// (only ports on no topology link) or core (only ports on one).
-func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows int, minValue float64, aggMode string) ([]api.ActiveFlow, error) {
-	if aggModeOf(aggMode) < 0 {
-		return nil, fmt.Errorf("%w: aggMode %q: want max, sum, edge or core", ErrInvalid, aggMode)
-	}
-	rows, err := e.FlowRows(name, agents)
-	if err != nil {
-		return nil, err
-	}
-	return ActiveFromRows(rows, maxFlows, minValue, aggMode)
-}
-
 // FlowRow is one flow entry: a key at a data source, and its value now.
 type FlowRow struct {
 	Key, Agent, DataSource string
@@ -804,31 +791,81 @@ type FlowRow struct {
 // FlowRows lists a flow's entries over the agents that match, each with
 // its value now: for answers merged over engines (package engine), whose
 // entries of one key at one data source add up.
+//
+// It holds the engine's lock for at most RowsPerLock entries at a time,
+// so a query over a table of 100k flows never stalls ingest for longer
+// than a slice of it. Between slices the table moves on: a flow dropped in
+// the meantime may be missing, one added may be present, as with any live
+// view; no entry is listed twice.
 func (e *Engine) FlowRows(name string, agents func(netip.Addr) bool) ([]FlowRow, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	p, ok := e.plans[name]
-	if !ok {
-		return nil, fmt.Errorf("flow %q: %w", name, ErrNotFound)
+	type where struct {
+		ok, onLink bool
+		agent, ds  string
 	}
-	topo := e.topoNow(e.clock(), true)
-	now := e.clock()
+	seen := map[*source]where{}
 	var rows []FlowRow
-	for src, head := range e.tables[name].bySource {
-		if !agents(src.key.agent) {
-			continue
+	var t *table
+	for next := 0; ; {
+		e.mu.Lock()
+		p, ok := e.plans[name]
+		if !ok {
+			e.mu.Unlock()
+			return nil, fmt.Errorf("flow %q: %w", name, ErrNotFound)
 		}
-		_, onLink := topo.Link(src.key.agent, src.key.index)
-		agent, ds := src.key.agent.String(), src.key.dataSource()
-		for ent := head; ent != nil; ent = ent.srcNext {
+		if t == nil {
+			t = e.tables[name]
+		} else if e.tables[name] != t {
+			e.mu.Unlock()
+			return rows, nil // redefined under the query: what it had
+		}
+		now := e.clock()
+		topo := e.topoNow(now, true)
+		end := min(next+RowsPerLock, len(t.ring))
+		for _, ent := range t.ring[next:end] {
+			w, known := seen[ent.src]
+			if !known {
+				_, onLink := topo.Link(ent.src.key.agent, ent.src.key.index)
+				w = where{ok: agents(ent.src.key.agent), onLink: onLink}
+				if w.ok {
+					w.agent, w.ds = ent.src.key.agent.String(), ent.src.key.dataSource()
+				}
+				seen[ent.src] = w
+			}
+			if !w.ok {
+				continue
+			}
 			if v := ent.valueAt(p, now); v > 0 {
-				rows = append(rows, FlowRow{Key: e.formatKey(p, ent.key()), Agent: agent, DataSource: ds, Value: v,
-					OnLink: onLink, LastUpdate: int64((now - ent.last) * 1000)})
+				rows = append(rows, FlowRow{Key: e.formatKey(p, ent.key()), Agent: w.agent, DataSource: w.ds, Value: v,
+					OnLink: w.onLink, LastUpdate: int64((now - ent.last) * 1000)})
 			}
 		}
+		next = end
+		done := next >= len(t.ring)
+		e.mu.Unlock()
+		if done {
+			return rows, nil
+		}
+		betweenSlices()
 	}
-	return rows, nil
 }
+
+// afterRowsSlice, when set (by a test), runs between a query's slices.
+var afterRowsSlice func()
+
+// betweenSlices runs between a query's slices of a table, the lock let go:
+// it yields the processor, so that the shard's writer, woken by the unlock,
+// takes the lock now rather than after the query has taken it again
+// (sync.Mutex lets the running goroutine barge in for up to 1 ms).
+func betweenSlices() {
+	runtime.Gosched()
+	if afterRowsSlice != nil {
+		afterRowsSlice()
+	}
+}
+
+// RowsPerLock is how many entries FlowRows reads under one hold of the
+// lock: about 0.3 ms of formatting keys.
+const RowsPerLock = 1024
 
 // ActiveFromRows is ActiveFlows over rows (from one engine or several):
 // the rows of one key at one data source are summed, those under minValue

@@ -125,11 +125,14 @@ func (e *Engine) TakeShard(dg *decode.Datagram, samples []decode.FlowSample, hom
 	e.takeAll(dg, samples, home, weights)
 }
 
-// IsSplit says whether a flow is split over shards (its entries of one
-// key at one data source add up over them), or is the primary's alone.
-func (e *Engine) IsSplit(name string) bool {
+// Split says how a flow is split over shards: by address pair (all of a
+// key's entries in one shard), or spread (a key's entries in several,
+// which add up).
+func (e *Engine) Split(name string) (pair, spread bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	p := e.plans[name]
-	return p != nil && (p.pair || p.spread)
+	if p := e.plans[name]; p != nil {
+		return p.pair, p.spread
+	}
+	return false, false
 }

@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -77,7 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.sflow, "sflow", ":6343", "UDP `address` to receive sFlow on (IPv4 or IPv6)")
 	fs.IntVar(&o.sockets, "sflow-sockets", 1, "SO_REUSEPORT sockets (and decoding workers) for sFlow")
-	fs.IntVar(&o.shards, "engine-shards", 1, "engine shards, each its own lock, the flows split by address pair (1 to 64); with -sflow-sockets as many, workers take shards in parallel")
+	fs.IntVar(&o.shards, "engine-shards", min(runtime.GOMAXPROCS(0), flows.MaxShards), "engine shards, each with its own writer goroutine, the flows split by address pair (1 to 64; default: one per core); with -sflow-sockets as many, workers take shards in parallel")
 	fs.IntVar(&o.rcvbuf, "sflow-rcvbuf", 32<<20, "socket receive buffer to request, in `bytes` (capped by net.core.rmem_max)")
 	fs.IntVar(&o.maxAgents, "max-agents", 10000, "sFlow agents to track; beyond it the least recently seen are forgotten")
 	fs.StringVar(&o.http, "http", ":8008", "TCP `address` for the REST API (empty disables it)")

@@ -46,8 +46,10 @@ type options struct {
 	modes     string  // runs of the whole ladder: pinned, unpinned
 	busy      float64 // CPUs' worth of other processes' work that makes a step retried
 	retries   int
-	bareChild string // internal: run as the bare receiver on this address
-	to        string // only send, at -start for -step, to a collector run by hand (to profile it)
+	bareChild string        // internal: run as the bare receiver on this address
+	to        string        // only send, at -start for -step, to a collector run by hand (to profile it)
+	queries   []string      // REST paths asked of fabrictrace over and over during each step
+	every     time.Duration // how often each query is asked; 0: back to back
 }
 
 func main() {
@@ -68,6 +70,14 @@ func main() {
 	fs.IntVar(&o.retries, "retries", 2, "times a step is run again while the machine is busy")
 	fs.StringVar(&o.bareChild, "bare-listen", "", "internal: be the bare receiver")
 	fs.StringVar(&o.to, "to", "", "only send the load to this `HOST:PORT` at -start for -step (to profile a collector run by hand)")
+	fs.Func("query", "a REST `path` (e.g. /activeflows/ALL/elephant/json?maxFlows=100) that fabrictrace is asked over and over, one query at a time, while each step sends; repeat the flag for more, asked in turn. The report gives each path's latency and the step's loss", func(v string) error {
+		if !strings.HasPrefix(v, "/") {
+			return fmt.Errorf("%q: want a path beginning with /", v)
+		}
+		o.queries = append(o.queries, v)
+		return nil
+	})
+	fs.DurationVar(&o.every, "query-every", time.Second, "with -query: ask the paths once each per `interval`, as a dashboard or a polling script does; 0 asks them back to back")
 	fs.Parse(os.Args[1:])
 	if o.bareChild != "" {
 		bare(o.bareChild)
@@ -107,6 +117,7 @@ type step struct {
 	tries           int
 	cpu             float64       // the target's CPU seconds in the step
 	elapsed         time.Duration // from sending to drained
+	queries         []queryStat   // asked during the send (-query)
 }
 
 func run(ctx context.Context, o options, out io.Writer) error {
@@ -265,7 +276,17 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 		time.Sleep(500 * time.Millisecond) // peers say nothing when ready; give them a moment to bind
 	}
 	cpu0, start := cpuTicks(cmd.Process.Pid), time.Now()
+	var queries []queryStat
+	asked := make(chan []queryStat, 1)
+	sendCtx, sent0 := context.WithCancel(ctx)
+	if target == "fabrictrace" && len(o.queries) > 0 {
+		go func() { asked <- ask(sendCtx, "http://"+httpAddr, o.queries, o.every) }()
+	} else {
+		close(asked)
+	}
 	sent, elapsed, err := send(ctx, addr, load, rate, o.step, o.pin)
+	sent0()
+	queries = <-asked
 	if err != nil {
 		return step{}, err
 	}
@@ -288,7 +309,8 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 	}
 	cpu := cpuNow - cpu0
 	s := step{target: target, rate: rate, sent: sent, received: d, samples: smp, kernelDrops: lastKernel, behindDrops: lastBehind,
-		sentPerSecAchvd: float64(sent) / elapsed.Seconds(), rssMiB: rss, mode: modeName(o), cpu: cpu, elapsed: time.Since(start)}
+		sentPerSecAchvd: float64(sent) / elapsed.Seconds(), rssMiB: rss, mode: modeName(o), cpu: cpu, elapsed: time.Since(start),
+		queries: queries}
 	if sent > 0 {
 		s.loss = 1 - float64(d)/float64(sent)
 	}
@@ -421,6 +443,12 @@ func report(w io.Writer, o options, rows []step) {
 		}
 	}
 	tw.Flush()
+	for _, r := range rows {
+		for _, q := range r.queries {
+			fmt.Fprintf(w, "%s, %s at %.0f dgram/s (loss %.3f %%): GET %s: %d answered, %d failed, p50 %s, p99 %s, max %s, %.0f KiB each\n",
+				r.target, r.mode, r.rate, 100*r.loss, q.path, q.n, q.failed, q.p50, q.p99, q.max, q.kib)
+		}
+	}
 	fmt.Fprintln(w)
 	for _, k := range order {
 		v := best[k]
