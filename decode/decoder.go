@@ -515,6 +515,14 @@ func counterRecordKind(format uint32) Records {
 		return HasPortName
 	case RecordHostDescription:
 		return HasHostDescription
+	case RecordHostCPU:
+		return HasHostCPU
+	case RecordHostMemory:
+		return HasHostMemory
+	case RecordHostDiskIO:
+		return HasHostDiskIO
+	case RecordHostNetIO:
+		return HasHostNetIO
 	}
 	return 0
 }
@@ -581,6 +589,39 @@ func (d *Decoder) counterRecord(format uint32, b []byte, base int) error {
 		if h.OSRelease, _, err = xdrString(b, off+24, structure, base); err != nil {
 			return err
 		}
+	case RecordHostCPU:
+		if len(b) < 68 {
+			return fault("host CPU", base, ErrTruncated, "%d bytes, want 68 or 80", len(b))
+		}
+		c := &s.HostCPU
+		*c = HostCPU{LoadOne: bef32(b), LoadFive: bef32(b[4:]), LoadFifteen: bef32(b[8:]),
+			ProcRun: be32(b[12:]), ProcTotal: be32(b[16:]), CPUNum: be32(b[20:]), CPUSpeed: be32(b[24:]),
+			Uptime: be32(b[28:]), User: be32(b[32:]), Nice: be32(b[36:]), System: be32(b[40:]),
+			Idle: be32(b[44:]), WIO: be32(b[48:]), Intr: be32(b[52:]), SoftIntr: be32(b[56:]),
+			Interrupts: be32(b[60:]), Contexts: be32(b[64:])}
+		if len(b) >= 80 {
+			c.Steal, c.Guest, c.GuestNice, c.HasSteal = be32(b[68:]), be32(b[72:]), be32(b[76:]), true
+		}
+	case RecordHostMemory:
+		if len(b) < 72 {
+			return fault("host memory", base, ErrTruncated, "%d bytes, want 72", len(b))
+		}
+		s.HostMemory = HostMemory{Total: be64(b), Free: be64(b[8:]), Shared: be64(b[16:]),
+			Buffers: be64(b[24:]), Cached: be64(b[32:]), SwapTotal: be64(b[40:]), SwapFree: be64(b[48:]),
+			PageIn: be32(b[56:]), PageOut: be32(b[60:]), SwapIn: be32(b[64:]), SwapOut: be32(b[68:])}
+	case RecordHostDiskIO:
+		if len(b) < 52 {
+			return fault("host disk I/O", base, ErrTruncated, "%d bytes, want 52", len(b))
+		}
+		s.HostDiskIO = HostDiskIO{Total: be64(b), Free: be64(b[8:]), PartMaxUsed: int32(be32(b[16:])),
+			Reads: be32(b[20:]), BytesRead: be64(b[24:]), ReadTime: be32(b[32:]),
+			Writes: be32(b[36:]), BytesWritten: be64(b[40:]), WriteTime: be32(b[48:])}
+	case RecordHostNetIO:
+		if len(b) < 40 {
+			return fault("host net I/O", base, ErrTruncated, "%d bytes, want 40", len(b))
+		}
+		s.HostNetIO = HostNetIO{BytesIn: be64(b), PktsIn: be32(b[8:]), ErrsIn: be32(b[12:]), DropsIn: be32(b[16:]),
+			BytesOut: be64(b[20:]), PktsOut: be32(b[28:]), ErrsOut: be32(b[32:]), DropsOut: be32(b[36:])}
 	}
 	s.Records |= has
 	return nil

@@ -3,6 +3,7 @@ package decode_test
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -61,7 +62,27 @@ func (c *canon) Counter(_ *decode.Datagram, s *decode.CounterSample) {
 	if s.Records&decode.HasProcessor != 0 {
 		line += fmt.Sprintf(" cpu=%+v", s.Processor)
 	}
+	line += hostCanon(s.Records&decode.HasHostCPU != 0, s.HostCPU, s.Records&decode.HasHostMemory != 0, s.HostMemory,
+		s.Records&decode.HasHostDiskIO != 0, s.HostDiskIO, s.Records&decode.HasHostNetIO != 0, s.HostNetIO)
 	c.lines = append(c.lines, line)
+}
+
+// hostCanon writes the host records, in one order whatever the wire's.
+func hostCanon(hasCPU bool, cpu decode.HostCPU, hasMem bool, mem decode.HostMemory, hasDisk bool, disk decode.HostDiskIO, hasNet bool, net decode.HostNetIO) string {
+	var line string
+	if hasCPU {
+		line += fmt.Sprintf(" hcpu=%+v", cpu)
+	}
+	if hasMem {
+		line += fmt.Sprintf(" hmem=%+v", mem)
+	}
+	if hasDisk {
+		line += fmt.Sprintf(" hdisk=%+v", disk)
+	}
+	if hasNet {
+		line += fmt.Sprintf(" hnet=%+v", net)
+	}
+	return line
 }
 
 func cisternCanon(dg *sflow.Datagram) []string {
@@ -85,6 +106,11 @@ func cisternCanon(dg *sflow.Datagram) []string {
 		case *sflow.CounterSample:
 			line := fmt.Sprintf("C seq=%d ds=%d.%d", s.SequenceNum, s.SourceIdType, s.SourceIdIndexVal)
 			var ifc, eth, cpu string
+			var hcpu decode.HostCPU
+			var hmem decode.HostMemory
+			var hdisk decode.HostDiskIO
+			var hnet decode.HostNetIO
+			var hasCPU, hasMem, hasDisk, hasNet bool
 			for _, r := range s.Records {
 				switch r := r.(type) {
 				case sflow.GenericInterfaceCounters:
@@ -105,9 +131,32 @@ func cisternCanon(dg *sflow.Datagram) []string {
 						InternalMacReceiveErrors: r.InternalMACReceiveErrors, SymbolErrors: r.SymbolErrors})
 				case sflow.ProcessorCounters:
 					cpu = fmt.Sprintf(" cpu=%+v", decode.Processor(r))
+				case sflow.HostCPUCounters:
+					hasCPU = true
+					hcpu = decode.HostCPU{LoadOne: r.Load1m, LoadFive: r.Load5m, LoadFifteen: r.Load15m,
+						ProcRun: r.ProcessesRunning, ProcTotal: r.ProcessesTotal, CPUNum: r.NumCPU, CPUSpeed: r.SpeedCPU,
+						Uptime: r.Uptime, User: r.CPUUser, Nice: r.CPUNice, System: r.CPUSys, Idle: r.CPUIdle,
+						WIO: r.CPUWio, Intr: r.CPUIntr, SoftIntr: r.CPUSoftIntr, Interrupts: r.Interrupts,
+						Contexts: r.ContextSwitches, Steal: r.CPUSteal, Guest: r.CPUGuest, GuestNice: r.CPUGuestNice, HasSteal: true}
+				case sflow.HostMemoryCounters:
+					hasMem = true
+					hmem = decode.HostMemory{Total: r.Total, Free: r.Free, Shared: r.Shared, Buffers: r.Buffers,
+						Cached: r.Cached, SwapTotal: r.SwapTotal, SwapFree: r.SwapFree, PageIn: r.PageIn,
+						PageOut: r.PageOut, SwapIn: r.SwapIn, SwapOut: r.SwapOut}
+				case sflow.HostDiskCounters:
+					// Cistern reads part_max_used as a float; the spec's
+					// percentage is an int in hundredths of a percent.
+					hasDisk = true
+					hdisk = decode.HostDiskIO{Total: r.Total, Free: r.Free, PartMaxUsed: int32(math.Float32bits(r.MaxUsedPercent)),
+						Reads: r.Reads, BytesRead: r.BytesRead, ReadTime: r.ReadTime, Writes: r.Writes,
+						BytesWritten: r.BytesWritten, WriteTime: r.WriteTime}
+				case sflow.HostNetCounters:
+					hasNet = true
+					hnet = decode.HostNetIO{BytesIn: r.BytesIn, PktsIn: r.PacketsIn, ErrsIn: r.ErrorsIn, DropsIn: r.DropsIn,
+						BytesOut: r.BytesOut, PktsOut: r.PacketsOut, ErrsOut: r.ErrorsOut, DropsOut: r.DropsOut}
 				}
 			}
-			lines = append(lines, line+ifc+eth+cpu)
+			lines = append(lines, line+ifc+eth+cpu+hostCanon(hasCPU, hcpu, hasMem, hmem, hasDisk, hdisk, hasNet, hnet))
 		case *sflow.EventDiscardedPacket:
 			lines = append(lines, fmt.Sprintf("D seq=%d ds=%d.%d drops=%d in=%d out=%d reason=%d",
 				s.SequenceNum, s.DsClass, s.DsIndex, s.Drops, s.Input, s.Output, s.Reason))
@@ -143,6 +192,20 @@ func randomDatagram(r *rand.Rand) []byte {
 				InUnknownProtos: r.Uint32(), OutOctets: r.Uint64(), OutUcastPkts: r.Uint32(), OutMulticastPkts: r.Uint32(), OutBroadcastPkts: r.Uint32(),
 				OutDiscards: r.Uint32(), OutErrors: r.Uint32(), PromiscuousMode: uint32(r.IntN(2))}
 			recs := []sflowtest.Record{&g, &sflowtest.EthernetCounters{FCSErrors: r.Uint32(), SymbolErrors: r.Uint32(), LateCollisions: r.Uint32()}}
+			if r.IntN(2) == 0 { // hsflowd's host records (the CPU record in its longer form, which Cistern reads)
+				recs = append(recs, &sflowtest.HostCPU{LoadOne: r.Float32() * 8, LoadFive: r.Float32(), LoadFifteen: r.Float32(),
+					ProcRun: r.Uint32(), ProcTotal: r.Uint32(), CPUNum: r.Uint32(), CPUSpeed: r.Uint32(), Uptime: r.Uint32(),
+					User: r.Uint32(), Nice: r.Uint32(), System: r.Uint32(), Idle: r.Uint32(), WIO: r.Uint32(), Intr: r.Uint32(),
+					SoftIntr: r.Uint32(), Interrupts: r.Uint32(), Contexts: r.Uint32(), Steal: r.Uint32(), Guest: r.Uint32(),
+					GuestNice: r.Uint32(), HasSteal: true},
+					&sflowtest.HostMemory{Total: r.Uint64(), Free: r.Uint64(), Shared: r.Uint64(), Buffers: r.Uint64(),
+						Cached: r.Uint64(), SwapTotal: r.Uint64(), SwapFree: r.Uint64(), PageIn: r.Uint32(), PageOut: r.Uint32(),
+						SwapIn: r.Uint32(), SwapOut: r.Uint32()},
+					&sflowtest.HostDiskIO{Total: r.Uint64(), Free: r.Uint64(), PartMaxUsed: int32(r.IntN(10001)), Reads: r.Uint32(),
+						BytesRead: r.Uint64(), ReadTime: r.Uint32(), Writes: r.Uint32(), BytesWritten: r.Uint64(), WriteTime: r.Uint32()},
+					&sflowtest.HostNetIO{BytesIn: r.Uint64(), PktsIn: r.Uint32(), ErrsIn: r.Uint32(), DropsIn: r.Uint32(),
+						BytesOut: r.Uint64(), PktsOut: r.Uint32(), ErrsOut: r.Uint32(), DropsOut: r.Uint32()})
+			}
 			if r.IntN(2) == 0 {
 				recs = append(recs, &sflowtest.Processor{CPU5s: r.Uint32(), CPU1m: r.Uint32(), CPU5m: r.Uint32(), TotalMemory: r.Uint64(), FreeMemory: r.Uint64()})
 			}

@@ -2,6 +2,7 @@ package decode
 
 import (
 	"encoding/hex"
+	"math"
 	"net/netip"
 )
 
@@ -298,3 +299,6 @@ func be32(b []byte) uint32 {
 }
 
 func be64(b []byte) uint64 { return uint64(be32(b))<<32 | uint64(be32(b[4:])) }
+
+// bef32 reads an XDR float: an IEEE 754 single, big-endian.
+func bef32(b []byte) float32 { return math.Float32frombits(be32(b)) }

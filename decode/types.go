@@ -32,6 +32,10 @@ const (
 	RecordProcessor        = 1001
 	RecordPortName         = 1005
 	RecordHostDescription  = 2000
+	RecordHostCPU          = 2003
+	RecordHostMemory       = 2004
+	RecordHostDiskIO       = 2005
+	RecordHostNetIO        = 2006
 )
 
 // Header protocols of the raw packet header record.
@@ -59,6 +63,10 @@ const (
 	HasProcessor
 	HasPortName
 	HasHostDescription
+	HasHostCPU
+	HasHostMemory
+	HasHostDiskIO
+	HasHostNetIO
 )
 
 // Datagram is the sFlow v5 datagram header plus what the walk counted.
@@ -288,6 +296,10 @@ type CounterSample struct {
 	Processor       Processor
 	PortName        []byte // aliases the datagram
 	HostDescription HostDescription
+	HostCPU         HostCPU
+	HostMemory      HostMemory
+	HostDiskIO      HostDiskIO
+	HostNetIO       HostNetIO
 	UnknownRecords  uint32
 
 	// Continued marks a second (third, ...) delivery from one counter
@@ -351,6 +363,50 @@ type HostDescription struct {
 	MachineType uint32
 	OSName      uint32
 	OSRelease   []byte // aliases the datagram
+}
+
+// HostCPU is the host CPU record (0:2003), as hsflowd sends it: load
+// averages, process counts, and cumulative CPU times in milliseconds.
+// Steal, Guest and GuestNice are in the longer form only (HasSteal).
+type HostCPU struct {
+	LoadOne, LoadFive, LoadFifteen float32
+	ProcRun, ProcTotal             uint32
+	CPUNum, CPUSpeed               uint32 // CPUs; MHz
+	Uptime                         uint32 // seconds
+	User, Nice, System, Idle       uint32 // ms
+	WIO, Intr, SoftIntr            uint32 // ms
+	Interrupts, Contexts           uint32
+	Steal, Guest, GuestNice        uint32 // ms
+	HasSteal                       bool
+}
+
+// HostMemory is the host memory record (0:2004): sizes in bytes and
+// cumulative page and swap counts.
+type HostMemory struct {
+	Total, Free, Shared, Buffers, Cached, SwapTotal, SwapFree uint64
+	PageIn, PageOut, SwapIn, SwapOut                          uint32
+}
+
+// HostDiskIO is the host disk I/O record (0:2005). PartMaxUsed is the
+// fullest partition's use in hundredths of a percent; times are in ms.
+type HostDiskIO struct {
+	Total, Free  uint64
+	PartMaxUsed  int32
+	Reads        uint32
+	BytesRead    uint64
+	ReadTime     uint32
+	Writes       uint32
+	BytesWritten uint64
+	WriteTime    uint32
+}
+
+// HostNetIO is the host network I/O record (0:2006), cumulative over every
+// interface of the host.
+type HostNetIO struct {
+	BytesIn                    uint64
+	PktsIn, ErrsIn, DropsIn    uint32
+	BytesOut                   uint64
+	PktsOut, ErrsOut, DropsOut uint32
 }
 
 // Detach copies what the sample aliases of its datagram (the raw header's

@@ -193,8 +193,9 @@ type source struct {
 	pool     pool
 	lastSeen float64
 	counters counterState
-	salt     uint64 // told into its flows' hashes (flowHash)
-	batchGen uint64 // the last batch that used it: not to be evicted under it
+	host     *hostState // a host's records (hsflowd), nil for an interface
+	salt     uint64     // told into its flows' hashes (flowHash)
+	batchGen uint64     // the last batch that used it: not to be evicted under it
 }
 
 // pool follows a data source's sample pool, for renormalising.
@@ -568,6 +569,16 @@ func (e *Engine) Counter(dg *decode.Datagram, cs *decode.CounterSample) {
 	e.paths.Heard(dg, now)
 	if cs.Records&decode.HasHostDescription != 0 && len(cs.HostDescription.Hostname) > 0 {
 		e.topo.LearnHost(dg.Agent, string(cs.HostDescription.Hostname))
+	}
+	if cs.Records&hostKinds != 0 {
+		src := e.source(sourceKey{dg.Agent, cs.Source.Class, cs.Source.Index}, now)
+		if src.host == nil {
+			src.host = &hostState{}
+		}
+		src.host.update(cs, now)
+		if e.shard.primary {
+			e.counterThresholds(src, now)
+		}
 	}
 	if cs.Records&decode.HasGenericInterface == 0 {
 		return

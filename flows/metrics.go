@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -67,6 +68,12 @@ func (e *Engine) metric(src *source, name string) (any, bool) {
 		}
 		return nil, false
 	}
+	if hostMetricSet[name] {
+		if src.host == nil {
+			return nil, false
+		}
+		return src.host.metric(name)
+	}
 	if !c.have {
 		return nil, false
 	}
@@ -106,6 +113,14 @@ func (e *Engine) metric(src *source, name string) (any, bool) {
 	return nil, false
 }
 
+// countersAt is when the data source's last counters came.
+func (src *source) countersAt() float64 {
+	if src.host != nil && src.host.at > src.counters.at {
+		return src.host.at
+	}
+	return src.counters.at
+}
+
 func updown(up bool) string {
 	if up {
 		return "up"
@@ -113,18 +128,25 @@ func updown(up bool) string {
 	return "down"
 }
 
-// counterMetrics lists every counter metric name.
-var counterMetrics = append(counterNames[:], "ifindex", "ifspeed", "iftype", "ifdirection", "ifadminstatus",
-	"ifoperstatus", "ifinutilization", "ifoututilization", "ifname", "host_name")
+// counterMetrics lists every counter metric name: an interface's, then a
+// host's.
+var counterMetrics = append(append(counterNames[:], "ifindex", "ifspeed", "iftype", "ifdirection", "ifadminstatus",
+	"ifoperstatus", "ifinutilization", "ifoututilization", "ifname", "host_name"), hostMetrics...)
 
-func isCounterMetric(name string) bool {
-	for _, m := range counterMetrics {
-		if m == name {
-			return true
-		}
+var (
+	counterMetricSet = setOf(counterMetrics)
+	hostMetricSet    = setOf(hostMetrics)
+)
+
+func setOf(names []string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
 	}
-	return false
+	return m
 }
+
+func isCounterMetric(name string) bool { return counterMetricSet[name] }
 
 // metricRef is a requested metric: "[agg:][ds.]name".
 type metricRef struct {
@@ -153,6 +175,10 @@ func parseMetricRef(text string) (metricRef, error) {
 	return r, nil
 }
 
+// errNoSuchMetric is a metric name that is neither a counter metric nor a
+// flow: not found, and skipped in a list of several.
+var errNoSuchMetric = fmt.Errorf("%w (neither a counter metric nor a flow)", ErrNotFound)
+
 // forEachMetric calls fn for every data source of the selected agents that
 // has the metric: counter metrics, or a flow's top keys.
 func (e *Engine) forEachMetric(agents func(netip.Addr) bool, ref metricRef, now float64, fn func(api.Metric, float64)) error {
@@ -171,7 +197,7 @@ func (e *Engine) forEachMetric(agents func(netip.Addr) bool, ref metricRef, now 
 		return nil
 	}
 	if !isCounterMetric(ref.name) {
-		return fmt.Errorf("metric %q: %w (neither a counter metric nor a flow)", ref.text, ErrNotFound)
+		return fmt.Errorf("metric %q: %w", ref.text, errNoSuchMetric)
 	}
 	for _, src := range e.sources {
 		if !agents(src.key.agent) || ref.ds != "" && src.key.dataSource() != ref.ds {
@@ -183,7 +209,7 @@ func (e *Engine) forEachMetric(agents func(netip.Addr) bool, ref metricRef, now 
 		}
 		f, _ := v.(float64)
 		fn(api.Metric{Agent: src.key.agent.String(), DataSource: src.key.dataSource(), MetricName: ref.name,
-			MetricValue: v, LastUpdate: int64((now - src.counters.at) * 1000)}, f)
+			MetricValue: v, LastUpdate: int64((now - src.countersAt()) * 1000)}, f)
 	}
 	return nil
 }
@@ -222,7 +248,7 @@ func (e *Engine) Dump(agents func(netip.Addr) bool, metrics []string) ([]api.Met
 			return nil, err
 		}
 		err = e.forEachMetric(agents, ref, now, func(mt api.Metric, _ float64) { out = append(out, mt) })
-		if err != nil && !(len(metrics) > 1 && strings.Contains(err.Error(), "neither")) {
+		if err != nil && !(len(metrics) > 1 && errors.Is(err, errNoSuchMetric)) {
 			return nil, err
 		}
 	}

@@ -125,9 +125,44 @@ func (s *Sim) pollCounters(a *agent) {
 				sflowtest.PortName(p.Name),
 			}})
 	}
+	host := []sflowtest.Record{&sflowtest.HostDescription{Hostname: a.node.Name, MachineType: 3, OSName: 2, OSRelease: "6.1.0-28-amd64"}}
+	if a.node.Kind == Server {
+		host = append(host, s.hostCounters(a)...)
+	}
 	s.add(a, &sflowtest.CounterSample{Sequence: uint32(s.now / s.cfg.CounterInterval),
 		Source:  decode.DataSource{Class: 2, Index: 1}, // the physical entity, as hsflowd reports it
-		Records: []sflowtest.Record{&sflowtest.HostDescription{Hostname: a.node.Name, MachineType: 3, OSName: 2}}})
+		Records: host})
+}
+
+// hostCounters are a server's host records, as hsflowd sends them: 16 CPUs
+// busy 20-35 % (more on higher-numbered servers), the memory and disk of a
+// container host, and its NICs' traffic from the simulated port counters.
+func (s *Sim) hostCounters(a *agent) []sflowtest.Record {
+	up := a.boot + s.now
+	busy := 0.20 + 0.05*float64((a.node.Agent.As16()[15]-1)%4) // the share of CPU time not idle
+	cpuMs := float64(up.Milliseconds()) * 16
+	// Cumulative counters wrap at 32 bits, as an agent's do.
+	w := func(v float64) uint32 { return uint32(uint64(v)) }
+	cpu := &sflowtest.HostCPU{LoadOne: float32(16 * busy), LoadFive: float32(16 * busy), LoadFifteen: float32(16 * busy),
+		ProcRun: uint32(16 * busy), ProcTotal: 900, CPUNum: 16, CPUSpeed: 2900, Uptime: uint32(up.Seconds()),
+		User: w(cpuMs * busy * 0.7), System: w(cpuMs * busy * 0.25), SoftIntr: w(cpuMs * busy * 0.05),
+		Idle: w(cpuMs * (1 - busy)), Interrupts: w(up.Seconds() * 50000), Contexts: w(up.Seconds() * 120000)}
+	var net sflowtest.HostNetIO
+	for _, c := range a.ports {
+		net.BytesIn += c.inOctets
+		net.BytesOut += c.outOctets
+		net.PktsIn += c.inPkts
+		net.PktsOut += c.outPkts
+	}
+	const gib = 1 << 30
+	sec := uint64(up.Seconds())
+	return []sflowtest.Record{cpu,
+		&sflowtest.HostMemory{Total: 128 * gib, Free: 40 * gib, Shared: gib, Buffers: 2 * gib, Cached: 30 * gib,
+			SwapTotal: 8 * gib, SwapFree: 8 * gib, PageIn: w(float64(sec * 100)), PageOut: w(float64(sec * 300))},
+		&sflowtest.HostDiskIO{Total: 2048 * gib, Free: 1200 * gib, PartMaxUsed: 4140, Reads: w(float64(sec * 200)),
+			BytesRead: sec * 8 << 20, ReadTime: w(float64(sec * 40)), Writes: w(float64(sec * 500)), BytesWritten: sec * 20 << 20,
+			WriteTime: w(float64(sec * 90))},
+		&net}
 }
 
 const datagramHeader = 28 // version, IPv4 agent, sub-agent, sequence, uptime, count

@@ -9,6 +9,7 @@ package sflowtest
 
 import (
 	"encoding/binary"
+	"math"
 	"net/netip"
 
 	"github.com/fabrictrace/fabrictrace/decode"
@@ -374,6 +375,64 @@ func (r *HostDescription) AppendBody(b []byte) []byte {
 	b = u32(b, r.MachineType)
 	b = u32(b, r.OSName)
 	return appendOpaque(b, []byte(r.OSRelease))
+}
+
+// HostCPU is the host CPU counters record (0:2003); the longer form, with
+// steal and guest times, when HasSteal is set.
+type HostCPU decode.HostCPU
+
+func (r *HostCPU) Format() uint32 { return decode.RecordHostCPU }
+
+func (r *HostCPU) AppendBody(b []byte) []byte {
+	for _, f := range []float32{r.LoadOne, r.LoadFive, r.LoadFifteen} {
+		b = u32(b, math.Float32bits(f))
+	}
+	for _, v := range []uint32{r.ProcRun, r.ProcTotal, r.CPUNum, r.CPUSpeed, r.Uptime, r.User, r.Nice,
+		r.System, r.Idle, r.WIO, r.Intr, r.SoftIntr, r.Interrupts, r.Contexts} {
+		b = u32(b, v)
+	}
+	if r.HasSteal {
+		b = u32(u32(u32(b, r.Steal), r.Guest), r.GuestNice)
+	}
+	return b
+}
+
+// HostMemory is the host memory counters record (0:2004).
+type HostMemory decode.HostMemory
+
+func (r *HostMemory) Format() uint32 { return decode.RecordHostMemory }
+
+func (r *HostMemory) AppendBody(b []byte) []byte {
+	for _, v := range []uint64{r.Total, r.Free, r.Shared, r.Buffers, r.Cached, r.SwapTotal, r.SwapFree} {
+		b = u64(b, v)
+	}
+	for _, v := range []uint32{r.PageIn, r.PageOut, r.SwapIn, r.SwapOut} {
+		b = u32(b, v)
+	}
+	return b
+}
+
+// HostDiskIO is the host disk I/O counters record (0:2005).
+type HostDiskIO decode.HostDiskIO
+
+func (r *HostDiskIO) Format() uint32 { return decode.RecordHostDiskIO }
+
+func (r *HostDiskIO) AppendBody(b []byte) []byte {
+	b = u64(u64(b, r.Total), r.Free)
+	b = u32(u32(b, uint32(r.PartMaxUsed)), r.Reads)
+	b = u32(u64(b, r.BytesRead), r.ReadTime)
+	b = u32(b, r.Writes)
+	return u32(u64(b, r.BytesWritten), r.WriteTime)
+}
+
+// HostNetIO is the host network I/O counters record (0:2006).
+type HostNetIO decode.HostNetIO
+
+func (r *HostNetIO) Format() uint32 { return decode.RecordHostNetIO }
+
+func (r *HostNetIO) AppendBody(b []byte) []byte {
+	b = u32(u32(u32(u64(b, r.BytesIn), r.PktsIn), r.ErrsIn), r.DropsIn)
+	return u32(u32(u32(u64(b, r.BytesOut), r.PktsOut), r.ErrsOut), r.DropsOut)
 }
 
 // Opaque is a record of any enterprise and format with a body given as bytes:
