@@ -9,6 +9,14 @@ type ActiveFlow struct {
 	FlowN      int     `json:"flowN"`
 }
 
+// FlowLocation is one data source where a flow's key is seen now, as
+// /flowlocations/{agent}/{name}/json serves it: the places a flow passes.
+type FlowLocation struct {
+	Agent      string  `json:"agent"`
+	DataSource string  `json:"dataSource"`
+	Value      float64 `json:"value"`
+}
+
 // FlowRecord is one logged flow, as /flows/json serves it.
 type FlowRecord struct {
 	FlowID     int64   `json:"flowID"`

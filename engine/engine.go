@@ -438,6 +438,24 @@ func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows
 	return flows.ActiveFromRows(rows, maxFlows, minValue, aggMode)
 }
 
+// FlowLocations lists where a flow has the key now: a split flow's
+// locations gathered from every shard (one data source's summed), any
+// other flow's from the primary.
+func (e *Engine) FlowLocations(name string, agents func(netip.Addr) bool, key string) ([]api.FlowLocation, error) {
+	if !e.split(name) {
+		return e.primary.FlowLocations(name, agents, key)
+	}
+	var out []api.FlowLocation
+	for _, s := range e.shards {
+		part, err := s.FlowLocations(name, agents, key)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, part...)
+	}
+	return flows.SortLocations(out), nil
+}
+
 // rows gathers a split flow's entries from every shard.
 func (e *Engine) rows(name string, agents func(netip.Addr) bool) ([]flows.FlowRow, error) {
 	var rows []flows.FlowRow

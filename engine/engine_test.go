@@ -124,6 +124,19 @@ func TestResultsDoNotDependOnShards(t *testing.T) {
 					rows = append(rows, fmt.Sprintf("%s=%.6g@%s/%s n%d", af.Key, af.Value, af.Agent, af.DataSource, af.FlowN))
 				}
 				v.flows[name+"/"+mode] = strings.Join(rows, "\n")
+				if mode != "max" || len(afs) == 0 {
+					continue
+				}
+				// Where the largest key is seen: from every shard that has it.
+				locs, err := e.FlowLocations(name, all, afs[0].Key)
+				if err != nil || len(locs) != afs[0].FlowN {
+					t.Fatalf("%s: locations of %q: %v, %d of its %d", name, afs[0].Key, err, len(locs), afs[0].FlowN)
+				}
+				rows = rows[:0]
+				for _, l := range locs {
+					rows = append(rows, fmt.Sprintf("%s/%s=%.6g", l.Agent, l.DataSource, l.Value))
+				}
+				v.flows[name+"/locations"] = strings.Join(rows, "\n")
 			}
 		}
 		for _, ev := range e.Events(context.Background(), 0, "", 10_000, 0) {

@@ -103,10 +103,14 @@ type Engine struct {
 	shard shardState
 	// anyDropped: some flow is built from discarded-packet events.
 	anyDropped bool
-	batchGen   uint64
-	taking     []taking
-	keys       []flowKey
-	quoted     decode.Packet // the packet an ICMP error quotes
+	// seenAt is when each kind of header, record and sample was last
+	// seen (seen.go), for /flowkeys/json.
+	seenAt   [nSeen]float64
+	seenEver uint32 // the kinds seen at all
+	batchGen uint64
+	taking   []taking
+	keys     []flowKey
+	quoted   decode.Packet // the packet an ICMP error quotes
 	// memo holds each distinct top-level key's value for the sample being
 	// taken, so definitions that share keys extract them once.
 	memo    []memoValue
@@ -350,7 +354,9 @@ func (e *Engine) take(dg *decode.Datagram, home []uint8, weights []float64) {
 	e.batchGen++
 	e.taking = e.taking[:0]
 	plans := len(e.active)
+	var kinds uint32
 	for n, fs := range e.batch {
+		kinds |= sampleKinds(fs)
 		// A discarded-packet event is one packet, for dropped flows only;
 		// a packet sample with no header has nothing to key on.
 		drop := fs.Format == decode.FormatDiscardedPacket
@@ -405,6 +411,7 @@ func (e *Engine) take(dg *decode.Datagram, home []uint8, weights []float64) {
 			e.keyFor(p, &e.keys[base+i], &tk.s, src, now)
 		}
 	}
+	e.noteSeen(kinds, now)
 	if e.outOfCache() {
 		e.warm(e.keys[:len(e.taking)*plans])
 	}
@@ -743,7 +750,12 @@ func (e *Engine) DeleteFlow(name string) error {
 
 // formatKey renders a binary flow key with the flow's separator.
 func (e *Engine) formatKey(p *plan, key []byte) string {
-	b := e.scratch[:0]
+	e.scratch = e.appendKey(e.scratch[:0], p, key)
+	return string(e.scratch)
+}
+
+// appendKey appends a key's text, its values joined by the flow's fs.
+func (e *Engine) appendKey(b []byte, p *plan, key []byte) []byte {
 	for i := range p.keys {
 		var v value
 		v, key = readKey(key)
@@ -752,8 +764,7 @@ func (e *Engine) formatKey(p *plan, key []byte) string {
 		}
 		b = v.appendText(b, e.strings)
 	}
-	e.scratch = b
-	return string(b)
+	return b
 }
 
 // identOf is a key's identity: its values without the location fields
@@ -965,16 +976,21 @@ func aggModeOf(s string) int {
 	return -1
 }
 
-// FlowKeys returns the key tokens of defined flows that matched a sample,
-// with milliseconds since they last did.
+// FlowKeys returns, as sFlow-RT's /flowkeys/json does, the keys recent
+// samples could give (the base keys of the headers and records seen), and
+// the key tokens of defined flows, with milliseconds since they last did.
 func (e *Engine) FlowKeys() map[string]int64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.clock()
 	out := map[string]int64{}
+	e.seenKeys(out, now)
 	for _, p := range e.plans {
 		for _, t := range p.keys {
-			out[t.text] = int64((now - e.tables[p.name].lastUpdate) * 1000)
+			ago := int64((now - e.tables[p.name].lastUpdate) * 1000)
+			if was, ok := out[t.text]; !ok || ago < was {
+				out[t.text] = ago
+			}
 		}
 	}
 	return out

@@ -107,11 +107,11 @@ func (h *hostState) metric(name string) (any, bool) {
 		cpu, was := &c.cpu, &p.cpu
 		switch name {
 		case "load_one":
-			return float64(cpu.LoadOne), true
+			return decimal32(cpu.LoadOne), true
 		case "load_five":
-			return float64(cpu.LoadFive), true
+			return decimal32(cpu.LoadFive), true
 		case "load_fifteen":
-			return float64(cpu.LoadFifteen), true
+			return decimal32(cpu.LoadFifteen), true
 		case "proc_run":
 			return float64(cpu.ProcRun), true
 		case "proc_total":
@@ -245,6 +245,13 @@ func cpuPercent(name string, cur, prev *decode.HostCPU) (float64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// decimal32 widens an XDR float as its shortest decimal reads: a load of
+// 5.6 is 5.6, not 5.599999904632568.
+func decimal32(f float32) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(f), 'g', -1, 32), 64)
+	return v
 }
 
 // formatUUID writes a UUID as 8-4-4-4-12 hex digits.

@@ -241,3 +241,44 @@ func (h entryHeap) Less(i, j int) bool { return h[i].v < h[j].v }
 func (h entryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
 func (h *entryHeap) Push(x any)        { *h = append(*h, x.(valued)) }
 func (h *entryHeap) Pop() any          { x := (*h)[len(*h)-1]; *h = (*h)[:len(*h)-1]; return x }
+
+// FlowLocations lists the data sources of the agents that match where a
+// flow has the key now, largest value first: where the flow passes (what
+// sFlow-RT's /flowlocations serves). Like ActiveFlows it reads the table a
+// slice at a time; it formats each entry's key into one buffer to compare.
+func (e *Engine) FlowLocations(name string, agents func(netip.Addr) bool, key string) ([]api.FlowLocation, error) {
+	s := &scan{e: e, name: name, agents: agents, mode: aggMax, seen: map[*source]*where{}}
+	var buf []byte
+	out := []api.FlowLocation{}
+	err := s.each(func(ent *entry, w *where, v float64) {
+		if buf = e.appendKey(buf[:0], s.p, ent.key()); string(buf) == key {
+			out = append(out, api.FlowLocation{Agent: w.agent, DataSource: w.ds, Value: v})
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return SortLocations(out), nil
+}
+
+// SortLocations puts a flow's locations largest first (then by agent and
+// data source), those of one data source from several engines summed.
+func SortLocations(locs []api.FlowLocation) []api.FlowLocation {
+	sort.Slice(locs, func(i, j int) bool {
+		a, b := locs[i], locs[j]
+		if a.Agent != b.Agent {
+			return a.Agent < b.Agent
+		}
+		return a.DataSource < b.DataSource
+	})
+	out := locs[:0]
+	for _, l := range locs {
+		if n := len(out); n > 0 && out[n-1].Agent == l.Agent && out[n-1].DataSource == l.DataSource {
+			out[n-1].Value += l.Value
+			continue
+		}
+		out = append(out, l)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Value > out[j].Value })
+	return out
+}

@@ -12,7 +12,9 @@ with what went wrong:
 - tails /flows/json (tail_flows.py);
 - top flows by /activeflows;
 - /metric with summary prefixes, /table with sort:, and the Prometheus
-  exporter's text.
+  exporter's text;
+- a host dashboard (hsflowd's metrics, filtered by os_name), the places
+  the top flow passes (/flowlocations, /flowvalue) and /flowkeys.
 
 It runs for at most about 40 seconds.
 """
@@ -110,6 +112,26 @@ lic = call("GET", "/license/json")
 if lic["license"]["type"] != "open" or not lic["license"]["host_ok"] or "host" not in lic["analyzer"]:
     fail("license %r" % lic)
 print("ok metrics", len(names), "names; license", lic["license"]["type"])
+
+# A host dashboard: the busiest linux hosts by load, as hsflowd reports them.
+hosts = call("GET", "/table/ALL/host_name,load_one,cpu_utilization,mem_utilization,sort:load_one:-3/json?os_name=linux")
+loads = [row[1]["metricValue"] for row in hosts]
+if not hosts or loads != sorted(loads, reverse=True) or not all(0 < row[2]["metricValue"] <= 100 for row in hosts):
+    fail("host table %r" % hosts)
+print("ok hosts", [(row[0]["metricValue"], row[1]["metricValue"]) for row in hosts])
+
+# Where the top flow passes, and its value at the first of those places.
+locs = call("GET", "/flowlocations/ALL/client_bps/json?key=" + top[0]["key"])
+if len(locs) < 2 or any(a["value"] < b["value"] for a, b in zip(locs, locs[1:])):
+    fail("flowlocations of %s: %r" % (top[0]["key"], locs))
+value = call("GET", "/flowvalue/%s/%s.client_bps/json?key=%s" % (locs[0]["agent"], locs[0]["dataSource"], top[0]["key"]))
+if not isinstance(value, (int, float)) or value <= 0:
+    fail("flowvalue %r" % value)
+keys = call("GET", "/flowkeys/json")
+if "ipsource" not in keys or "tcpsourceport" not in keys:
+    fail("flowkeys %r" % keys)
+print("ok flowlocations", [(l["agent"], l["dataSource"]) for l in locs], "flowvalue %.0f Mbit/s" % (value / 1e6),
+      "flowkeys", len(keys))
 
 for name in ("client_big", "client_busy"):
     call("DELETE", "/threshold/%s/json" % name)

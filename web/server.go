@@ -92,6 +92,7 @@ type Engine interface {
 	Collisions() []api.Event
 	Paths(q api.PathQuery) (api.Paths, error)
 	ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows int, minValue float64, aggMode string) ([]api.ActiveFlow, error)
+	FlowLocations(name string, agents func(netip.Addr) bool, key string) ([]api.FlowLocation, error)
 	FlowKeys() map[string]int64
 	Dump(agents func(netip.Addr) bool, metrics []string) ([]api.Metric, error)
 	Metrics(agents func(netip.Addr) bool, metrics []string) ([]api.Statistic, error)
@@ -176,6 +177,8 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/flows/json", s.flowLog).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/elephants/json", s.elephants).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/activeflows/{agent}/{name}/json", s.activeFlows).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/flowlocations/{agent}/{name}/json", s.flowLocations).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/flowvalue/{agent}/{metric}/json", s.flowValue).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/flowkeys/json", s.flowKeys).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/agents/json", s.agents).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/topology/json", s.getTopology).Methods(http.MethodGet, http.MethodHead)
@@ -569,6 +572,71 @@ func (s *Server) activeFlows(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.reply(w, out)
+}
+
+// flowLocations is /flowlocations/{agent}/{name}/json?key=K: the data
+// sources where the flow has key K now, largest first.
+func (s *Server) flowLocations(w http.ResponseWriter, r *http.Request) {
+	vars := mux.Vars(r)
+	agents, err := s.agentFilter(vars["agent"])
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	key, ok := flowKeyParam(r)
+	if !ok {
+		s.fail(w, http.StatusBadRequest, errors.New("key: missing; give the flow's key, e.g. ?key=10.0.0.1,10.0.0.2"))
+		return
+	}
+	out, err := s.cfg.Engine.FlowLocations(vars["name"], agents, key)
+	if err != nil {
+		s.fail(w, statusOf(err), err)
+		return
+	}
+	s.reply(w, out)
+}
+
+// flowValue is /flowvalue/{agent}/{ds}.{name}/json?key=K: the flow's value
+// for key K at one data source, 0 when it has none there (as sFlow-RT's
+// flowValue() answers).
+func (s *Server) flowValue(w http.ResponseWriter, r *http.Request) {
+	vars := mux.Vars(r)
+	agents, err := s.agentFilter(vars["agent"])
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	name, ds := flows.MetricFlow(vars["metric"])
+	if name == "" || ds == "" {
+		s.fail(w, http.StatusBadRequest, fmt.Errorf("metric %q: want DATASOURCE.FLOW, e.g. 3.tcp or 2.1.tcp", vars["metric"]))
+		return
+	}
+	key, ok := flowKeyParam(r)
+	if !ok {
+		s.fail(w, http.StatusBadRequest, errors.New("key: missing; give the flow's key, e.g. ?key=10.0.0.1,10.0.0.2"))
+		return
+	}
+	locs, err := s.cfg.Engine.FlowLocations(name, agents, key)
+	if err != nil {
+		s.fail(w, statusOf(err), err)
+		return
+	}
+	v := 0.0
+	for _, l := range locs {
+		if l.DataSource == ds {
+			v += l.Value
+		}
+	}
+	s.reply(w, v)
+}
+
+// flowKeyParam reads ?key=: repeated, its values are the key's fields.
+func flowKeyParam(r *http.Request) (string, bool) {
+	ks := r.URL.Query()["key"]
+	if len(ks) == 0 || len(ks) == 1 && ks[0] == "" {
+		return "", false
+	}
+	return strings.Join(ks, ","), true
 }
 
 func (s *Server) flowKeys(w http.ResponseWriter, _ *http.Request) {
