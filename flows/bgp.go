@@ -24,6 +24,12 @@ type Routes interface {
 	RouteOf(a netip.Addr) (Route, bool)
 }
 
+// Countries answers the country: key: an address's ISO 3166 code
+// (package geoip's DB is one).
+type Countries interface {
+	Country(a netip.Addr) (string, bool)
+}
+
 // bgpKeys read the RIB's view of a sample's source or destination. Where a
 // sample carries an extended gateway record, its values win, as in sFlow-RT.
 var bgpKeys = map[string]func(s *sample) value{

@@ -31,6 +31,9 @@ type Config struct {
 	MaxPaths     int // 5-tuples whose paths are tracked [100000]
 	// Routes answers the bgp* keys; nil leaves them missing.
 	Routes Routes
+	// Countries answers the country: key; nil refuses definitions that
+	// use it.
+	Countries Countries
 	// Topology names nodes, ports and links; nil for an engine of its own.
 	Topology *topology.Map
 	// Now is the clock; tests set it to step time by hand.
@@ -627,6 +630,14 @@ func (e *Engine) SetFlow(name string, d Definition) error {
 	p, err := compile(name, d)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	var filter string
+	if d.Filter != nil {
+		filter = *d.Filter
+	}
+	if e.cfg.Countries == nil && usesCountry(string(d.Keys), filter) {
+		return fmt.Errorf("%w: country: needs a GeoIP country database: install Debian's geoip-database "+
+			"(/usr/share/GeoIP/GeoIP.dat, GeoIPv6.dat) or point the collector's -geoip at legacy GeoIP country .dat files", ErrInvalid)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -481,17 +481,18 @@ var keyFuncs map[string]func(args []string) (extractor, bool, error)
 
 func init() {
 	keyFuncs = map[string]func(args []string) (extractor, bool, error){
-		"node":   nodeFunc,
-		"link":   linkFunc,
-		"or":     orFunc,
-		"null":   nullFunc,
-		"first":  firstFunc,
-		"prefix": affixFunc(true),
-		"suffix": affixFunc(false),
-		"range":  rangeFunc,
-		"eq":     eqFunc,
-		"concat": concatFunc,
-		"group":  groupFunc,
+		"node":    nodeFunc,
+		"link":    linkFunc,
+		"or":      orFunc,
+		"null":    nullFunc,
+		"first":   firstFunc,
+		"prefix":  affixFunc(true),
+		"suffix":  affixFunc(false),
+		"range":   rangeFunc,
+		"eq":      eqFunc,
+		"concat":  concatFunc,
+		"group":   groupFunc,
+		"country": countryFunc,
 	}
 }
 
@@ -775,4 +776,49 @@ func groupFunc(args []string) (extractor, bool, error) {
 		}
 		return value{}
 	}, t.location, nil
+}
+
+// country:K is the ISO 3166 code of address K's country, from the GeoIP
+// database the engine was given (Config.Countries); missing for private
+// space and where the database has none. SetFlow refuses a definition that
+// uses it when the engine has no database.
+func countryFunc(args []string) (extractor, bool, error) {
+	if err := needArgs(args, 1, "country:ipsource or country:ipdestination"); err != nil {
+		return nil, false, err
+	}
+	t, err := compileKey(args[0])
+	if err != nil {
+		return nil, false, err
+	}
+	return func(s *sample) value {
+		v := t.get(s)
+		if !v.isAddr() || s.e.cfg.Countries == nil {
+			return value{}
+		}
+		if code, ok := s.e.cfg.Countries.Country(v.addr()); ok {
+			return s.e.strValue(code)
+		}
+		return value{}
+	}, false, nil
+}
+
+// usesCountry says whether a definition's keys or filter call country:.
+func usesCountry(exprs ...string) bool {
+	for _, x := range exprs {
+		for i := strings.Index(x, "country:"); i >= 0; {
+			if i == 0 || !isKeyChar(x[i-1]) {
+				return true
+			}
+			j := strings.Index(x[i+1:], "country:")
+			if j < 0 {
+				break
+			}
+			i += 1 + j
+		}
+	}
+	return false
+}
+
+func isKeyChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.'
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/engine"
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/geoip"
 	"github.com/fabrictrace/fabrictrace/ingest"
 	"github.com/fabrictrace/fabrictrace/rib"
 	"github.com/fabrictrace/fabrictrace/store"
@@ -38,6 +39,7 @@ import (
 )
 
 type options struct {
+	geoip         string
 	sflow         string
 	sockets       int
 	shards        int
@@ -92,6 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.bgpAccept, "bgp-accept", "", "`CIDR[,CIDR...]` from which any peer may connect; BGP starts only with some")
 	fs.UintVar(&o.bgpPeerASN, "bgp-peer-asn", 0, "the only AS accepted from peers (0 accepts any)")
 	fs.StringVar(&o.bgpNeighbors, "bgp-neighbors", "", "peers configured one by one, `ADDR=ASN[,ADDR=ASN...]`")
+	fs.StringVar(&o.geoip, "geoip", defaultGeoIP, "legacy GeoIP country database `files` (IPv4 and IPv6, comma-separated) for the country: key; the default is Debian's geoip-database, skipped when not installed; empty disables country:")
 	fs.BoolVar(&o.bgpAll, "bgp-all-prefixes", false, "keep every prefix, not only host routes (/32, /128)")
 	fs.StringVar(&o.db, "db", "fabrictrace.db", "SQLite `file` keeping definitions and history (\":memory:\" for none on disk; empty disables)")
 	fs.DurationVar(&o.retain, "retain", 30*24*time.Hour, "keep history this long")
@@ -176,6 +179,13 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	ecfg := flows.Config{MaxFlows: o.maxFlows}
+	countries, err := openGeoIP(o.geoip, logger)
+	if err != nil {
+		return err
+	}
+	if countries != nil {
+		ecfg.Countries = countries
+	}
 	if routes != nil {
 		defer routes.Close()
 		ecfg.Routes = ribRoutes{routes}
@@ -458,4 +468,33 @@ func agentsJSON(l *ingest.Listener) func() []web.Agent {
 		}
 		return out
 	}
+}
+
+// defaultGeoIP is where Debian's geoip-database installs its files.
+const defaultGeoIP = "/usr/share/GeoIP/GeoIP.dat,/usr/share/GeoIP/GeoIPv6.dat"
+
+// openGeoIP opens the -geoip files: any of the default ones that are
+// installed, and every one named otherwise (a missing one is an error).
+// Nil, with no error, when there are none.
+func openGeoIP(files string, logger *slog.Logger) (*geoip.DB, error) {
+	var paths []string
+	for _, f := range strings.Split(files, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil && files == defaultGeoIP {
+			continue
+		}
+		paths = append(paths, f)
+	}
+	if len(paths) == 0 {
+		logger.Info("no GeoIP database, so the country: key is refused; apt-get install geoip-database, or give -geoip")
+		return nil, nil
+	}
+	db, err := geoip.Open(paths...)
+	if err != nil {
+		return nil, fmt.Errorf("-geoip: %w", err)
+	}
+	logger.Debug("geoip", "files", db.Files)
+	return db, nil
 }
