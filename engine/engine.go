@@ -312,6 +312,22 @@ func (e *Engine) SetGroup(name string, body []byte) error {
 	return e.each(func(s *flows.Engine) error { return s.SetGroup(name, body) })
 }
 
+// SetMap installs a value map in every shard.
+func (e *Engine) SetMap(name string, body []byte) error {
+	return e.each(func(s *flows.Engine) error { return s.SetMap(name, body) })
+}
+
+// DeleteMap removes a value map from every shard.
+func (e *Engine) DeleteMap(name string) error {
+	return e.each(func(s *flows.Engine) error { return s.DeleteMap(name) })
+}
+
+// Map returns one value map (every shard holds the same).
+func (e *Engine) Map(name string) (map[string][]string, error) { return e.primary.Map(name) }
+
+// Maps returns every value map.
+func (e *Engine) Maps() map[string]map[string][]string { return e.primary.Maps() }
+
 // DeleteGroup removes an address group from every shard.
 func (e *Engine) DeleteGroup(name string) error {
 	return e.each(func(s *flows.Engine) error { return s.DeleteGroup(name) })
@@ -334,6 +350,12 @@ func (e *Engine) NodeName(a netip.Addr) string { return e.primary.NodeName(a) }
 
 // Nodes lists the nodes known, by name.
 func (e *Engine) Nodes() []api.Node { return e.primary.Nodes() }
+
+// EdgeAgents sorts topology agents into edge and core (every shard hears
+// every counter sample, so the primary's view is whole).
+func (e *Engine) EdgeAgents(nodes map[netip.Addr]bool) (edge, core map[netip.Addr]bool) {
+	return e.primary.EdgeAgents(nodes)
+}
 
 // NodeAddress finds a node's agent address by its name.
 func (e *Engine) NodeAddress(name string) (netip.Addr, bool) { return e.primary.NodeAddress(name) }

@@ -171,6 +171,9 @@ func parseValue(v string) (valueKind, error) {
 	case "bps":
 		return valueBits, nil
 	}
+	if v == "requests" || v == "duration" {
+		return 0, fmt.Errorf("value %q needs HTTP request records (0:2206), which fabrictrace does not decode; want bytes, frames, bps or fps", v)
+	}
 	return 0, fmt.Errorf("value %q: want bytes, frames, bps or fps", v)
 }
 

@@ -93,6 +93,7 @@ type Engine struct {
 	topo             *topology.Map
 	nodeCache        nodeCache // and the topology snapshot now
 	groups           groups
+	maps             valueMaps
 	events           *ring.Log[api.Event]
 	flowLog          *ring.Log[api.FlowRecord]
 	elephants        *elephantLog
@@ -155,6 +156,7 @@ func New(cfg Config) *Engine {
 	e.shard = cfg.Shard.state()
 	e.shard.join(e)
 	e.groups.init()
+	e.maps.init()
 	e.topo = cfg.Topology
 	if e.topo == nil {
 		e.topo = topology.New()

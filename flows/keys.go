@@ -387,6 +387,27 @@ func (e *Engine) text(v value) value {
 	return e.strBytes(b)
 }
 
+// undecoded names the sFlow record that sFlow-RT reads a key from, for
+// keys of records fabrictrace does not decode: a user learns why, not
+// merely that the key is unknown.
+func undecoded(key string) (string, bool) {
+	const (
+		tcpInfo = "extended TCP info records (0:2209, from hsflowd's tcp module)"
+		http    = "HTTP request records (0:2206, from an HTTP server's sFlow module)"
+		queue   = "extended egress queue records (0:1036)"
+	)
+	switch {
+	case strings.HasPrefix(key, "tcprtt"), key == "tcpunacked", key == "tcplost", key == "tcpretrans",
+		key == "tcppmtu", key == "tcprcvmss", key == "tcpsndmss", key == "tcpdelivered", key == "tcpdirection":
+		return tcpInfo, true
+	case strings.HasPrefix(key, "http"), strings.HasPrefix(key, "uri:"):
+		return http, true
+	case key == "queuedepth":
+		return queue, true
+	}
+	return "", false
+}
+
 // compileKey compiles one key expression: a base key (with an optional ".1"
 // for the inner frame) or a key function such as node:inputifindex.
 func compileKey(text string) (token, error) {
@@ -422,6 +443,9 @@ func compileKey(text string) (token, error) {
 	}
 	bk, ok := baseKeys[name]
 	if !ok {
+		if need, ok := undecoded(text); ok {
+			return token{}, fmt.Errorf("key %q needs %s, which fabrictrace does not decode", text, need)
+		}
 		return token{}, fmt.Errorf("unknown key %q", text)
 	}
 	if layerIndex > 1 || layerIndex == 1 && !bk.layered {
@@ -493,6 +517,8 @@ func init() {
 		"concat":  concatFunc,
 		"group":   groupFunc,
 		"country": countryFunc,
+		"map":     mapFunc,
+		"asn":     asnFunc,
 	}
 }
 

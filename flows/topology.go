@@ -87,6 +87,31 @@ func (e *Engine) NodeAddress(name string) (netip.Addr, bool) {
 	return e.topo.Snapshot(e.clock(), true).NodeAddress(name)
 }
 
+// EdgeAgents sorts the agents of the given topology nodes into the edge
+// (an agent with an interface, known from its counters, on no topology
+// link: leaves with their servers' ports) and the core (every interface
+// it reports on a link: spines), for the EDGE and CORE selectors.
+func (e *Engine) EdgeAgents(nodes map[netip.Addr]bool) (edge, core map[netip.Addr]bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	topo := e.topoNow(e.clock(), true)
+	edge, core = map[netip.Addr]bool{}, map[netip.Addr]bool{}
+	for k, src := range e.sources {
+		if !nodes[k.agent] || k.class != 0 || !src.counters.have {
+			continue
+		}
+		if _, onLink := topo.Link(k.agent, k.index); !onLink {
+			edge[k.agent] = true
+		}
+	}
+	for a := range nodes {
+		if !edge[a] {
+			core[a] = true
+		}
+	}
+	return edge, core
+}
+
 // SetTopology installs a topology document; its version goes up by one.
 func (e *Engine) SetTopology(doc api.Topology) error {
 	if err := e.topo.Set(doc); err != nil {

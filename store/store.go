@@ -130,7 +130,7 @@ func (s *Store) migrate() error {
 }
 
 // PutDefinition stores a definition's PUT body; kind is "flow", "threshold",
-// "group" or "topology".
+// "group", "map" or "topology".
 func (s *Store) PutDefinition(kind, name string, body []byte) error {
 	_, err := s.db.Exec(`INSERT INTO definitions (kind, name, body, updated) VALUES (?, ?, ?, ?)
 		ON CONFLICT (kind, name) DO UPDATE SET body = excluded.body, updated = excluded.updated`,
@@ -156,10 +156,10 @@ type Definition struct {
 }
 
 // Definitions returns every stored definition in the order to re-apply
-// them: topology and groups, then flows, then the thresholds on them.
+// them: topology, groups and maps, then flows, then the thresholds on them.
 func (s *Store) Definitions() ([]Definition, error) {
 	rows, err := s.db.Query(`SELECT kind, name, body FROM definitions ORDER BY
-		CASE kind WHEN 'topology' THEN 0 WHEN 'group' THEN 1 WHEN 'flow' THEN 2 ELSE 3 END, name`)
+		CASE kind WHEN 'topology' THEN 0 WHEN 'group' THEN 1 WHEN 'map' THEN 1 WHEN 'flow' THEN 2 ELSE 3 END, name`)
 	if err != nil {
 		return nil, fmt.Errorf("store definitions: %w", err)
 	}

@@ -121,14 +121,21 @@ func (s *Server) license(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) agentMetrics(w http.ResponseWriter, r *http.Request) {
-	agents, err := s.agentFilter(mux.Vars(r)["agent"])
+	agent := mux.Vars(r)["agent"]
+	agents, err := s.agentFilter(agent)
 	if err != nil {
-		s.fail(w, http.StatusBadRequest, err)
+		// One agent, by address or name, as sFlow-RT's reference has it:
+		// one it does not know is 404.
+		s.fail(w, http.StatusNotFound, err)
 		return
 	}
 	dump, err := s.cfg.Engine.Dump(agents, []string{"ALL"})
 	if err != nil {
 		s.fail(w, statusOf(err), err)
+		return
+	}
+	if len(dump) == 0 {
+		s.fail(w, http.StatusNotFound, fmt.Errorf("agent %q: no metrics from it", agent))
 		return
 	}
 	out := map[string]any{}

@@ -78,10 +78,15 @@ type Engine interface {
 	DeleteGroup(name string) error
 	Group(name string) (map[string][]string, error)
 	Groups() map[string]map[string][]string
+	SetMap(name string, body []byte) error
+	DeleteMap(name string) error
+	Map(name string) (map[string][]string, error)
+	Maps() map[string]map[string][]string
 	SetTopology(doc api.Topology) error
 	Topology() api.Topology
 	NodeName(a netip.Addr) string
 	Nodes() []api.Node
+	EdgeAgents(nodes map[netip.Addr]bool) (edge, core map[netip.Addr]bool)
 	NodeAddress(name string) (netip.Addr, bool)
 	Events(ctx context.Context, after int64, thresholdID string, max int, timeout time.Duration) []api.Event
 	UserEvents(ctx context.Context, after int64, max int, timeout time.Duration) []api.Event
@@ -173,6 +178,10 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/group/{name}/json", s.getGroup).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/group/{name}/json", s.write("group", s.putGroup)).Methods(http.MethodPut, http.MethodPost)
 	r.HandleFunc("/group/{name}/json", s.write("group", s.deleteGroup)).Methods(http.MethodDelete)
+	r.HandleFunc("/map/json", s.listMaps).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/map/{name}/json", s.getMap).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/map/{name}/json", s.write("map", s.putMap)).Methods(http.MethodPut, http.MethodPost)
+	r.HandleFunc("/map/{name}/json", s.write("map", s.deleteMap)).Methods(http.MethodDelete)
 	r.HandleFunc("/events/json", s.events).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/flows/json", s.flowLog).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/elephants/json", s.elephants).Methods(http.MethodGet, http.MethodHead)
@@ -372,6 +381,27 @@ func (s *Server) deleteGroup(_ *http.Request, name string, _ []byte) error {
 	return s.cfg.Engine.DeleteGroup(name)
 }
 
+func (s *Server) listMaps(w http.ResponseWriter, _ *http.Request) {
+	s.reply(w, s.cfg.Engine.Maps())
+}
+
+func (s *Server) putMap(_ *http.Request, name string, body []byte) error {
+	return s.cfg.Engine.SetMap(name, body)
+}
+
+func (s *Server) getMap(w http.ResponseWriter, r *http.Request) {
+	m, err := s.cfg.Engine.Map(mux.Vars(r)["name"])
+	if err != nil {
+		s.fail(w, statusOf(err), err)
+		return
+	}
+	s.reply(w, m)
+}
+
+func (s *Server) deleteMap(_ *http.Request, name string, _ []byte) error {
+	return s.cfg.Engine.DeleteMap(name)
+}
+
 func (s *Server) getTopology(w http.ResponseWriter, _ *http.Request) {
 	s.reply(w, s.cfg.Engine.Topology())
 }
@@ -512,27 +542,18 @@ func (s *Server) elephants(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, s.cfg.Engine.Elephants(r.Context(), after, int(min(max, 10_000)), timeout))
 }
 
-// agentFilter reads an {agent} selector: ALL, TOPOLOGY, one address, or a
-// ;-separated list.
+// agentFilter reads an {agent} selector: ALL, TOPOLOGY, EDGE or CORE,
+// one address or node name, or a ;-separated list.
 func (s *Server) agentFilter(sel string) (func(netip.Addr) bool, error) {
 	switch sel {
 	case "ALL":
 		return func(netip.Addr) bool { return true }, nil
-	case "TOPOLOGY":
-		// The topology's nodes, whether the document names their agents or
-		// only links them (their names then resolve as /nodes/json does).
-		topo := s.cfg.Engine.Topology()
-		named := map[string]bool{}
-		for name := range topo.Nodes {
-			named[name] = true
-		}
-		for _, l := range topo.Links {
-			named[l.Node1], named[l.Node2] = true, true
-		}
-		in := map[netip.Addr]bool{}
-		for _, n := range s.cfg.Engine.Nodes() {
-			if named[n.Name] && n.Agent.IsValid() {
-				in[n.Agent] = true
+	case "TOPOLOGY", "EDGE", "CORE":
+		in := s.topologyAgents()
+		if sel != "TOPOLOGY" {
+			edge, core := s.cfg.Engine.EdgeAgents(in)
+			if in = edge; sel == "CORE" {
+				in = core
 			}
 		}
 		return func(a netip.Addr) bool { return in[a] }, nil
@@ -544,12 +565,33 @@ func (s *Server) agentFilter(sel string) (func(netip.Addr) bool, error) {
 			// A node's name, as the topology or its host_descr gives it.
 			var ok bool
 			if a, ok = s.cfg.Engine.NodeAddress(part); !ok {
-				return nil, fmt.Errorf("agent %q: want ALL, TOPOLOGY, an address, a node's name or a ;-separated list of them", part)
+				return nil, fmt.Errorf("agent %q: want ALL, TOPOLOGY, EDGE, CORE, an address, a node's name or a ;-separated list of them", part)
 			}
 		}
 		in[a] = true
 	}
 	return func(a netip.Addr) bool { return in[a] }, nil
+}
+
+// topologyAgents are the agents of the topology's nodes, whether the
+// document names their agents or only links them (their names then
+// resolve as /nodes/json does).
+func (s *Server) topologyAgents() map[netip.Addr]bool {
+	topo := s.cfg.Engine.Topology()
+	named := map[string]bool{}
+	for name := range topo.Nodes {
+		named[name] = true
+	}
+	for _, l := range topo.Links {
+		named[l.Node1], named[l.Node2] = true, true
+	}
+	in := map[netip.Addr]bool{}
+	for _, n := range s.cfg.Engine.Nodes() {
+		if named[n.Name] && n.Agent.IsValid() {
+			in[n.Agent] = true
+		}
+	}
+	return in
 }
 
 func (s *Server) activeFlows(w http.ResponseWriter, r *http.Request) {

@@ -21,6 +21,7 @@ type defineFile struct {
 	Flows      map[string]json.RawMessage `json:"flows"`
 	Thresholds map[string]json.RawMessage `json:"thresholds"`
 	Groups     map[string]json.RawMessage `json:"groups"`
+	Maps       map[string]json.RawMessage `json:"maps"`
 	Topology   *api.Topology              `json:"topology"`
 }
 
@@ -48,7 +49,7 @@ func applyDefinitions(from string, b []byte, e *engine.Engine) error {
 	for _, set := range []struct {
 		kind string
 		defs map[string]json.RawMessage
-	}{{"group", f.Groups}, {"flow", f.Flows}, {"threshold", f.Thresholds}} {
+	}{{"group", f.Groups}, {"map", f.Maps}, {"flow", f.Flows}, {"threshold", f.Thresholds}} {
 		for n, raw := range set.defs {
 			if err := applyDefinition(e, set.kind, n, raw); err != nil {
 				return fmt.Errorf("%s: %s %q: %w", from, set.kind, n, err)
@@ -76,6 +77,8 @@ func applyDefinition(e *engine.Engine, kind, name string, body []byte) error {
 		return e.SetThreshold(name, t)
 	case "group":
 		return e.SetGroup(name, body)
+	case "map":
+		return e.SetMap(name, body)
 	case "topology":
 		var doc api.Topology
 		if err := json.Unmarshal(body, &doc); err != nil {

@@ -21,7 +21,7 @@ import (
 
 // A flow keyed ipdestination,bgpdestinationpeer names, for every container
 // the simulator sends to, the leaf that announced it; the other bgp keys
-// name its server, its leaf's AS and its community.
+// name its server, its leaf's AS and its community; asn: its origin AS.
 func TestBGPKeysNameTheOwner(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -56,7 +56,8 @@ func TestBGPKeysNameTheOwner(t *testing.T) {
 
 	e := mustEngine(t, flows.Config{Routes: ribRoutes{routes}})
 	if err := e.SetFlow("owner", flows.Definition{
-		Keys: "or:ipdestination:ip6destination,bgpdestinationpeer,bgpnexthop,bgpdestinationas,bgpcommunities,bgpdestinationprefix"}); err != nil {
+		Keys: "or:ipdestination:ip6destination,bgpdestinationpeer,bgpnexthop,bgpdestinationas,bgpcommunities,bgpdestinationprefix," +
+			"asn:[or:ipdestination:ip6destination]"}); err != nil {
 		t.Fatal(err)
 	}
 	var dec decode.Decoder
@@ -88,7 +89,7 @@ func TestBGPKeysNameTheOwner(t *testing.T) {
 		}
 		leaf := c.Server.Leaf
 		want := strings.Join([]string{dst.String(), leaf.BGPSource.String(), hop.String(),
-			itoa(leaf.ASN), itoa(leaf.ASN) + ":1", netip.PrefixFrom(dst, dst.BitLen()).String()}, ",")
+			itoa(leaf.ASN), itoa(leaf.ASN) + ":1", netip.PrefixFrom(dst, dst.BitLen()).String(), itoa(leaf.ASN)}, ",")
 		if row.Key != want {
 			t.Errorf("key %s, want %s", row.Key, want)
 		}

@@ -44,6 +44,8 @@ func TestDefinitionsSurviveARestart(t *testing.T) {
 		{"/flow/pairs/json", `{"keys":"ipsource,ipdestination","value":"bps","n":10}`},
 		{"/threshold/big/json", `{"metric":"pairs","value":1e8,"byFlow":true}`},
 		{"/group/zones/json", `{"inside":["10.0.0.0/8"]}`},
+		{"/map/ports/json", `{"web":["80","443"]}`},
+		{"/flow/apps/json", `{"keys":"map:tcpdestinationport:ports"}`},
 		{"/topology/json", `{"links":{"l1":{"node1":"leaf01","port1":"swp51","node2":"spine01","port2":"swp1"}}}`},
 		{"/flow/temp/json", `{"keys":"ipsource"}`},
 	} {
@@ -62,6 +64,8 @@ func TestDefinitionsSurviveARestart(t *testing.T) {
 		"/flow/pairs/json":                        `"n":10`,
 		"/threshold/big/json":                     `"metric":"pairs"`,
 		"/group/json":                             `"inside":["10.0.0.0/8"]`,
+		"/map/ports/json":                         `"web":["80","443"]`,
+		"/flow/apps/json":                         `map:tcpdestinationport:ports`,
 		"/topology/json":                          `"l1"`,
 		"/history/events/json":                    `[]`,
 		"/history/elephants/json?src=172.16.1.11": `[]`,
