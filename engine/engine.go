@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fabrictrace/fabrictrace/api"
+	"github.com/fabrictrace/fabrictrace/counters"
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/internal/ring"
@@ -560,7 +561,8 @@ func (e *Engine) Dump(agents func(netip.Addr) bool, metrics []string) ([]api.Met
 // dumpSplit is Dump of a split flow: each data source's largest keys, its
 // entries summed over the shards first, to the flow's n.
 func (e *Engine) dumpSplit(agents func(netip.Addr) bool, metric string) ([]api.Metric, error) {
-	name, ds := flows.MetricFlow(metric)
+	ref, _ := counters.ParseRef(metric) // the engine read it already, to call it split
+	name, ds := ref.Name, ref.DS
 	def, err := e.primary.FlowDefinition(name)
 	if err != nil {
 		return nil, err
@@ -630,16 +632,18 @@ func (e *Engine) Metrics(agents func(netip.Addr) bool, metrics []string) ([]api.
 		if err != nil {
 			return nil, err
 		}
-		st, err := flows.Summarise(m, rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, st)
+		ref, _ := counters.ParseRef(m) // well formed: split read it
+		out = append(out, counters.Summarise(ref, rows))
 	}
 	return out, nil
 }
 
+// metricName is the flow or counter a metric reference reads; "" for a
+// malformed one (whose error the primary reports).
 func metricName(m string) string {
-	name, _ := flows.MetricFlow(m)
-	return name
+	ref, err := counters.ParseRef(m)
+	if err != nil {
+		return ""
+	}
+	return ref.Name
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fabrictrace/fabrictrace/api"
+	"github.com/fabrictrace/fabrictrace/counters"
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/internal/ring"
 	"github.com/fabrictrace/fabrictrace/paths"
@@ -201,10 +202,10 @@ type source struct {
 	key      sourceKey
 	pool     pool
 	lastSeen float64
-	counters counterState
-	host     *hostState // a host's records (hsflowd), nil for an interface
-	salt     uint64     // told into its flows' hashes (flowHash)
-	batchGen uint64     // the last batch that used it: not to be evicted under it
+	counters counters.Interface
+	host     *counters.Host // a host's records (hsflowd), nil for an interface
+	salt     uint64         // told into its flows' hashes (flowHash)
+	batchGen uint64         // the last batch that used it: not to be evicted under it
 }
 
 // pool follows a data source's sample pool, for renormalising.
@@ -582,12 +583,12 @@ func (e *Engine) Counter(dg *decode.Datagram, cs *decode.CounterSample) {
 	if cs.Records&decode.HasHostDescription != 0 && len(cs.HostDescription.Hostname) > 0 {
 		e.topo.LearnHost(dg.Agent, string(cs.HostDescription.Hostname))
 	}
-	if cs.Records&hostKinds != 0 {
+	if cs.Records&counters.HostRecords != 0 {
 		src := e.source(sourceKey{dg.Agent, cs.Source.Class, cs.Source.Index}, now)
 		if src.host == nil {
-			src.host = &hostState{}
+			src.host = &counters.Host{}
 		}
-		src.host.update(cs, now)
+		src.host.Update(cs, now)
 		if e.shard.primary {
 			e.counterThresholds(src, now)
 		}
@@ -597,12 +598,12 @@ func (e *Engine) Counter(dg *decode.Datagram, cs *decode.CounterSample) {
 	}
 	g := &cs.Generic
 	src := e.source(sourceKey{dg.Agent, 0, g.IfIndex}, now)
-	src.counters.update(g, now)
+	src.counters.Update(g, now)
 	if cs.Records&decode.HasPortName != 0 && len(cs.PortName) > 0 {
-		if src.counters.name != string(cs.PortName) {
-			src.counters.name = string(cs.PortName)
+		if src.counters.Name != string(cs.PortName) {
+			src.counters.Name = string(cs.PortName)
 		}
-		e.topo.LearnPort(dg.Agent, src.counters.name, g.IfIndex)
+		e.topo.LearnPort(dg.Agent, src.counters.Name, g.IfIndex)
 	}
 	if e.shard.primary {
 		e.counterThresholds(src, now)

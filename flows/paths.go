@@ -59,8 +59,8 @@ func (e *Engine) portName(agent netip.Addr, p decode.Port) (name, index string) 
 		return "", string(v.appendText(nil, e.strings))
 	}
 	index = fmt.Sprint(v.n)
-	if src := e.sources[sourceKey{agent: agent, index: uint32(v.n)}]; src != nil && src.counters.name != "" {
-		return src.counters.name, index
+	if src := e.sources[sourceKey{agent: agent, index: uint32(v.n)}]; src != nil && src.counters.Name != "" {
+		return src.counters.Name, index
 	}
 	return e.nodeCache.snap.PortName(agent, uint32(v.n)), index
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fabrictrace/fabrictrace/api"
+	"github.com/fabrictrace/fabrictrace/counters"
 )
 
 // Threshold is a threshold as sFlow-RT takes it on PUT /threshold/{name}/json.
@@ -69,7 +70,7 @@ func ParseThreshold(body []byte) (Threshold, error) {
 		return t, fmt.Errorf("threshold field %q: applies to byFlow thresholds only", "confidence")
 	}
 	for attr := range t.Filter {
-		if _, ok := sourceAttrs[attr]; !ok && !isCounterMetric(attr) {
+		if _, ok := sourceAttrs[attr]; !ok && !counters.IsCounter(attr) {
 			return t, fmt.Errorf("threshold field %q: attribute %q: want agent, host_name or a counter metric (ifspeed, ifindex, ifname, iftype, ifoperstatus...)", "filter", attr)
 		}
 	}
@@ -286,7 +287,7 @@ func (ent *entry) unfire(th *threshold) {
 
 // sourceAttrs are the data-source attributes a threshold filter can test.
 var sourceAttrs = map[string]func(e *Engine, src *source) any{
-	"ifspeed":   func(_ *Engine, src *source) any { return float64(src.counters.speed) },
+	"ifspeed":   func(_ *Engine, src *source) any { return float64(src.counters.Speed) },
 	"ifindex":   func(_ *Engine, src *source) any { return float64(src.key.index) },
 	"agent":     func(_ *Engine, src *source) any { return src.key.agent.String() },
 	"host_name": func(e *Engine, src *source) any { h, _ := e.nodeCache.snap.Host(src.key.agent); return h },
@@ -324,7 +325,7 @@ func (e *Engine) SetThreshold(name string, t Threshold) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	th := &threshold{name: name, def: t, counter: isCounterMetric(t.Metric)}
+	th := &threshold{name: name, def: t, counter: counters.IsCounter(t.Metric)}
 	if t.Confidence > 0 {
 		th.z = zOf(t.Confidence)
 		th.zSplit = zOf(1 - (1-t.Confidence)/windows)

@@ -97,7 +97,7 @@ func (e *Engine) EdgeAgents(nodes map[netip.Addr]bool) (edge, core map[netip.Add
 	topo := e.topoNow(e.clock(), true)
 	edge, core = map[netip.Addr]bool{}, map[netip.Addr]bool{}
 	for k, src := range e.sources {
-		if !nodes[k.agent] || k.class != 0 || !src.counters.have {
+		if !nodes[k.agent] || k.class != 0 || !src.counters.Have {
 			continue
 		}
 		if _, onLink := topo.Link(k.agent, k.index); !onLink {

@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/fabrictrace/fabrictrace/api"
+	"github.com/fabrictrace/fabrictrace/counters"
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/rib"
 )
@@ -648,8 +649,9 @@ func (s *Server) flowValue(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, err)
 		return
 	}
-	name, ds := flows.MetricFlow(vars["metric"])
-	if name == "" || ds == "" {
+	ref, err := counters.ParseRef(vars["metric"])
+	name, ds := ref.Name, ref.DS
+	if err != nil || ds == "" {
 		s.fail(w, http.StatusBadRequest, fmt.Errorf("metric %q: want DATASOURCE.FLOW, e.g. 3.tcp or 2.1.tcp", vars["metric"]))
 		return
 	}

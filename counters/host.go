@@ -1,4 +1,4 @@
-package flows
+package counters
 
 import (
 	"strconv"
@@ -6,18 +6,19 @@ import (
 	"github.com/fabrictrace/fabrictrace/decode"
 )
 
-// hostState is a host data source's last two sets of hsflowd's host
+// Host is a host data source's last two sets of hsflowd's host
 // records (0:2000-2006), from which its metrics come in sFlow-RT's names:
 // gauges as sent, cumulative counters as rates per second between the two,
 // and CPU times as percentages of the CPU time between them.
-type hostState struct {
-	at, prevAt float64
-	cur, prev  hostRecords
-	osName     uint32
-	machine    uint32
-	osRelease  string
-	uuid       [16]byte
-	described  bool
+type Host struct {
+	At        float64 // when the last host records came
+	prevAt    float64
+	cur, prev hostRecords
+	osName    uint32
+	machine   uint32
+	osRelease string
+	uuid      [16]byte
+	described bool
 }
 
 type hostRecords struct {
@@ -28,22 +29,23 @@ type hostRecords struct {
 	net  decode.HostNetIO
 }
 
-// hostKinds are the records that make a data source a host.
-const hostKinds = decode.HasHostDescription | decode.HasHostCPU | decode.HasHostMemory | decode.HasHostDiskIO | decode.HasHostNetIO
+// HostRecords are the records that make a data source a host.
+const HostRecords = decode.HasHostDescription | decode.HasHostCPU | decode.HasHostMemory | decode.HasHostDiskIO | decode.HasHostNetIO
 
-func (h *hostState) update(cs *decode.CounterSample, now float64) {
+// Update takes a counter sample's host records, come at now (seconds).
+func (h *Host) Update(cs *decode.CounterSample, now float64) {
 	if d := &cs.HostDescription; cs.Records&decode.HasHostDescription != 0 {
 		h.osName, h.machine, h.uuid, h.described = d.OSName, d.MachineType, d.UUID, true
 		if string(d.OSRelease) != h.osRelease {
 			h.osRelease = string(d.OSRelease)
 		}
 	}
-	if cs.Records&(hostKinds&^decode.HasHostDescription) == 0 {
+	if cs.Records&(HostRecords&^decode.HasHostDescription) == 0 {
 		return
 	}
-	h.prev, h.prevAt = h.cur, h.at
+	h.prev, h.prevAt = h.cur, h.At
 	h.cur = hostRecords{has: cs.Records, cpu: cs.HostCPU, mem: cs.HostMemory, disk: cs.HostDiskIO, net: cs.HostNetIO}
-	h.at = now
+	h.At = now
 }
 
 // hostMetrics lists the host metric names, as sFlow-RT and hsflowd name them.
@@ -74,9 +76,9 @@ func enumName(names []string, v uint32) string {
 	return strconv.FormatUint(uint64(v), 10)
 }
 
-// metric returns one host metric: a number, or a string for the
+// Metric returns one host metric: a number, or a string for the
 // description's fields, and whether the host has it now.
-func (h *hostState) metric(name string) (any, bool) {
+func (h *Host) Metric(name string) (any, bool) {
 	switch name {
 	case "os_name":
 		return enumName(osNames, h.osName), h.described
@@ -89,7 +91,7 @@ func (h *hostState) metric(name string) (any, bool) {
 		return formatUUID(u[:]), h.described
 	}
 	c, p := &h.cur, &h.prev
-	dt := h.at - h.prevAt
+	dt := h.At - h.prevAt
 	both := func(kind decode.Records) bool { return c.has&kind != 0 && p.has&kind != 0 && h.prevAt > 0 && dt > 0 }
 	rate32 := func(kind decode.Records, cur, prev uint32) (any, bool) {
 		if !both(kind) {
