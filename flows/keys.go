@@ -2,6 +2,7 @@ package flows
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -782,7 +783,19 @@ func concatFunc(args []string) (extractor, bool, error) {
 // group:K:NAME[:NAME...] labels K's address by the first address group
 // (PUT /group/NAME/json) with a matching CIDR.
 func groupFunc(args []string) (extractor, bool, error) {
-	if err := needArgs(args, 2, "group:key:groupname[:groupname...]"); err != nil {
+	return labelFunc(args, "group:key:groupname[:groupname...]", func(s *sample, v value, name string) (string, bool) {
+		if !v.isAddr() {
+			return "", false
+		}
+		return s.e.groups.lookup(name, v.addr())
+	})
+}
+
+// labelFunc compiles a key function K:NAME[:NAME...] that labels K's value
+// from the first of the named tables (groups, maps) that has it; missing
+// when none does.
+func labelFunc(args []string, usage string, lookup func(s *sample, v value, name string) (string, bool)) (extractor, bool, error) {
+	if err := needArgs(args, 2, usage); err != nil {
 		return nil, false, err
 	}
 	t, err := compileKey(args[0])
@@ -792,11 +805,11 @@ func groupFunc(args []string) (extractor, bool, error) {
 	names := args[1:]
 	return func(s *sample) value {
 		v := t.get(s)
-		if !v.isAddr() {
+		if v.kind == missing {
 			return value{}
 		}
 		for _, n := range names {
-			if label, ok := s.e.groups.lookup(n, v.addr()); ok {
+			if label, ok := lookup(s, v, n); ok {
 				return s.e.strValue(label)
 			}
 		}
@@ -809,7 +822,21 @@ func groupFunc(args []string) (extractor, bool, error) {
 // space and where the database has none. SetFlow refuses a definition that
 // uses it when the engine has no database.
 func countryFunc(args []string) (extractor, bool, error) {
-	if err := needArgs(args, 1, "country:ipsource or country:ipdestination"); err != nil {
+	return addrFunc(args, "country:ipsource or country:ipdestination", func(s *sample, a netip.Addr) value {
+		if s.e.cfg.Countries == nil {
+			return value{}
+		}
+		if code, ok := s.e.cfg.Countries.Country(a); ok {
+			return s.e.strValue(code)
+		}
+		return value{}
+	})
+}
+
+// addrFunc compiles a key function of one address key: f reads the
+// address's value, missing where K has no address.
+func addrFunc(args []string, usage string, f func(s *sample, a netip.Addr) value) (extractor, bool, error) {
+	if err := needArgs(args, 1, usage); err != nil {
 		return nil, false, err
 	}
 	t, err := compileKey(args[0])
@@ -817,12 +844,8 @@ func countryFunc(args []string) (extractor, bool, error) {
 		return nil, false, err
 	}
 	return func(s *sample) value {
-		v := t.get(s)
-		if !v.isAddr() || s.e.cfg.Countries == nil {
-			return value{}
-		}
-		if code, ok := s.e.cfg.Countries.Country(v.addr()); ok {
-			return s.e.strValue(code)
+		if v := t.get(s); v.isAddr() {
+			return f(s, v.addr())
 		}
 		return value{}
 	}, false, nil

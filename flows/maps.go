@@ -3,6 +3,7 @@ package flows
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 )
 
 // maxMapValues bounds one map's values: a map is defined by a write, and
@@ -89,49 +90,25 @@ func (e *Engine) Maps() map[string]map[string][]string {
 // map:K:NAME[:NAME...] is the label of K's value in the first map that
 // lists it; missing when none does.
 func mapFunc(args []string) (extractor, bool, error) {
-	if err := needArgs(args, 2, "map:key:mapname[:mapname...]"); err != nil {
-		return nil, false, err
-	}
-	t, err := compileKey(args[0])
-	if err != nil {
-		return nil, false, err
-	}
-	names := args[1:]
-	return func(s *sample) value {
-		v := t.get(s)
-		if v.kind == missing {
-			return value{}
-		}
+	return labelFunc(args, "map:key:mapname[:mapname...]", func(s *sample, v value, name string) (string, bool) {
 		m := &s.e.maps
 		m.scratch = v.appendText(m.scratch[:0], s.e.strings)
-		for _, n := range names {
-			if label, ok := m.byName[n][string(m.scratch)]; ok {
-				return s.e.strValue(label)
-			}
-		}
-		return value{}
-	}, t.location, nil
+		label, ok := m.byName[name][string(m.scratch)]
+		return label, ok
+	})
 }
 
 // asn:K is the origin AS of the route the RIB holds for address K (with
 // -bgp-all-prefixes, for any address of a full table); missing without one.
 func asnFunc(args []string) (extractor, bool, error) {
-	if err := needArgs(args, 1, "asn:ipsource or asn:ipdestination"); err != nil {
-		return nil, false, err
-	}
-	t, err := compileKey(args[0])
-	if err != nil {
-		return nil, false, err
-	}
-	return func(s *sample) value {
-		v := t.get(s)
-		if !v.isAddr() || s.e.cfg.Routes == nil {
+	return addrFunc(args, "asn:ipsource or asn:ipdestination", func(s *sample, a netip.Addr) value {
+		if s.e.cfg.Routes == nil {
 			return value{}
 		}
-		r, ok := s.e.cfg.Routes.RouteOf(v.addr())
+		r, ok := s.e.cfg.Routes.RouteOf(a)
 		if !ok || len(r.ASPath) == 0 {
 			return value{}
 		}
 		return numValue(uint64(r.ASPath[len(r.ASPath)-1]))
-	}, false, nil
+	})
 }

@@ -620,58 +620,53 @@ func (s *Server) activeFlows(w http.ResponseWriter, r *http.Request) {
 // flowLocations is /flowlocations/{agent}/{name}/json?key=K: the data
 // sources where the flow has key K now, largest first.
 func (s *Server) flowLocations(w http.ResponseWriter, r *http.Request) {
-	vars := mux.Vars(r)
-	agents, err := s.agentFilter(vars["agent"])
-	if err != nil {
-		s.fail(w, http.StatusBadRequest, err)
-		return
+	if out, ok := s.locations(w, r, mux.Vars(r)["name"]); ok {
+		s.reply(w, out)
 	}
-	key, ok := flowKeyParam(r)
-	if !ok {
-		s.fail(w, http.StatusBadRequest, errors.New("key: missing; give the flow's key, e.g. ?key=10.0.0.1,10.0.0.2"))
-		return
-	}
-	out, err := s.cfg.Engine.FlowLocations(vars["name"], agents, key)
-	if err != nil {
-		s.fail(w, statusOf(err), err)
-		return
-	}
-	s.reply(w, out)
 }
 
 // flowValue is /flowvalue/{agent}/{ds}.{name}/json?key=K: the flow's value
 // for key K at one data source, 0 when it has none there (as sFlow-RT's
 // flowValue() answers).
 func (s *Server) flowValue(w http.ResponseWriter, r *http.Request) {
-	vars := mux.Vars(r)
-	agents, err := s.agentFilter(vars["agent"])
-	if err != nil {
-		s.fail(w, http.StatusBadRequest, err)
+	metric := mux.Vars(r)["metric"]
+	ref, err := counters.ParseRef(metric)
+	if err != nil || ref.DS == "" {
+		s.fail(w, http.StatusBadRequest, fmt.Errorf("metric %q: want DATASOURCE.FLOW, e.g. 3.tcp or 2.1.tcp", metric))
 		return
 	}
-	ref, err := counters.ParseRef(vars["metric"])
-	name, ds := ref.Name, ref.DS
-	if err != nil || ds == "" {
-		s.fail(w, http.StatusBadRequest, fmt.Errorf("metric %q: want DATASOURCE.FLOW, e.g. 3.tcp or 2.1.tcp", vars["metric"]))
-		return
-	}
-	key, ok := flowKeyParam(r)
+	locs, ok := s.locations(w, r, ref.Name)
 	if !ok {
-		s.fail(w, http.StatusBadRequest, errors.New("key: missing; give the flow's key, e.g. ?key=10.0.0.1,10.0.0.2"))
-		return
-	}
-	locs, err := s.cfg.Engine.FlowLocations(name, agents, key)
-	if err != nil {
-		s.fail(w, statusOf(err), err)
 		return
 	}
 	v := 0.0
 	for _, l := range locs {
-		if l.DataSource == ds {
+		if l.DataSource == ref.DS {
 			v += l.Value
 		}
 	}
 	s.reply(w, v)
+}
+
+// locations reads the {agent} selector and ?key= and asks where the flow
+// has the key; on a bad request it has answered the client already.
+func (s *Server) locations(w http.ResponseWriter, r *http.Request, name string) ([]api.FlowLocation, bool) {
+	agents, err := s.agentFilter(mux.Vars(r)["agent"])
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return nil, false
+	}
+	key, ok := flowKeyParam(r)
+	if !ok {
+		s.fail(w, http.StatusBadRequest, errors.New("key: missing; give the flow's key, e.g. ?key=10.0.0.1,10.0.0.2"))
+		return nil, false
+	}
+	out, err := s.cfg.Engine.FlowLocations(name, agents, key)
+	if err != nil {
+		s.fail(w, statusOf(err), err)
+		return nil, false
+	}
+	return out, true
 }
 
 // flowKeyParam reads ?key=: repeated, its values are the key's fields.
