@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/oui"
 )
 
 // sample is what key extractors read: one flow sample and where it came from.
@@ -518,6 +519,7 @@ func init() {
 		"concat":  concatFunc,
 		"group":   groupFunc,
 		"country": countryFunc,
+		"oui":     ouiFunc,
 		"map":     mapFunc,
 		"asn":     asnFunc,
 	}
@@ -831,6 +833,31 @@ func countryFunc(args []string) (extractor, bool, error) {
 		}
 		return value{}
 	})
+}
+
+// oui:K names the organization the IEEE assigned MAC K's first three
+// bytes to (the table package oui ships); missing for locally
+// administered and unassigned ones. sFlow-RT's optional third part,
+// oui:K:name, is the same.
+func ouiFunc(args []string) (extractor, bool, error) {
+	if len(args) == 2 && args[1] == "name" {
+		args = args[:1]
+	}
+	if err := needArgs(args, 1, "oui:macsource or oui:macdestination"); err != nil {
+		return nil, false, err
+	}
+	t, err := compileKey(args[0])
+	if err != nil {
+		return nil, false, err
+	}
+	return func(s *sample) value {
+		if v := t.get(s); v.kind == mac {
+			if name, ok := oui.Name(v.n); ok {
+				return s.e.strValue(name)
+			}
+		}
+		return value{}
+	}, t.location, nil
 }
 
 // addrFunc compiles a key function of one address key: f reads the

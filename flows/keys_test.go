@@ -54,6 +54,8 @@ func keyOf(t *testing.T, e *flows.Engine, keys, fs string, b []byte) string {
 func TestKeys(t *testing.T) {
 	vxlan := &sflowtest.Frame{Src: netip.MustParseAddr("192.168.0.1"), Dst: netip.MustParseAddr("192.168.0.2"),
 		Protocol: sflowtest.ProtoUDP, SrcPort: 5555, VNI: 77, Inner: testFrame()}
+	igt := testFrame()
+	igt.SrcMAC = decode.MAC{0x00, 0xD0, 0xEF, 1, 2, 3} // an OUI the IEEE assigned to IGT
 	for _, c := range []struct {
 		keys, want string
 		frame      *sflowtest.Frame
@@ -87,7 +89,10 @@ func TestKeys(t *testing.T) {
 		{keys: "ipsource.1,tcpdestinationport.1,vni,ipsource", want: "10.1.1.2,443,77,192.168.0.1", frame: vxlan},
 		{keys: "stack", want: "eth.ip.udp.vxlan", frame: vxlan},
 		{keys: "ipdscpname,ipflags,isbroadcast,stripped", want: "ef,000,false,4"},
-		{keys: "vlansource", want: ""}, // no extended switch record in this sample
+		{keys: "vlansource", want: ""},                                        // no extended switch record in this sample
+		{keys: "oui:macsource,oui:macdestination:name", want: "", frame: igt}, // the destination is locally administered
+		{keys: "oui:macsource:name", want: "IGT", frame: igt},
+		{keys: "oui:macsource", want: ""}, // 0A0B0C: locally administered
 	} {
 		e := flows.New(flows.Config{})
 		frame := c.frame
