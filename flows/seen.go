@@ -64,10 +64,8 @@ func keyKinds(name string) uint32 {
 		}
 		return uint32(l) << seenOuter
 	}
-	switch {
-	case inner && baseKeys[base].layered:
-	case inner:
-		return 0
+	if inner && !baseKeys[base].layered {
+		return 0 // only header keys have an inner-frame form
 	}
 	switch base {
 	case "agent", "inputifindex", "outputifindex", "direction", "bytes", "stack", "stripped":
@@ -102,11 +100,8 @@ func keyKinds(name string) uint32 {
 // seenKeys adds to out the base keys (and their ".1" forms) that the kinds
 // seen could give, with the ms since the freshest of their kinds was seen.
 func (e *Engine) seenKeys(out map[string]int64, now float64) {
-	for name, k := range baseKeys {
+	for name := range baseKeys {
 		for _, key := range []string{name, name + ".1"} {
-			if key != name && !k.layered {
-				continue
-			}
 			mask, last := keyKinds(key)&e.seenEver, math.Inf(-1)
 			if mask == 0 {
 				continue
