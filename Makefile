@@ -59,7 +59,7 @@ bench: build
 fuzz:
 	$(GO) test ./decode/ -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./decode/ -run '^$$' -fuzz '^FuzzParsePacket$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./flows/ -run '^$$' -fuzz '^FuzzDefinition$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./keys/ -run '^$$' -fuzz '^FuzzDefinition$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./geoip/ -run '^$$' -fuzz '^FuzzLookup$$' -fuzztime $(FUZZTIME)
 
 lint:

@@ -11,6 +11,7 @@ import (
 	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/engine"
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
 )
 
 // BenchmarkShards: the ladder's load (10,000 5-tuples, the demo's three
@@ -31,12 +32,12 @@ func BenchmarkShards(b *testing.B) {
 // demoEngine is a flows.Engine with the benchmark's flows and threshold.
 func demoEngine(b *testing.B) *flows.Engine {
 	e := flows.New(flows.Config{})
-	for name, keys := range map[string]string{
+	for name, ks := range map[string]string{
 		"elephant": "node:inputifindex,ipsource,ipdestination,ipttl",
 		"pairs":    "ipsource,ipdestination",
 		"ports":    "node:inputifindex,inputifindex",
 	} {
-		if err := e.SetFlow(name, flows.Definition{Keys: flows.KeyList(keys)}); err != nil {
+		if err := e.SetFlow(name, keys.Definition{Keys: keys.KeyList(ks)}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -82,13 +83,12 @@ func shards(b *testing.B, k, workers int) {
 	}
 	defer e.Close()
 	e.Wait = true // what the shards sustain, not what they drop
-	for name, keys := range map[string]string{
+	for name, ks := range map[string]string{
 		"elephant": "node:inputifindex,ipsource,ipdestination,ipttl",
 		"pairs":    "ipsource,ipdestination",
 		"ports":    "node:inputifindex,inputifindex",
 	} {
-
-		if err := e.SetFlow(name, flows.Definition{Keys: flows.KeyList(keys)}); err != nil {
+		if err := e.SetFlow(name, keys.Definition{Keys: keys.KeyList(ks)}); err != nil {
 			b.Fatal(err)
 		}
 	}

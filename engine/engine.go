@@ -27,6 +27,7 @@ import (
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/internal/ring"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/topology"
 )
 
@@ -271,7 +272,7 @@ func (e *Engine) each(f func(*flows.Engine) error) error {
 }
 
 // SetFlow defines a flow in every shard.
-func (e *Engine) SetFlow(name string, d flows.Definition) error {
+func (e *Engine) SetFlow(name string, d keys.Definition) error {
 	return e.each(func(s *flows.Engine) error { return s.SetFlow(name, d) })
 }
 
@@ -281,12 +282,12 @@ func (e *Engine) DeleteFlow(name string) error {
 }
 
 // FlowDefinition returns a flow's definition.
-func (e *Engine) FlowDefinition(name string) (flows.Definition, error) {
+func (e *Engine) FlowDefinition(name string) (keys.Definition, error) {
 	return e.primary.FlowDefinition(name)
 }
 
 // FlowDefinitions returns every flow's definition.
-func (e *Engine) FlowDefinitions() map[string]flows.Definition { return e.primary.FlowDefinitions() }
+func (e *Engine) FlowDefinitions() map[string]keys.Definition { return e.primary.FlowDefinitions() }
 
 // SetThreshold defines a threshold in every shard.
 func (e *Engine) SetThreshold(name string, t flows.Threshold) error {

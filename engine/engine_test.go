@@ -14,6 +14,7 @@ import (
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/engine"
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/sim"
 )
 
@@ -57,13 +58,13 @@ func TestResultsDoNotDependOnShards(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(e.Close)
-		for name, keys := range map[string]string{
+		for name, ks := range map[string]string{
 			"elephant": "node:inputifindex,ipsource,ipdestination,ipttl",
 			"pairs":    "ipsource,ipdestination",
 			"ports":    "node:inputifindex,inputifindex",
 			"talkers":  "ipsource",
 		} {
-			if err := e.SetFlow(name, flows.Definition{Keys: flows.KeyList(keys), Value: "bytes"}); err != nil {
+			if err := e.SetFlow(name, keys.Definition{Keys: keys.KeyList(ks), Value: "bytes"}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -298,7 +299,7 @@ func TestWorkersAndQueriesAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	if err := e.SetFlow("pairs", flows.Definition{Keys: "ipsource,ipdestination"}); err != nil {
+	if err := e.SetFlow("pairs", keys.Definition{Keys: "ipsource,ipdestination"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.SetThreshold("pairs", flows.Threshold{Metric: "pairs", Value: 1e6, ByFlow: true, Confidence: 0.99}); err != nil {

@@ -3,6 +3,7 @@ package flows_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"net/netip"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func (v oneByOne) Counter(d *decode.Datagram, s *decode.CounterSample) { v.e.Cou
 func TestBatchedMatchesOneByOne(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	clock := func() time.Time { return now }
-	defs := map[string]flows.Definition{
+	defs := map[string]keys.Definition{
 		"elephant": {Keys: "node:inputifindex,ipsource,ipdestination,ipttl", Value: "bytes"},
 		"pairs":    {Keys: "ipsource,ipdestination", Value: "bps", Values: "count:ipttl,avg:ipttl,frames"},
 		"ports":    {Keys: "node:inputifindex,inputifindex", Value: "bps"},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -79,8 +80,8 @@ func BenchmarkDecodeAndEngine(b *testing.B) {
 // collector) until the benchmark ends.
 func runningEngine(b *testing.B, defs map[string]string, th flows.Threshold) *flows.Engine {
 	e := flows.New(flows.Config{})
-	for name, keys := range defs {
-		if err := e.SetFlow(name, flows.Definition{Keys: flows.KeyList(keys)}); err != nil {
+	for name, ks := range defs {
+		if err := e.SetFlow(name, keys.Definition{Keys: keys.KeyList(ks)}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -97,7 +98,7 @@ func runningEngine(b *testing.B, defs map[string]string, th flows.Threshold) *fl
 func BenchmarkEventFanOut(b *testing.B) {
 	now := time.Unix(0, 0)
 	e := flows.New(flows.Config{Now: func() time.Time { return now }})
-	if err := e.SetFlow("f", flows.Definition{Keys: "ipsource", Value: "frames"}); err != nil {
+	if err := e.SetFlow("f", keys.Definition{Keys: "ipsource", Value: "frames"}); err != nil {
 		b.Fatal(err)
 	}
 	var dec decode.Decoder
@@ -147,7 +148,7 @@ func BenchmarkFlood(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for b.Loop() {
 		e := flows.New(flows.Config{})
-		if err := e.SetFlow("tuple", flows.Definition{Keys: "ipsource,ipdestination,ipprotocol,tcpsourceport,tcpdestinationport"}); err != nil {
+		if err := e.SetFlow("tuple", keys.Definition{Keys: "ipsource,ipdestination,ipprotocol,tcpsourceport,tcpdestinationport"}); err != nil {
 			b.Fatal(err)
 		}
 		var dec decode.Decoder
@@ -282,7 +283,7 @@ func ladderLoad(b *testing.B, confidence float64) {
 func BenchmarkActiveFlowsTop(b *testing.B) {
 	dgs := sflowtest.LoadDatagrams(100_000)
 	e := flows.New(flows.Config{})
-	if err := e.SetFlow("elephant", flows.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl", Value: "bytes"}); err != nil {
+	if err := e.SetFlow("elephant", keys.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl", Value: "bytes"}); err != nil {
 		b.Fatal(err)
 	}
 	var dec decode.Decoder

@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"github.com/fabrictrace/fabrictrace/keys"
 	"math"
 
 	"github.com/fabrictrace/fabrictrace/api"
@@ -204,7 +205,7 @@ func (ev *evidence) lowOver(now, zSplit, value float64) bool {
 }
 
 // updateConfident is update for a byFlow threshold with a confidence.
-func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *sample, now float64) {
+func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *keys.Sample, now float64) {
 	m := th.members[ent]
 	if m == nil {
 		if ent.value < candidateShare*th.def.Value {
@@ -212,7 +213,7 @@ func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *sample, 
 		}
 		m = th.join(e, p, ent, s, now)
 	}
-	scale := max(s.scaled, 1)
+	scale := max(s.Scaled, 1)
 	// A hop the flow comes back to (a link healed) did not watch it in
 	// between: it starts afresh, from its agent's datagram before this one.
 	if m.n > 0 && !m.watching(now) && m.ev.watchedElsewhere(m, now) {
@@ -227,7 +228,7 @@ func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *sample, 
 	for w, tau := range evidenceWindows {
 		d := decay((now - m.at) / tau)
 		m.count[w] = m.count[w]*d + 1
-		m.units[w] = m.units[w]*d + p.amount(p.value, s)/scale
+		m.units[w] = m.units[w]*d + p.amount(p.Value, s)/scale
 	}
 	m.at, m.perSample = now, scale
 	// Until it fires, every sample of the flow is a look at it; once it
@@ -263,7 +264,7 @@ func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *sample, 
 }
 
 // join makes an entry a member of its identity's evidence.
-func (th *threshold) join(e *Engine, p *plan, ent *entry, s *sample, now float64) *member {
+func (th *threshold) join(e *Engine, p *plan, ent *entry, s *keys.Sample, now float64) *member {
 	ident := string(identOf(p, ent.key()))
 	ev := th.evidence[ident]
 	if ev == nil {
@@ -274,8 +275,8 @@ func (th *threshold) join(e *Engine, p *plan, ent *entry, s *sample, now float64
 	// datagram before (its own clock says when); of an agent just heard
 	// from for the first time, as long ago as any agent holds one
 	// (paths.WindowFloor), for all that is known.
-	m := &member{ent: ent, ev: ev, at: now, perSample: max(s.scaled, 1)}
-	m.clock = e.paths.Clock(s.dg.Agent)
+	m := &member{ent: ent, ev: ev, at: now, perSample: max(s.Scaled, 1)}
+	m.clock = e.paths.Clock(s.Datagram.Agent)
 	m.start = m.clock.HeldSince(now)
 	// A hop that joins in the first moments of the flow has watched it since
 	// its first sighting; one that joins later may be where the flow moved.
@@ -288,10 +289,10 @@ func (th *threshold) join(e *Engine, p *plan, ent *entry, s *sample, now float64
 	// shorter), from as long before the burst's first arrival as the agent
 	// holds a sample. Not its whole history: mice of the same pair before
 	// an elephant would hold the estimate down for the evidence's 10 s.
-	if amount := p.amount(p.value, s); amount > 0 {
+	if amount := p.amount(p.Value, s); amount > 0 {
 		burst := max(now-ent.since, 0)
-		window := p.tau * (1 - decay(burst/p.tau))
-		if n := ent.value*p.tau/amount - 1; n > 0 && window > 0 {
+		window := p.Tau * (1 - decay(burst/p.Tau))
+		if n := ent.value*p.Tau/amount - 1; n > 0 && window > 0 {
 			m.count[0], m.units[0] = n, n*amount/m.perSample
 			m.credited = min(m.start, m.clock.HeldSince(now)-window)
 		}

@@ -1,6 +1,7 @@
 package flows_test
 
 import (
+	"github.com/fabrictrace/fabrictrace/keys"
 	"math"
 	"net/netip"
 	"sort"
@@ -20,7 +21,7 @@ func detection(t *testing.T, seed uint64, sampling uint32, times float64, d time
 	src, dst := netip.MustParseAddr("172.16.1.11"), netip.MustParseAddr("172.16.1.42")
 	f := newFabric(t, sim.Config{Seed: seed, Mice: -1, SamplingRate: sampling, ExportDelay: time.Second, ServerAgents: true,
 		Elephants: []sim.Elephant{{Src: src, Dst: dst, Rate: times * 100e6, Start: time.Second, Duration: d}}}, flows.Config{})
-	must(t, f.eng.SetFlow("elephant", flows.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl"}))
+	must(t, f.eng.SetFlow("elephant", keys.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl"}))
 	must(t, f.eng.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 100e6 / 8, ByFlow: true, Timeout: 10,
 		Confidence: confidence}))
 	f.run(d + 3*time.Second)

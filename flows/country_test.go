@@ -2,6 +2,7 @@ package flows_test
 
 import (
 	"errors"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"net/netip"
 	"strings"
 	"testing"
@@ -30,23 +31,23 @@ func TestCountryKey(t *testing.T) {
 	// Without a database, country: is refused, saying what to install.
 	bare := newFabric(t, cfg, flows.Config{})
 	filter := "country:ipdestination=US"
-	for _, d := range []flows.Definition{{Keys: "country:ipsource", Value: "bps"}, {Keys: "ipsource", Value: "bps", Filter: &filter}} {
+	for _, d := range []keys.Definition{{Keys: "country:ipsource", Value: "bps"}, {Keys: "ipsource", Value: "bps", Filter: &filter}} {
 		err := bare.eng.SetFlow("geo", d)
 		if !errors.Is(err, flows.ErrInvalid) || !strings.Contains(err.Error(), "geoip-database") {
 			t.Errorf("%+v without a database: %v", d, err)
 		}
 	}
-	if err := bare.eng.SetFlow("ok", flows.Definition{Keys: "ipsource", Value: "bps"}); err != nil {
+	if err := bare.eng.SetFlow("ok", keys.Definition{Keys: "ipsource", Value: "bps"}); err != nil {
 		t.Errorf("a flow without country: %v", err)
 	}
 
 	f := newFabric(t, cfg, flows.Config{Countries: countries{
 		netip.MustParsePrefix("172.16.1.11/32"): "NL", netip.MustParsePrefix("172.16.1.41/32"): "JP"}})
-	if err := f.eng.SetFlow("geo", flows.Definition{Keys: "country:ipsource,country:ipdestination", Value: "bps"}); err != nil {
+	if err := f.eng.SetFlow("geo", keys.Definition{Keys: "country:ipsource,country:ipdestination", Value: "bps"}); err != nil {
 		t.Fatal(err)
 	}
 	nl := "country:ipsource=NL"
-	if err := f.eng.SetFlow("fromnl", flows.Definition{Keys: "ipdestination", Value: "bps", Filter: &nl}); err != nil {
+	if err := f.eng.SetFlow("fromnl", keys.Definition{Keys: "ipdestination", Value: "bps", Filter: &nl}); err != nil {
 		t.Fatal(err)
 	}
 	f.run(5 * time.Second)

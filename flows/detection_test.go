@@ -2,6 +2,7 @@ package flows_test
 
 import (
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"net/netip"
 	"slices"
 	"testing"
@@ -33,7 +34,7 @@ func TestDetectionAgainstTheMix(t *testing.T) {
 			LinkFailures: true, LinkFailEvery: 20 * time.Second, LinkDownFor: 5 * time.Second, ChurnEvery: time.Minute,
 			ElephantEvery: 10 * time.Second, ElephantRate: 1e9, ElephantDuration: 25 * time.Second,
 			MixEvery: time.Second, MixThreshold: 100e6}, flows.Config{})
-		must(t, f.eng.SetFlow("elephant", flows.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl"}))
+		must(t, f.eng.SetFlow("elephant", keys.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl"}))
 		must(t, f.eng.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: threshold, ByFlow: true, Timeout: 10, Confidence: 0.99}))
 		type pair struct{ src, dst netip.Addr }
 		type span struct{ from, to float64 } // an elephant record's life, in simulated seconds

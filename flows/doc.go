@@ -1,6 +1,8 @@
 // Package flows is fabrictrace's flow engine. It takes decoded samples (it
 // is a decode.Visitor) and keeps sFlow-RT style flows: definitions compiled
-// once into plans of key extractors and filters, per data source rate tables
+// by package keys into plans of key extractors and filters, which it wires
+// to its tables and thresholds and feeds an Env (its strings, RIB,
+// topology, groups and maps); per data source rate tables
 // smoothed with time constant t and capped with eviction, thresholds with
 // per-flow arm and re-arm state, a long-poll event ring, and elephant
 // lifecycles that merge one flow seen at many switches. It feeds every

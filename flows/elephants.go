@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"math"
 	"net/netip"
 	"sort"
@@ -85,18 +86,18 @@ func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v flo
 // endpoints finds the flow's source and destination addresses among its
 // key fields.
 func endpoints(p *plan, ident []byte) (src, dst netip.Addr) {
-	for _, t := range p.keys {
-		if t.location {
+	for _, t := range p.Keys {
+		if t.Location {
 			continue
 		}
-		var v value
-		v, ident = readKey(ident)
+		var v keys.Value
+		v, ident = keys.ReadKey(ident)
 		switch {
-		case !v.isAddr():
-		case strings.Contains(t.text, "destination"):
-			dst = v.addr()
-		case strings.Contains(t.text, "source"):
-			src = v.addr()
+		case !v.IsAddr():
+		case strings.Contains(t.Text, "destination"):
+			dst = v.Addr()
+		case strings.Contains(t.Text, "source"):
+			src = v.Addr()
 		}
 	}
 	return src, dst

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"hash/maphash"
 	"math"
 	"net/netip"
@@ -31,10 +32,10 @@ type Config struct {
 	MaxSources   int // data sources (agent, ifIndex) tracked [100000]
 	MaxPaths     int // 5-tuples whose paths are tracked [100000]
 	// Routes answers the bgp* keys; nil leaves them missing.
-	Routes Routes
+	Routes keys.Routes
 	// Countries answers the country: key; nil refuses definitions that
 	// use it.
-	Countries Countries
+	Countries keys.Countries
 	// Topology names nodes, ports and links; nil for an engine of its own.
 	Topology *topology.Map
 	// Now is the clock; tests set it to step time by hand.
@@ -90,11 +91,8 @@ type Engine struct {
 	thresholds       map[string]*threshold
 	sources          map[sourceKey]*source
 	recent           *[recentSources]*source // a cache of sources, by sourceKey.slot
-	strings          *interner
 	topo             *topology.Map
 	nodeCache        nodeCache // and the topology snapshot now
-	groups           groups
-	maps             valueMaps
 	events           *ring.Log[api.Event]
 	flowLog          *ring.Log[api.FlowRecord]
 	elephants        *elephantLog
@@ -108,22 +106,21 @@ type Engine struct {
 	shard shardState
 	// anyDropped: some flow is built from discarded-packet events.
 	anyDropped bool
-	// seenAt is when each kind of header, record and sample was last
-	// seen (seen.go), for /flowkeys/json.
-	seenAt   [nSeen]float64
-	seenEver uint32 // the kinds seen at all
+	// env is what key functions read besides the sample: strings, RIB,
+	// topology, groups and maps.
+	env keys.Env
+	// seen is when each kind of header, record and sample was last seen,
+	// for /flowkeys/json.
+	seen     keys.Seen
 	batchGen uint64
 	taking   []taking
 	keys     []flowKey
-	quoted   decode.Packet // the packet an ICMP error quotes
 	// memo holds each distinct top-level key's value for the sample being
 	// taken, so definitions that share keys extract them once.
 	memo    []memoValue
 	memoGen uint64
 	scratch []byte // text of one value being rendered
-	concat  []byte
-	u32     []uint32 // an AS path or communities being rendered
-	sink    uint64   // what warm read
+	sink    uint64 // what warm read
 	stats   Stats
 }
 
@@ -151,13 +148,12 @@ func New(cfg Config) *Engine {
 	cfg = cfg.withDefaults()
 	e := &Engine{cfg: cfg, epoch: cfg.Now(), seed: maphash.MakeSeed(), system: system,
 		plans: map[string]*plan{}, tables: map[string]*table{}, thresholds: map[string]*threshold{},
-		sources: map[sourceKey]*source{}, recent: new([recentSources]*source), strings: newInterner(),
+		sources: map[sourceKey]*source{}, recent: new([recentSources]*source),
 		events: ring.New[api.Event](cfg.MaxEvents), elephants: newElephantLog(cfg.MaxElephants),
 		flowLog: ring.New[api.FlowRecord](maxFlowLog)}
 	e.shard = cfg.Shard.state()
 	e.shard.join(e)
-	e.groups.init()
-	e.maps.init()
+	e.env = keys.Env{Strings: keys.NewInterner(), Routes: cfg.Routes, Countries: cfg.Countries, Places: &e.nodeCache}
 	e.topo = cfg.Topology
 	if e.topo == nil {
 		e.topo = topology.New()
@@ -328,7 +324,7 @@ func (e *Engine) takeAll(dg *decode.Datagram, samples []decode.FlowSample, home 
 
 // taking is one sample of the batch being taken.
 type taking struct {
-	s          sample // lives here: handed to extractors through function values, a local one would escape
+	s          keys.Sample // lives here: handed to extractors through function values, a local one would escape
 	frameBytes float64
 	tuple      paths.TupleHash
 	path       *paths.Tracked // warmed: the tracker's item in tuple's home slot
@@ -362,7 +358,7 @@ func (e *Engine) take(dg *decode.Datagram, home []uint8, weights []float64) {
 	plans := len(e.active)
 	var kinds uint32
 	for n, fs := range e.batch {
-		kinds |= sampleKinds(fs)
+		kinds |= keys.SampleKinds(fs)
 		// A discarded-packet event is one packet, for dropped flows only;
 		// a packet sample with no header has nothing to key on.
 		drop := fs.Format == decode.FormatDiscardedPacket
@@ -391,14 +387,14 @@ func (e *Engine) take(dg *decode.Datagram, home []uint8, weights []float64) {
 		}
 		e.taking = slices.Grow(e.taking, 1)[:len(e.taking)+1]
 		tk := &e.taking[len(e.taking)-1]
-		tk.s.dg, tk.s.fs, tk.s.e = dg, fs, e
-		tk.s.packet = [2]*decode.Packet{&fs.RawHeader.Packet}
+		tk.s.Datagram, tk.s.Flow, tk.s.Env = dg, fs, &e.env
+		tk.s.Packet = [2]*decode.Packet{&fs.RawHeader.Packet}
 		if fs.RawHeader.Inner.Layers != 0 {
-			tk.s.packet[1] = &fs.RawHeader.Inner
+			tk.s.Packet[1] = &fs.RawHeader.Inner
 		}
 		tk.path, tk.local = nil, local
-		tk.s.scaled = scaled
-		tk.frameBytes = float64(fs.RawHeader.FrameLength) * tk.s.scaled
+		tk.s.Scaled = scaled
+		tk.frameBytes = float64(fs.RawHeader.FrameLength) * tk.s.Scaled
 		tk.local = local && !drop // a drop is no hop of a path
 		tk.tuple = paths.TupleHash{}
 		if tk.local {
@@ -410,21 +406,21 @@ func (e *Engine) take(dg *decode.Datagram, home []uint8, weights []float64) {
 			e.keys = append(e.keys, flowKey{})
 		}
 		for i, p := range e.active {
-			if k := &e.keys[base+i]; p.dropped != drop || !e.shard.keys(p, local) {
+			if k := &e.keys[base+i]; p.Dropped != drop || !e.shard.keys(p, local) {
 				k.taken = false
 				continue
 			}
 			e.keyFor(p, &e.keys[base+i], &tk.s, src, now)
 		}
 	}
-	e.noteSeen(kinds, now)
+	e.seen.Note(kinds, now)
 	if e.outOfCache() {
 		e.warm(e.keys[:len(e.taking)*plans])
 	}
 	for j := range e.taking {
 		tk := &e.taking[j]
 		if tk.local {
-			e.paths.Observe(dg, tk.s.fs, tk.tuple, tk.frameBytes, now)
+			e.paths.Observe(dg, tk.s.Flow, tk.tuple, tk.frameBytes, now)
 		}
 		for i, p := range e.active {
 			if k := &e.keys[j*plans+i]; k.taken {
@@ -436,30 +432,30 @@ func (e *Engine) take(dg *decode.Datagram, home []uint8, weights []float64) {
 
 // keyFor builds p's key for the sample, and its hash, or leaves k.taken
 // false when the sample does not key the flow.
-func (e *Engine) keyFor(p *plan, k *flowKey, s *sample, src *source, now float64) {
+func (e *Engine) keyFor(p *plan, k *flowKey, s *keys.Sample, src *source, now float64) {
 	k.taken = false
-	if p.filter != nil && !p.filter.match(s) {
+	if p.Filter != nil && !p.Filter.Match(s) {
 		return
 	}
 	kb := k.key[:0]
-	for i := range p.keys {
-		t := &p.keys[i]
-		m := &e.memo[t.slot]
+	for i := range p.Keys {
+		t := &p.Keys[i]
+		m := &e.memo[t.Slot]
 		if m.gen != e.memoGen {
-			m.v, m.gen = t.get(s), e.memoGen
+			m.v, m.gen = t.Get(s), e.memoGen
 		}
 		v := m.v
-		if v.kind == missing {
+		if v.Kind == keys.Missing {
 			k.key = kb
 			return
 		}
-		kb = v.appendKey(kb)
+		kb = v.AppendKey(kb)
 	}
 	k.key = kb
 	k.at = src
-	if p.agentMode {
+	if p.AgentMode {
 		// aggMode AGENT: one table for all of the agent's data sources.
-		k.at = e.source(sourceKey{agent: s.dg.Agent}, now)
+		k.at = e.source(sourceKey{agent: s.Datagram.Agent}, now)
 	}
 	k.hash = flowHash(e, k.at, kb)
 	k.taken = true
@@ -525,8 +521,8 @@ func (e *Engine) warm(keys []flowKey) {
 }
 
 // update counts the sample in p's flow, and runs p's thresholds on it.
-func (e *Engine) update(p *plan, k *flowKey, s *sample, now, frameBytes float64) {
-	x := p.amount(p.value, s)
+func (e *Engine) update(p *plan, k *flowKey, s *keys.Sample, now, frameBytes float64) {
+	x := p.amount(p.Value, s)
 	tb := p.table
 	ent := tb.upsert(e, p, k.at, k.key, k.hash, now)
 	ent.add(p, x, frameBytes, now)
@@ -542,35 +538,35 @@ func (e *Engine) update(p *plan, k *flowKey, s *sample, now, frameBytes float64)
 }
 
 // add counts a sample in the definition's values.
-func (ev *entryValues) add(p *plan, s *sample, now float64) {
-	for i, xv := range p.values {
-		if xv.count != nil {
-			if v := xv.count.get(s); v.kind != missing {
+func (ev *entryValues) add(p *plan, s *keys.Sample, now float64) {
+	for i, xv := range p.Values {
+		if xv.Count != nil {
+			if v := xv.Count.Get(s); v.Kind != keys.Missing {
 				ev.sketches[i].add(v)
 			}
 			continue
 		}
-		if xv.avg != nil {
-			if v := xv.avg.get(s); v.kind == num {
-				ev.extras[i] += float64(v.n)
+		if xv.Avg != nil {
+			if v := xv.Avg.Get(s); v.Kind == keys.Num {
+				ev.extras[i] += float64(v.N)
 				ev.avgN[i]++
 			}
 			continue
 		}
-		ev.extras[i] = ev.extras[i]*decay((now-ev.at)/p.tau) + p.amount(xv.kind, s)/p.tau
+		ev.extras[i] = ev.extras[i]*decay((now-ev.at)/p.Tau) + p.amount(xv.Kind, s)/p.Tau
 	}
 	ev.at = now
 }
 
 // amount is what one sample adds to a flow of the given value kind.
-func (p *plan) amount(k valueKind, s *sample) float64 {
+func (p *plan) amount(k keys.ValueKind, s *keys.Sample) float64 {
 	switch k {
-	case valueFrames:
-		return s.scaled
-	case valueBits:
-		return 8 * float64(s.fs.RawHeader.FrameLength) * s.scaled
+	case keys.ValueFrames:
+		return s.Scaled
+	case keys.ValueBits:
+		return 8 * float64(s.Flow.RawHeader.FrameLength) * s.Scaled
 	}
-	return float64(s.fs.RawHeader.FrameLength) * s.scaled
+	return float64(s.Flow.RawHeader.FrameLength) * s.Scaled
 }
 
 // Counter takes a counter sample: interface speeds and rates for threshold
@@ -615,7 +611,7 @@ func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.stats
-	s.StringsRefused, s.StringsReleased = e.strings.refused, e.strings.freed
+	s.StringsRefused, s.StringsReleased = e.env.Strings.Refused, e.env.Strings.Freed
 	for _, t := range e.tables {
 		s.Flows += uint64(t.index.Len())
 	}
@@ -626,19 +622,20 @@ func (e *Engine) Stats() Stats {
 }
 
 // SetFlow defines or replaces a flow. A replaced flow starts from empty.
-func (e *Engine) SetFlow(name string, d Definition) error {
+func (e *Engine) SetFlow(name string, d keys.Definition) error {
 	if err := validName(name); err != nil {
 		return err
 	}
-	p, err := compile(name, d)
+	c, err := keys.Compile(name, d)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	p := &plan{Plan: c}
 	var filter string
 	if d.Filter != nil {
 		filter = *d.Filter
 	}
-	if e.cfg.Countries == nil && usesCountry(string(d.Keys), filter) {
+	if e.cfg.Countries == nil && keys.UsesCountry(string(d.Keys), filter) {
 		return fmt.Errorf("%w: country: needs a GeoIP country database: install Debian's geoip-database "+
 			"(/usr/share/GeoIP/GeoIP.dat, GeoIPv6.dat) or point the collector's -geoip at legacy GeoIP country .dat files", ErrInvalid)
 	}
@@ -659,9 +656,23 @@ func (e *Engine) SetFlow(name string, d Definition) error {
 	return nil
 }
 
+// plan is a compiled definition wired into the engine: its table, its
+// thresholds and what they make of it (set by rewire).
+type plan struct {
+	*keys.Plan
+	// burstLevel is a hundredth of the lowest byFlow threshold on the flow: a
+	// sample that finds an entry below it starts a new burst.
+	burstLevel float64
+	// spread: shards split it by wherever its samples go, as it is no
+	// pair flow and no threshold, log or value reads it (shard.go).
+	spread     bool
+	table      *table
+	thresholds []*threshold
+}
+
 type memoValue struct {
 	gen uint64
-	v   value
+	v   keys.Value
 }
 
 // rewire rebuilds the hot path's view of the definitions: plans in a
@@ -671,22 +682,22 @@ func (e *Engine) rewire() {
 	e.active = e.active[:0]
 	slots := map[string]int{}
 	for _, p := range e.plans {
-		for i := range p.keys {
-			slot, ok := slots[p.keys[i].text]
+		for i := range p.Keys {
+			slot, ok := slots[p.Keys[i].Text]
 			if !ok {
 				slot = len(slots)
-				slots[p.keys[i].text] = slot
+				slots[p.Keys[i].Text] = slot
 			}
-			p.keys[i].slot = slot
+			p.Keys[i].Slot = slot
 		}
 	}
 	e.memo = make([]memoValue, len(slots))
 	e.memoGen = 0
 	for _, p := range e.plans {
-		p.table = e.tables[p.name]
+		p.table = e.tables[p.Name]
 		p.thresholds = p.thresholds[:0]
 		for _, th := range e.thresholds {
-			if th.def.Metric == p.name {
+			if th.def.Metric == p.Name {
 				p.thresholds = append(p.thresholds, th)
 			}
 		}
@@ -694,7 +705,7 @@ func (e *Engine) rewire() {
 		// Shards split a flow by pair, or else, when nothing but queries
 		// reads it (no threshold, log or values), by wherever its samples
 		// go: its entries of one key add up over the shards.
-		p.spread = !p.pair && len(p.thresholds) == 0 && !p.def.Log && len(p.values) == 0
+		p.spread = !p.Pair && len(p.thresholds) == 0 && !p.Def.Log && len(p.Values) == 0
 		p.burstLevel = 0
 		for _, th := range p.thresholds {
 			if th.def.ByFlow && (p.burstLevel == 0 || th.def.Value/100 < p.burstLevel) {
@@ -703,10 +714,10 @@ func (e *Engine) rewire() {
 		}
 		e.active = append(e.active, p)
 	}
-	sort.Slice(e.active, func(i, j int) bool { return e.active[i].name < e.active[j].name })
+	sort.Slice(e.active, func(i, j int) bool { return e.active[i].Name < e.active[j].Name })
 	e.anyDropped = false
 	for _, p := range e.active {
-		e.anyDropped = e.anyDropped || p.dropped
+		e.anyDropped = e.anyDropped || p.Dropped
 	}
 }
 
@@ -723,23 +734,23 @@ func validName(name string) error {
 }
 
 // Flow returns a flow's definition with its defaults.
-func (e *Engine) FlowDefinition(name string) (Definition, error) {
+func (e *Engine) FlowDefinition(name string) (keys.Definition, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p, ok := e.plans[name]
 	if !ok {
-		return Definition{}, fmt.Errorf("flow %q: %w", name, ErrNotFound)
+		return keys.Definition{}, fmt.Errorf("flow %q: %w", name, ErrNotFound)
 	}
-	return p.def, nil
+	return p.Def, nil
 }
 
 // FlowDefinitions returns every flow's definition.
-func (e *Engine) FlowDefinitions() map[string]Definition {
+func (e *Engine) FlowDefinitions() map[string]keys.Definition {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := make(map[string]Definition, len(e.plans))
+	out := make(map[string]keys.Definition, len(e.plans))
 	for n, p := range e.plans {
-		out[n] = p.def
+		out[n] = p.Def
 	}
 	return out
 }
@@ -770,13 +781,13 @@ func (e *Engine) formatKey(p *plan, key []byte) string {
 
 // appendKey appends a key's text, its values joined by the flow's fs.
 func (e *Engine) appendKey(b []byte, p *plan, key []byte) []byte {
-	for i := range p.keys {
-		var v value
-		v, key = readKey(key)
+	for i := range p.Keys {
+		var v keys.Value
+		v, key = keys.ReadKey(key)
 		if i > 0 {
-			b = append(b, p.def.FS...)
+			b = append(b, p.Def.FS...)
 		}
-		b = v.appendText(b, e.strings)
+		b = v.AppendText(b, e.env.Strings)
 	}
 	return b
 }
@@ -786,11 +797,11 @@ func (e *Engine) appendKey(b []byte, p *plan, key []byte) []byte {
 // Only an elephant's start needs it, so it is built then, not per sample.
 func identOf(p *plan, key []byte) []byte {
 	var ident []byte
-	for _, t := range p.keys {
-		var v value
-		v, key = readKey(key)
-		if !t.location {
-			ident = v.appendKey(ident)
+	for _, t := range p.Keys {
+		var v keys.Value
+		v, key = keys.ReadKey(key)
+		if !t.Location {
+			ident = v.AppendKey(ident)
 		}
 	}
 	return ident
@@ -800,17 +811,17 @@ func identOf(p *plan, key []byte) []byte {
 func (e *Engine) formatIdent(p *plan, ident []byte) string {
 	b := e.scratch[:0]
 	first := true
-	for _, t := range p.keys {
-		if t.location {
+	for _, t := range p.Keys {
+		if t.Location {
 			continue
 		}
-		var v value
-		v, ident = readKey(ident)
+		var v keys.Value
+		v, ident = keys.ReadKey(ident)
 		if !first {
-			b = append(b, p.def.FS...)
+			b = append(b, p.Def.FS...)
 		}
 		first = false
-		b = v.appendText(b, e.strings)
+		b = v.AppendText(b, e.env.Strings)
 	}
 	e.scratch = b
 	return string(b)
@@ -998,12 +1009,12 @@ func (e *Engine) FlowKeys() map[string]int64 {
 	defer e.mu.Unlock()
 	now := e.clock()
 	out := map[string]int64{}
-	e.seenKeys(out, now)
+	e.seen.Keys(out, now)
 	for _, p := range e.plans {
-		for _, t := range p.keys {
-			ago := int64((now - e.tables[p.name].lastUpdate) * 1000)
-			if was, ok := out[t.text]; !ok || ago < was {
-				out[t.text] = ago
+		for _, t := range p.Keys {
+			ago := int64((now - e.tables[p.Name].lastUpdate) * 1000)
+			if was, ok := out[t.Text]; !ok || ago < was {
+				out[t.Text] = ago
 			}
 		}
 	}
@@ -1038,26 +1049,26 @@ func (e *Engine) Sweep() {
 // entries, the thresholds' evidence and the active elephants, by their
 // binary keys.
 func (e *Engine) reclaimStrings() {
-	in := e.strings
-	if in.held() < maxStrings*7/8 && in.refused == e.refusedAtReclaim {
+	in := e.env.Strings
+	if in.Held() < keys.MaxStrings*7/8 && in.Refused == e.refusedAtReclaim {
 		return
 	}
-	e.refusedAtReclaim = in.refused
-	used := make([]bool, len(in.strs))
+	e.refusedAtReclaim = in.Refused
+	used := make([]bool, in.Cap())
 	for _, t := range e.tables {
 		for _, ent := range t.ring {
-			markKey(used, ent.key())
+			keys.MarkKey(used, ent.key())
 		}
 	}
 	for _, th := range e.thresholds {
 		for ident := range th.evidence {
-			markKey(used, []byte(ident))
+			keys.MarkKey(used, []byte(ident))
 		}
 	}
 	for k := range e.elephants.active {
-		markKey(used, []byte(k.ident))
+		keys.MarkKey(used, []byte(k.ident))
 	}
-	in.release(used)
+	in.Release(used)
 }
 
 // SweepPaths raises the path changes that are due: Run calls it every

@@ -3,6 +3,7 @@ package flows_test
 import (
 	"context"
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"math"
 	"net/netip"
 	"strings"
@@ -99,7 +100,7 @@ func TestElephantPathLoop(t *testing.T) {
 	const rate = 400e6 // bits per second
 	f := newFabric(t, sim.Config{Seed: 42, Mice: 60, Elephants: []sim.Elephant{
 		{Src: src, Dst: dst, Rate: rate, Start: 12 * time.Second, Duration: 20 * time.Second}}}, flows.Config{})
-	must(t, f.eng.SetFlow("elephant", flows.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl", Value: "bytes"}))
+	must(t, f.eng.SetFlow("elephant", keys.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl", Value: "bytes"}))
 	must(t, f.eng.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 100e6 / 8, ByFlow: true, Timeout: 2}))
 	f.run(22 * time.Second)
 
@@ -199,8 +200,8 @@ func TestElephantPathLoop(t *testing.T) {
 func TestDroppedFlowCountsDiscards(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	e := flows.New(flows.Config{Now: func() time.Time { return now }})
-	must(t, e.SetFlow("drops", flows.Definition{Keys: "agent,reason,ipdestination", Value: "frames", Dropped: true}))
-	must(t, e.SetFlow("pkts", flows.Definition{Keys: "ipdestination", Value: "frames"}))
+	must(t, e.SetFlow("drops", keys.Definition{Keys: "agent,reason,ipdestination", Value: "frames", Dropped: true}))
+	must(t, e.SetFlow("pkts", keys.Definition{Keys: "ipdestination", Value: "frames"}))
 	frame := (&sflowtest.Frame{Src: netip.MustParseAddr("10.1.1.1"), Dst: netip.MustParseAddr("10.2.2.2"),
 		Protocol: sflowtest.ProtoTCP, SrcPort: 40000, DstPort: 443, TTL: 9}).Bytes()
 	agent := netip.MustParseAddr("10.255.0.1")
@@ -239,7 +240,7 @@ func TestDroppedFlowCountsDiscards(t *testing.T) {
 	if st := e.Stats(); st.Samples != 20 || st.PathsTracked != 1 {
 		t.Errorf("%d samples, %d paths, want 20 and 1: events are neither", st.Samples, st.PathsTracked)
 	}
-	must(t, e.SetFlow("why", flows.Definition{Keys: "reason", Value: "frames", Dropped: true}))
+	must(t, e.SetFlow("why", keys.Definition{Keys: "reason", Value: "frames", Dropped: true}))
 	for seq := uint32(21); seq <= 22; seq++ {
 		d := sflowtest.Datagram{Agent: agent, Sequence: seq, Samples: []sflowtest.Sample{
 			&sflowtest.DiscardSample{Sequence: seq, Source: decode.DataSource{Index: 3}, Input: 3, Reason: 999}}}

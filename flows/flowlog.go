@@ -28,13 +28,13 @@ func (e *Engine) logSample(p *plan, t *table, ent *entry, now float64) {
 	m, ok := t.logged[ent]
 	if !ok {
 		t.logged[ent] = logMark{from: now}
-		if p.def.FlowStart {
+		if p.Def.FlowStart {
 			e.logFlow(p, ent, now, now, ent.total)
 			t.logged[ent] = logMark{from: now, total: ent.total}
 		}
 		return
 	}
-	if at := float64(p.def.ActiveTimeout); at > 0 && now-m.from >= at {
+	if at := float64(p.Def.ActiveTimeout); at > 0 && now-m.from >= at {
 		e.logFlow(p, ent, m.from, now, ent.total-m.total)
 		t.logged[ent] = logMark{from: now, total: ent.total}
 	}
@@ -48,13 +48,13 @@ func (e *Engine) logEnd(p *plan, t *table, ent *entry) {
 		return
 	}
 	delete(t.logged, ent)
-	if !p.def.FlowStart && ent.total > m.total {
+	if !p.Def.FlowStart && ent.total > m.total {
 		e.logFlow(p, ent, m.from, ent.last, ent.total-m.total)
 	}
 }
 
 func (e *Engine) logFlow(p *plan, ent *entry, from, to, value float64) {
-	e.flowLog.Add(api.FlowRecord{Name: p.name, FlowKeys: e.formatKey(p, ent.key()), Value: value,
+	e.flowLog.Add(api.FlowRecord{Name: p.Name, FlowKeys: e.formatKey(p, ent.key()), Value: value,
 		Start: e.wall(from), End: e.wall(to), Agent: ent.src.key.agent.String(), DataSource: ent.src.key.dataSource()},
 		func(r *api.FlowRecord, id int64) { r.FlowID = id })
 }

@@ -1,6 +1,7 @@
 package flows_test
 
 import (
+	"github.com/fabrictrace/fabrictrace/keys"
 	"net/netip"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ import (
 func TestInternedStringsAreReleased(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	e := flows.New(flows.Config{Now: clock.now})
-	if err := e.SetFlow("k", flows.Definition{Keys: `concat:-:ipsource:ipdestination`, T: 1}); err != nil {
+	if err := e.SetFlow("k", keys.Definition{Keys: `concat:-:ipsource:ipdestination`, T: 1}); err != nil {
 		t.Fatal(err)
 	}
 	var dec decode.Decoder

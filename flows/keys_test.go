@@ -2,6 +2,7 @@ package flows_test
 
 import (
 	"errors"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"net/netip"
 	"testing"
 	"time"
@@ -32,10 +33,10 @@ func datagram(frame *sflowtest.Frame, out decode.Port, seq uint32) []byte {
 
 // keyOf defines a flow with keys and returns the key one sample gives it,
 // or "" when the sample is dropped from the flow.
-func keyOf(t *testing.T, e *flows.Engine, keys, fs string, b []byte) string {
+func keyOf(t *testing.T, e *flows.Engine, ks, fs string, b []byte) string {
 	t.Helper()
-	if err := e.SetFlow("k", flows.Definition{Keys: flows.KeyList(keys), FS: fs}); err != nil {
-		t.Fatalf("%s: %v", keys, err)
+	if err := e.SetFlow("k", keys.Definition{Keys: keys.KeyList(ks), FS: fs}); err != nil {
+		t.Fatalf("%s: %v", ks, err)
 	}
 	var dec decode.Decoder
 	if _, err := dec.Decode(b, e); err != nil {
@@ -49,64 +50,6 @@ func keyOf(t *testing.T, e *flows.Engine, keys, fs string, b []byte) string {
 		return ""
 	}
 	return af[0].Key
-}
-
-func TestKeys(t *testing.T) {
-	vxlan := &sflowtest.Frame{Src: netip.MustParseAddr("192.168.0.1"), Dst: netip.MustParseAddr("192.168.0.2"),
-		Protocol: sflowtest.ProtoUDP, SrcPort: 5555, VNI: 77, Inner: testFrame()}
-	igt := testFrame()
-	igt.SrcMAC = decode.MAC{0x00, 0xD0, 0xEF, 1, 2, 3} // an OUI the IEEE assigned to IGT
-	for _, c := range []struct {
-		keys, want string
-		frame      *sflowtest.Frame
-		out        decode.Port
-	}{
-		{keys: "ipsource,ipdestination", want: "10.1.1.2,10.2.2.3"},
-		{keys: "ipttl,ipprotocol,ipdscp", want: "62,6,46"},
-		{keys: "tcpflags", want: "000010010"},
-		{keys: "inputifindex,outputifindex", want: "3,5"},
-		{keys: "outputifindex", want: "internal", out: decode.Port{Value: decode.IfIndexInternal}},
-		{keys: "outputifindex", want: "discard", out: decode.Port{Format: decode.PortDiscard, Value: 1}},
-		{keys: "outputifindex", want: "multiple", out: decode.Port{Format: decode.PortMultiple, Value: 2}},
-		{keys: "direction", want: "ingress"},
-		{keys: "stack", want: "eth.ip.tcp"},
-		{keys: "macsource,vlan", want: "0A0B0C0D0E0F,10"},
-		{keys: "agent", want: "192.0.2.1"},
-		{keys: "node:inputifindex", want: "192.0.2.1"}, // no topology, no host_descr: the agent
-		{keys: "udpsourceport", want: ""},              // missing: the sample is dropped from the flow
-		{keys: "or:udpsourceport:tcpsourceport", want: "40000"},
-		{keys: "null:udpsourceport:none", want: "none"},
-		{keys: "null:udpsourceport", want: "null"},
-		{keys: "first:stack:.:ip:ip6", want: "ip"},
-		{keys: "prefix:stack:.:2", want: "eth.ip"},
-		{keys: "suffix:stack:.:1", want: "tcp"},
-		{keys: "range:ipttl:60:64", want: "true"},
-		{keys: "range:ipttl:0:10", want: "false"},
-		{keys: "eq:ipsource:ipsource", want: "true"},
-		{keys: `concat:\::ipsource:tcpdestinationport`, want: "10.1.1.2:443"},
-		{keys: "concat:-:[prefix:stack:.:2]:ipttl", want: "eth.ip-62"},
-		{keys: "link:inputifindex", want: ""},
-		{keys: "ipsource.1,tcpdestinationport.1,vni,ipsource", want: "10.1.1.2,443,77,192.168.0.1", frame: vxlan},
-		{keys: "stack", want: "eth.ip.udp.vxlan", frame: vxlan},
-		{keys: "ipdscpname,ipflags,isbroadcast,stripped", want: "ef,000,false,4"},
-		{keys: "vlansource", want: ""},                                        // no extended switch record in this sample
-		{keys: "oui:macsource,oui:macdestination:name", want: "", frame: igt}, // the destination is locally administered
-		{keys: "oui:macsource:name", want: "IGT", frame: igt},
-		{keys: "oui:macsource", want: ""}, // 0A0B0C: locally administered
-	} {
-		e := flows.New(flows.Config{})
-		frame := c.frame
-		if frame == nil {
-			frame = testFrame()
-		}
-		out := c.out
-		if out == (decode.Port{}) {
-			out = decode.Port{Value: 5}
-		}
-		if got := keyOf(t, e, c.keys, "", datagram(frame, out, 1)); got != c.want {
-			t.Errorf("%s: %q, want %q", c.keys, got, c.want)
-		}
-	}
 }
 
 func TestKeysFromTopologyAndGroups(t *testing.T) {
@@ -147,7 +90,7 @@ func TestFilters(t *testing.T) {
 	} {
 		e := flows.New(flows.Config{})
 		f := filter
-		if err := e.SetFlow("k", flows.Definition{Keys: "ipsource", Filter: &f}); err != nil {
+		if err := e.SetFlow("k", keys.Definition{Keys: "ipsource", Filter: &f}); err != nil {
 			t.Fatalf("%s: %v", filter, err)
 		}
 		var dec decode.Decoder
@@ -161,7 +104,7 @@ func TestFilters(t *testing.T) {
 
 func TestBadDefinitionsAreRefused(t *testing.T) {
 	e := flows.New(flows.Config{})
-	for _, d := range []flows.Definition{
+	for _, d := range []keys.Definition{
 		{Keys: "ipsource,nonsense"},
 		{Keys: "ipsource.2"},
 		{Keys: "agent.1"},
@@ -188,12 +131,12 @@ func ptr(s string) *string { return &s }
 // The steady state allocates nothing: a known flow, sample after sample.
 func TestSteadyStateAllocatesNothing(t *testing.T) {
 	e := flows.New(flows.Config{})
-	for name, keys := range map[string]string{
+	for name, ks := range map[string]string{
 		"elephant": "node:inputifindex,ipsource,ipdestination,ipttl",
 		"tuple":    "ipsource,ipdestination,ipprotocol,or:tcpsourceport:udpsourceport,or:tcpdestinationport:udpdestinationport",
 		"ports":    "node:inputifindex,inputifindex,stack,tcpflags",
 	} {
-		if err := e.SetFlow(name, flows.Definition{Keys: flows.KeyList(keys)}); err != nil {
+		if err := e.SetFlow(name, keys.Definition{Keys: keys.KeyList(ks)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -212,7 +155,7 @@ func TestSteadyStateAllocatesNothing(t *testing.T) {
 // counted.
 func TestFloodStaysUnderTheCap(t *testing.T) {
 	e := flows.New(flows.Config{MaxFlows: 1000})
-	if err := e.SetFlow("tuple", flows.Definition{Keys: "ipsource,ipdestination,tcpsourceport,tcpdestinationport"}); err != nil {
+	if err := e.SetFlow("tuple", keys.Definition{Keys: "ipsource,ipdestination,tcpsourceport,tcpdestinationport"}); err != nil {
 		t.Fatal(err)
 	}
 	var dec decode.Decoder
@@ -234,7 +177,7 @@ func TestFloodStaysUnderTheCap(t *testing.T) {
 // from /activeflows while the table still counted it).
 func TestEvictionAtOneSourceKeepsTheNewFlow(t *testing.T) {
 	e := flows.New(flows.Config{MaxFlows: 1})
-	must(t, e.SetFlow("src", flows.Definition{Keys: "ipsource"}))
+	must(t, e.SetFlow("src", keys.Definition{Keys: "ipsource"}))
 	var dec decode.Decoder
 	f := testFrame()
 	for i := range 5 {
@@ -260,7 +203,7 @@ func TestEvictionAtOneSourceKeepsTheNewFlow(t *testing.T) {
 func TestSourcesStayUnderTheCap(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	e := flows.New(flows.Config{MaxSources: 4, Now: func() time.Time { return now }})
-	must(t, e.SetFlow("src", flows.Definition{Keys: "ipsource"}))
+	must(t, e.SetFlow("src", keys.Definition{Keys: "ipsource"}))
 	var dec decode.Decoder
 	seq := uint32(0)
 	sampleAt := func(index uint32) {
@@ -296,7 +239,7 @@ func TestSourcesStayUnderTheCap(t *testing.T) {
 func TestRenormalisesFromSamplePool(t *testing.T) {
 	now := time.Unix(0, 0)
 	e := flows.New(flows.Config{Now: func() time.Time { return now }})
-	if err := e.SetFlow("all", flows.Definition{Keys: "ipsource", Value: "frames", T: 600}); err != nil {
+	if err := e.SetFlow("all", keys.Definition{Keys: "ipsource", Value: "frames", T: 600}); err != nil {
 		t.Fatal(err)
 	}
 	var dec decode.Decoder
@@ -320,7 +263,7 @@ func TestRenormalisesFromSamplePool(t *testing.T) {
 func TestAggModeAgentMergesDataSources(t *testing.T) {
 	for mode, want := range map[string]int{"": 2, "AGENT": 1} {
 		e := flows.New(flows.Config{})
-		if err := e.SetFlow("k", flows.Definition{Keys: "ipsource", AggMode: mode}); err != nil {
+		if err := e.SetFlow("k", keys.Definition{Keys: "ipsource", AggMode: mode}); err != nil {
 			t.Fatal(err)
 		}
 		var dec decode.Decoder
@@ -341,7 +284,7 @@ func TestAggModeAgentMergesDataSources(t *testing.T) {
 // reach the event.
 func TestEventValuesCountAndAvg(t *testing.T) {
 	e := flows.New(flows.Config{})
-	if err := e.SetFlow("scan", flows.Definition{Keys: "ipsource", Value: "frames",
+	if err := e.SetFlow("scan", keys.Definition{Keys: "ipsource", Value: "frames",
 		Values: "count:ipdestination,avg:ipbytes"}); err != nil {
 		t.Fatal(err)
 	}
@@ -364,46 +307,5 @@ func TestEventValuesCountAndAvg(t *testing.T) {
 	}
 	if a := evs[0].Values[1]; a != 80 {
 		t.Errorf("avg:ipbytes %.1f, truth 80", a)
-	}
-}
-
-func TestKeysFromSwitchAndRouterRecords(t *testing.T) {
-	d := sflowtest.Datagram{Agent: agent, Sequence: 1, Samples: []sflowtest.Sample{&sflowtest.FlowSample{
-		Source: decode.DataSource{Index: 3}, SamplingRate: 10, SamplePool: 10, Input: decode.Port{Value: 3},
-		Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 100, Header: testFrame().Bytes()},
-			&sflowtest.ExtendedSwitch{SrcVLAN: 10, DstVLAN: 20, SrcPriority: 3, DstPriority: 5},
-			&sflowtest.ExtendedRouter{NextHop: netip.MustParseAddr("10.9.9.9"), SrcMaskLen: 24, DstMaskLen: 16}}}}}
-	got := keyOf(t, flows.New(flows.Config{}),
-		"vlansource,vlandestination,prioritysource,prioritydestination,ipnexthoprouter,ipsourcemaskbits,ipdestinationmaskbits", "", d.Bytes())
-	if want := "10,20,3,5,10.9.9.9,24,16"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
-}
-
-func TestICMPKeys(t *testing.T) {
-	quotedUDP := (&sflowtest.Frame{Src: netip.MustParseAddr("10.1.1.2"), Dst: netip.MustParseAddr("10.9.9.9"),
-		Protocol: sflowtest.ProtoUDP, SrcPort: 5000, DstPort: 53}).Bytes()[14 : 14+28]
-	for _, c := range []struct {
-		typ, code uint8
-		keys      string
-		want      string
-	}{
-		{3, 3, "icmpunreachableport,icmpunreachableprotocol", ""}, // one of them is always missing
-		{3, 3, "icmpunreachableport", "53"},
-		{3, 2, "icmpunreachableprotocol", "17"},
-		{3, 1, "icmpunreachablehost", "10.9.9.9"},
-		{3, 0, "icmpunreachablenet", "10.9.9.9"},
-		{3, 0, "icmpunreachablehost", ""},
-		{8, 0, "icmptype,icmpseqno", "8,0"},
-	} {
-		outer := &sflowtest.Frame{Src: netip.MustParseAddr("10.255.0.1"), Dst: netip.MustParseAddr("10.1.1.2"),
-			Protocol: sflowtest.ProtoICMP, ICMPType: c.typ, ICMPCode: c.code}
-		hdr := append(outer.Bytes(), quotedUDP...)
-		d := sflowtest.Datagram{Agent: agent, Sequence: 1, Samples: []sflowtest.Sample{&sflowtest.FlowSample{
-			Source: decode.DataSource{Index: 3}, SamplingRate: 10, SamplePool: 10, Input: decode.Port{Value: 3},
-			Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: uint32(len(hdr) + 4), Header: hdr}}}}}
-		if got := keyOf(t, flows.New(flows.Config{}), c.keys, "", d.Bytes()); got != c.want {
-			t.Errorf("type %d code %d %s: %q, want %q", c.typ, c.code, c.keys, got, c.want)
-		}
 	}
 }

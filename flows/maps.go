@@ -1,26 +1,52 @@
 package flows
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/netip"
+
+	"github.com/fabrictrace/fabrictrace/keys"
 )
 
-// maxMapValues bounds one map's values: a map is defined by a write, and
-// every value is a string held in memory.
-const maxMapValues = 100_000
-
-// valueMaps are sFlow-RT's maps (PUT /map/{name}/json): map name -> a key
-// value's text -> its label, for the map: key function.
-type valueMaps struct {
-	byName  map[string]map[string]string
-	doc     map[string]map[string][]string
-	scratch []byte // a value's text, to look it up
+// SetGroup installs an address group: {"label":["10.0.0.0/8",...],...}.
+func (e *Engine) SetGroup(name string, body []byte) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	g, err := keys.CompileGroup(name, body)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.env.Groups.Put(name, g)
+	return nil
 }
 
-func (m *valueMaps) init() {
-	m.byName = map[string]map[string]string{}
-	m.doc = map[string]map[string][]string{}
+// Group returns one address group's document.
+func (e *Engine) Group(name string) (map[string][]string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	doc, ok := e.env.Groups.Doc(name)
+	if !ok {
+		return nil, fmt.Errorf("group %q: %w", name, ErrNotFound)
+	}
+	return doc, nil
+}
+
+// DeleteGroup removes an address group; group: keys on it go missing.
+func (e *Engine) DeleteGroup(name string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.env.Groups.Delete(name) {
+		return fmt.Errorf("group %q: %w", name, ErrNotFound)
+	}
+	return nil
+}
+
+// Groups returns every address group.
+func (e *Engine) Groups() map[string]map[string][]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.env.Groups.Docs()
 }
 
 // SetMap installs a map: {"label":["value",...],...}, e.g.
@@ -30,26 +56,13 @@ func (e *Engine) SetMap(name string, body []byte) error {
 	if err := validName(name); err != nil {
 		return err
 	}
-	var doc map[string][]string
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return fmt.Errorf("%w: map: want {\"label\":[\"value\",...]}: %w", ErrInvalid, err)
-	}
-	byValue := map[string]string{}
-	for label, values := range doc {
-		for _, v := range values {
-			if was, ok := byValue[v]; ok && was != label {
-				return fmt.Errorf("%w: map %s: value %q under both %q and %q", ErrInvalid, name, v, was, label)
-			}
-			byValue[v] = label
-		}
-		if len(byValue) > maxMapValues {
-			return fmt.Errorf("%w: map %s: over %d values", ErrInvalid, name, maxMapValues)
-		}
+	m, err := keys.CompileMap(name, body)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.maps.byName[name] = byValue
-	e.maps.doc[name] = doc
+	e.env.Maps.Put(name, m)
 	return nil
 }
 
@@ -57,7 +70,7 @@ func (e *Engine) SetMap(name string, body []byte) error {
 func (e *Engine) Map(name string) (map[string][]string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	doc, ok := e.maps.doc[name]
+	doc, ok := e.env.Maps.Doc(name)
 	if !ok {
 		return nil, fmt.Errorf("map %q: %w", name, ErrNotFound)
 	}
@@ -68,11 +81,9 @@ func (e *Engine) Map(name string) (map[string][]string, error) {
 func (e *Engine) DeleteMap(name string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if _, ok := e.maps.doc[name]; !ok {
+	if !e.env.Maps.Delete(name) {
 		return fmt.Errorf("map %q: %w", name, ErrNotFound)
 	}
-	delete(e.maps.doc, name)
-	delete(e.maps.byName, name)
 	return nil
 }
 
@@ -80,35 +91,5 @@ func (e *Engine) DeleteMap(name string) error {
 func (e *Engine) Maps() map[string]map[string][]string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := make(map[string]map[string][]string, len(e.maps.doc))
-	for k, v := range e.maps.doc {
-		out[k] = v
-	}
-	return out
-}
-
-// map:K:NAME[:NAME...] is the label of K's value in the first map that
-// lists it; missing when none does.
-func mapFunc(args []string) (extractor, bool, error) {
-	return labelFunc(args, "map:key:mapname[:mapname...]", func(s *sample, v value, name string) (string, bool) {
-		m := &s.e.maps
-		m.scratch = v.appendText(m.scratch[:0], s.e.strings)
-		label, ok := m.byName[name][string(m.scratch)]
-		return label, ok
-	})
-}
-
-// asn:K is the origin AS of the route the RIB holds for address K (with
-// -bgp-all-prefixes, for any address of a full table); missing without one.
-func asnFunc(args []string) (extractor, bool, error) {
-	return addrFunc(args, "asn:ipsource or asn:ipdestination", func(s *sample, a netip.Addr) value {
-		if s.e.cfg.Routes == nil {
-			return value{}
-		}
-		r, ok := s.e.cfg.Routes.RouteOf(a)
-		if !ok || len(r.ASPath) == 0 {
-			return value{}
-		}
-		return numValue(uint64(r.ASPath[len(r.ASPath)-1]))
-	})
+	return e.env.Maps.Docs()
 }

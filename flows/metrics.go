@@ -94,8 +94,8 @@ func (e *Engine) topKeys(p *plan, head *entry, now float64) []api.TopKey {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Value > out[j].Value })
-	if len(out) > p.def.N {
-		out = out[:p.def.N]
+	if len(out) > p.Def.N {
+		out = out[:p.Def.N]
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"net/netip"
 	"sort"
 
@@ -33,7 +34,7 @@ func (e *Engine) pairElephants(src, dst netip.Addr) []api.PairElephant {
 			continue
 		}
 		out = append(out, api.PairElephant{ElephantID: el.rec.ElephantID, ThresholdID: el.rec.ThresholdID,
-			Threshold: el.threshold, Value: el.plan.def.Value, Estimate: el.rateNow(now)})
+			Threshold: el.threshold, Value: el.plan.Def.Value, Estimate: el.rateNow(now)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ElephantID < out[j].ElephantID })
 	return out
@@ -54,15 +55,15 @@ func (e *Engine) pairPath(src, dst netip.Addr) []api.PathHop {
 // portName names a port: its port_name (or topology) name, and its ifIndex
 // as text, or internal, unknown, multiple, discard.
 func (e *Engine) portName(agent netip.Addr, p decode.Port) (name, index string) {
-	v := e.portValue(p)
-	if v.kind != num {
-		return "", string(v.appendText(nil, e.strings))
+	v := e.env.PortValue(p)
+	if v.Kind != keys.Num {
+		return "", string(v.AppendText(nil, e.env.Strings))
 	}
-	index = fmt.Sprint(v.n)
-	if src := e.sources[sourceKey{agent: agent, index: uint32(v.n)}]; src != nil && src.counters.Name != "" {
+	index = fmt.Sprint(v.N)
+	if src := e.sources[sourceKey{agent: agent, index: uint32(v.N)}]; src != nil && src.counters.Name != "" {
 		return src.counters.Name, index
 	}
-	return e.nodeCache.snap.PortName(agent, uint32(v.n)), index
+	return e.nodeCache.snap.PortName(agent, uint32(v.N)), index
 }
 
 // pathsLocked answers Paths with the engine locked.

@@ -2,6 +2,7 @@ package flows_test
 
 import (
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"math"
 	"net/netip"
 	"strings"
@@ -274,7 +275,7 @@ func TestCollisionOnOneUplink(t *testing.T) {
 	if err := f.eng.SetTopology(api.Topology{Links: fabricLinks()}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.eng.SetFlow("elephant", flows.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl"}); err != nil {
+	if err := f.eng.SetFlow("elephant", keys.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.eng.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 100e6 / 8, ByFlow: true, Timeout: 2}); err != nil {

@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"github.com/fabrictrace/fabrictrace/keys"
 	"net/netip"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ import (
 func TestFlowRowsLetIngestIn(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	e := New(Config{Now: func() time.Time { return now }})
-	if err := e.SetFlow("pairs", Definition{Keys: "ipsource,ipdestination", Value: "bps"}); err != nil {
+	if err := e.SetFlow("pairs", keys.Definition{Keys: "ipsource,ipdestination", Value: "bps"}); err != nil {
 		t.Fatal(err)
 	}
 	var dec decode.Decoder

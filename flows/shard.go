@@ -76,7 +76,7 @@ func (st shardState) keys(p *plan, local bool) bool {
 	if st.count <= 1 {
 		return true
 	}
-	if p.pair || p.spread {
+	if p.Pair || p.spread {
 		return local
 	}
 	return st.primary
@@ -132,7 +132,7 @@ func (e *Engine) Split(name string) (pair, spread bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if p := e.plans[name]; p != nil {
-		return p.pair, p.spread
+		return p.Pair, p.spread
 	}
 	return false, false
 }

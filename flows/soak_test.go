@@ -2,6 +2,7 @@ package flows_test
 
 import (
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func soak(t *testing.T, stall int) {
 		ElephantEvery: 10 * time.Second, ElephantRate: 1e9, ElephantDuration: 25 * time.Second,
 		MixEvery: 4 * time.Second, MixThreshold: 100e6}, flows.Config{})
 	f.stall = stall
-	must(t, f.eng.SetFlow("elephant", flows.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl"}))
+	must(t, f.eng.SetFlow("elephant", keys.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl"}))
 	must(t, f.eng.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 100e6 / 8, ByFlow: true, Timeout: 10, Confidence: 0.99}))
 	epoch := time.Unix(1_700_000_000, 0)
 	for i := range 4 {

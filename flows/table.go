@@ -2,6 +2,7 @@ package flows
 
 import (
 	"bytes"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"hash/maphash"
 	"math"
 	"math/bits"
@@ -65,9 +66,9 @@ const inlineKeys = 70
 // entryValues is what an entry keeps for its definition's values.
 type entryValues struct {
 	at       float64 // when extras last decayed
-	extras   [maxValues]float64
-	avgN     [maxValues]float64
-	sketches [maxValues]distinct // for count: values
+	extras   [keys.MaxValues]float64
+	avgN     [keys.MaxValues]float64
+	sketches [keys.MaxValues]distinct // for count: values
 }
 
 // key is the binary flow key.
@@ -81,7 +82,7 @@ func (ent *entry) key() []byte {
 func newTable() *table { return &table{bySource: map[*source]*entry{}} }
 
 func (ent *entry) valueAt(p *plan, now float64) float64 {
-	return ent.value * decay((now-ent.last)/p.tau)
+	return ent.value * decay((now-ent.last)/p.Tau)
 }
 
 // decay is exp(-x). Samples of a flow mostly arrive well within its time
@@ -100,7 +101,7 @@ func (ent *entry) add(p *plan, x, frameBytes, now float64) {
 	if before < p.burstLevel {
 		ent.since, ent.burstTotal, ent.burstBytes = now, ent.total, ent.bytes
 	}
-	ent.value = before + x/p.tau
+	ent.value = before + x/p.Tau
 	ent.last = now
 	ent.total += x
 	ent.bytes += frameBytes
@@ -124,7 +125,7 @@ func (t *table) upsert(e *Engine, p *plan, src *source, key []byte, h uint64, no
 	} else {
 		copy(ent.inline[:], key)
 	}
-	if len(p.values) > 0 {
+	if len(p.Values) > 0 {
 		ent.values = &entryValues{at: now}
 	}
 	t.index.Insert(h, ent)
@@ -147,8 +148,8 @@ func flowHash(e *Engine, src *source, key []byte) uint64 {
 // 256 bits, good to a few hundred values, 32 bytes.
 type distinct [4]uint64
 
-func (d *distinct) add(v value) {
-	h := v.n ^ v.hi*0x9E3779B97F4A7C15 ^ uint64(v.kind)<<56 ^ uint64(v.bits)<<48
+func (d *distinct) add(v keys.Value) {
+	h := v.N ^ v.Hi*0x9E3779B97F4A7C15 ^ uint64(v.Kind)<<56 ^ uint64(v.Bits)<<48
 	h ^= h >> 30 // splitmix64's finaliser
 	h *= 0xBF58476D1CE4E5B9
 	h ^= h >> 27

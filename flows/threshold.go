@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"math"
 	"time"
 
@@ -109,7 +110,7 @@ func (th *threshold) reset() {
 func (th *threshold) confident() bool { return th.def.ByFlow && th.def.Confidence > 0 }
 
 // update runs after a sample raised a flow entry's value.
-func (th *threshold) update(e *Engine, p *plan, tb *table, ent *entry, s *sample, now float64) {
+func (th *threshold) update(e *Engine, p *plan, tb *table, ent *entry, s *keys.Sample, now float64) {
 	if !th.applies(e, ent.src) {
 		return
 	}
@@ -158,12 +159,12 @@ func (th *threshold) fire(e *Engine, p *plan, ent *entry, v float64) {
 	ev := api.Event{Timestamp: e.wall(e.clock()), ThresholdID: th.name, Metric: th.def.Metric,
 		Agent: ent.src.key.agent.String(), DataSource: ent.src.key.dataSource(), Value: v,
 		Threshold: th.def.Value, FlowKey: e.formatKey(p, ent.key())}
-	for i, xv := range p.values {
+	for i, xv := range p.Values {
 		x := ent.values.extras[i]
-		if xv.count != nil {
+		if xv.Count != nil {
 			x = ent.values.sketches[i].estimate()
 		}
-		if xv.avg != nil {
+		if xv.Avg != nil {
 			x = x / math.Max(ent.values.avgN[i], 1)
 		}
 		ev.Values = append(ev.Values, x)

@@ -76,7 +76,7 @@ func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows
 			// them: once the sweep has freed any, render only keys whose
 			// entry is still in the table.
 			t := s.t
-			if e.strings.freed != s.released && (k.best.slot >= len(t.ring) || t.ring[k.best.slot] != k.best) {
+			if e.env.Strings.Freed != s.released && (k.best.slot >= len(t.ring) || t.ring[k.best.slot] != k.best) {
 				continue
 			}
 			out = append(out, api.ActiveFlow{Key: e.formatKey(s.p, k.best.key()), Agent: k.at.agent, DataSource: k.at.ds,
@@ -145,7 +145,7 @@ func (s *scan) each(f func(ent *entry, w *where, v float64)) error {
 			return fmt.Errorf("flow %q: %w", s.name, ErrNotFound)
 		}
 		if s.t == nil {
-			s.t, s.p, s.released = e.tables[s.name], q, e.strings.freed
+			s.t, s.p, s.released = e.tables[s.name], q, e.env.Strings.Freed
 		}
 		now := e.clock()
 		topo := e.topoNow(now, true)

@@ -1,10 +1,9 @@
 package flows
 
 import (
-	"encoding/json"
 	"fmt"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"net/netip"
-	"sort"
 
 	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/topology"
@@ -16,12 +15,13 @@ type portRef struct {
 }
 
 // nodeCache holds node: key values by agent, made on first use, for one
-// topology snapshot.
+// topology snapshot: it is the engine's keys.Places.
 type nodeCache struct {
 	snap      *topology.Snapshot
-	nodes     map[netip.Addr]value
+	env       *keys.Env
+	nodes     map[netip.Addr]keys.Value
 	lastAgent netip.Addr
-	lastNode  value
+	lastNode  keys.Value
 }
 
 // topoNow is the topology for the sample being taken, or a query: what
@@ -29,25 +29,24 @@ type nodeCache struct {
 func (e *Engine) topoNow(now float64, force bool) *topology.Snapshot {
 	s := e.topo.Snapshot(now, force)
 	if s != e.nodeCache.snap {
-		e.nodeCache = nodeCache{snap: s, nodes: map[netip.Addr]value{}}
+		e.nodeCache = nodeCache{snap: s, env: &e.env, nodes: map[netip.Addr]keys.Value{}}
 	}
 	return s
 }
 
-// node names the node of (agent, port): the document's or host_descr's
+// Node names the node of (agent, port): the document's or host_descr's
 // name for the agent, else the agent address itself.
-func (e *Engine) node(agent netip.Addr) value {
-	c := &e.nodeCache
-	if c.lastNode.kind != missing && c.lastAgent == agent {
+func (c *nodeCache) Node(agent netip.Addr) keys.Value {
+	if c.lastNode.Kind != keys.Missing && c.lastAgent == agent {
 		return c.lastNode // a datagram's samples share an agent
 	}
 	if v, ok := c.nodes[agent]; ok {
 		c.lastAgent, c.lastNode = agent, v
 		return v
 	}
-	v := e.text(addrValue(agent))
+	v := c.env.Text(keys.AddrValue(agent))
 	if n := c.snap.NodeName(agent); n != "" {
-		v = e.strValue(n)
+		v = c.env.StrValue(n)
 	}
 	if len(c.nodes) < topology.MaxLearned {
 		c.nodes[agent] = v
@@ -55,14 +54,16 @@ func (e *Engine) node(agent netip.Addr) value {
 	return v
 }
 
-func (e *Engine) link(agent netip.Addr, port value) value {
-	if port.kind != num {
-		return value{}
+// Link names the topology link (agent, port) is on; missing for a port on
+// no declared link.
+func (c *nodeCache) Link(agent netip.Addr, port keys.Value) keys.Value {
+	if port.Kind != keys.Num {
+		return keys.Value{}
 	}
-	if name, ok := e.nodeCache.snap.Link(agent, uint32(port.n)); ok {
-		return e.strValue(name)
+	if name, ok := c.snap.Link(agent, uint32(port.N)); ok {
+		return c.env.StrValue(name)
 	}
-	return value{}
+	return keys.Value{}
 }
 
 func (e *Engine) onLink(agent netip.Addr, ifIndex uint32) bool {
@@ -122,93 +123,3 @@ func (e *Engine) SetTopology(doc api.Topology) error {
 
 // Topology returns the topology document with its version.
 func (e *Engine) Topology() api.Topology { return e.topo.Doc() }
-
-// groups are sFlow-RT's address groups: group name -> label -> CIDRs.
-type groups struct {
-	byName map[string][]labelled // longest prefix first
-	doc    map[string]map[string][]string
-}
-
-type labelled struct {
-	prefix netip.Prefix
-	label  string
-}
-
-func (g *groups) init() {
-	g.byName = map[string][]labelled{}
-	g.doc = map[string]map[string][]string{}
-}
-
-func (g *groups) lookup(name string, a netip.Addr) (string, bool) {
-	for _, l := range g.byName[name] {
-		if l.prefix.Contains(a) {
-			return l.label, true
-		}
-	}
-	return "", false
-}
-
-// SetGroup installs an address group: {"label":["10.0.0.0/8",...],...}.
-func (e *Engine) SetGroup(name string, body []byte) error {
-	if err := validName(name); err != nil {
-		return err
-	}
-	var doc map[string][]string
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return fmt.Errorf("%w: group: want {\"label\":[\"CIDR\",...]}: %w", ErrInvalid, err)
-	}
-	var list []labelled
-	for label, cidrs := range doc {
-		for _, c := range cidrs {
-			p, err := netip.ParsePrefix(c)
-			if err != nil {
-				a, aerr := netip.ParseAddr(c)
-				if aerr != nil {
-					return fmt.Errorf("%w: group %s label %s: %w", ErrInvalid, name, label, err)
-				}
-				p = netip.PrefixFrom(a, a.BitLen())
-			}
-			list = append(list, labelled{p.Masked(), label})
-		}
-	}
-	sort.SliceStable(list, func(i, j int) bool { return list[i].prefix.Bits() > list[j].prefix.Bits() })
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.groups.byName[name] = list
-	e.groups.doc[name] = doc
-	return nil
-}
-
-// Group returns one address group's document.
-func (e *Engine) Group(name string) (map[string][]string, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	doc, ok := e.groups.doc[name]
-	if !ok {
-		return nil, fmt.Errorf("group %q: %w", name, ErrNotFound)
-	}
-	return doc, nil
-}
-
-// DeleteGroup removes an address group; group: keys on it go missing.
-func (e *Engine) DeleteGroup(name string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if _, ok := e.groups.doc[name]; !ok {
-		return fmt.Errorf("group %q: %w", name, ErrNotFound)
-	}
-	delete(e.groups.doc, name)
-	delete(e.groups.byName, name)
-	return nil
-}
-
-// Groups returns every address group.
-func (e *Engine) Groups() map[string]map[string][]string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := make(map[string]map[string][]string, len(e.groups.doc))
-	for k, v := range e.groups.doc {
-		out[k] = v
-	}
-	return out
-}

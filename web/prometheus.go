@@ -15,7 +15,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
 )
 
 // The sflow-rt/prometheus app's flow export, so scrape configs written for
@@ -57,13 +57,13 @@ func (s *Server) promFlowExport(w http.ResponseWriter, r *http.Request) {
 	// key and label take comma lists (the app's blog URLs) as well as
 	// repeated parameters, the same thing; a key splits where sFlow-RT
 	// splits keys, not inside [ ].
-	keys, labels := splitLists(v["key"]), splitLists(v["label"])
-	if metric == "" || len(keys) == 0 {
+	names, labels := splitLists(v["key"]), splitLists(v["label"])
+	if metric == "" || len(names) == 0 {
 		s.fail(w, http.StatusBadRequest, errors.New("metric and at least one key are required"))
 		return
 	}
-	for i := len(labels); i < len(keys); i++ {
-		labels = append(labels, keys[i])
+	for i := len(labels); i < len(names); i++ {
+		labels = append(labels, names[i])
 	}
 	q := &query{r: r}
 	n, t := q.int("n", 10), q.float("t", 15)
@@ -92,7 +92,7 @@ func (s *Server) promFlowExport(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// One backing flow per distinct definition.
-	def := flows.Definition{Keys: flows.KeyList(strings.Join(keys, ",")), Value: value, N: int(n), T: t, FS: "_SEP_", Dropped: dropped}
+	def := keys.Definition{Keys: keys.KeyList(strings.Join(names, ",")), Value: value, N: int(n), T: t, FS: "_SEP_", Dropped: dropped}
 	if f := v.Get("filter"); f != "" {
 		def.Filter = &f
 	}
@@ -123,7 +123,7 @@ func (s *Server) promFlowExport(w http.ResponseWriter, r *http.Request) {
 
 // promBacking makes sure the backing flow exists, and drops backing flows
 // nobody has scraped for promIdle.
-func (s *Server) promBacking(name string, def flows.Definition) error {
+func (s *Server) promBacking(name string, def keys.Definition) error {
 	p := &s.prom
 	p.mu.Lock()
 	defer p.mu.Unlock()

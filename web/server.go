@@ -20,6 +20,7 @@ import (
 	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/counters"
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/rib"
 )
 
@@ -67,10 +68,10 @@ type Agent struct {
 // Engine is what the server serves from: a flows.Engine, or package
 // engine's shards of them.
 type Engine interface {
-	SetFlow(name string, d flows.Definition) error
+	SetFlow(name string, d keys.Definition) error
 	DeleteFlow(name string) error
-	FlowDefinition(name string) (flows.Definition, error)
-	FlowDefinitions() map[string]flows.Definition
+	FlowDefinition(name string) (keys.Definition, error)
+	FlowDefinitions() map[string]keys.Definition
 	SetThreshold(name string, t flows.Threshold) error
 	DeleteThreshold(name string) error
 	ThresholdDefinition(name string) (flows.Threshold, error)
@@ -325,7 +326,7 @@ func (s *Server) getFlow(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) putFlow(_ *http.Request, name string, body []byte) error {
-	d, err := flows.ParseDefinition(body)
+	d, err := keys.ParseDefinition(body)
 	if err != nil {
 		return err
 	}

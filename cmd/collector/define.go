@@ -13,6 +13,7 @@ import (
 	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/engine"
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
 )
 
 // defineFile is what -define loads at start: the same bodies the REST API
@@ -64,7 +65,7 @@ func applyDefinitions(from string, b []byte, e *engine.Engine) error {
 func applyDefinition(e *engine.Engine, kind, name string, body []byte) error {
 	switch kind {
 	case "flow":
-		d, err := flows.ParseDefinition(body)
+		d, err := keys.ParseDefinition(body)
 		if err != nil {
 			return err
 		}

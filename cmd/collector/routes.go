@@ -3,7 +3,7 @@ package main
 import (
 	"net/netip"
 
-	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/rib"
 )
 
@@ -11,12 +11,12 @@ import (
 // stay apart: the collector joins them here.
 type ribRoutes struct{ rib *rib.RIB }
 
-func (r ribRoutes) RouteOf(a netip.Addr) (flows.Route, bool) {
+func (r ribRoutes) RouteOf(a netip.Addr) (keys.Route, bool) {
 	e := r.rib.Lookup(a)
 	if e == nil {
-		return flows.Route{}, false
+		return keys.Route{}, false
 	}
 	best := e.Routes[0]
-	return flows.Route{Prefix: e.Prefix, NextHop: best.NextHop, Peer: best.Peer, PeerID: best.RouterID, ASPath: best.ASPath,
+	return keys.Route{Prefix: e.Prefix, NextHop: best.NextHop, Peer: best.Peer, PeerID: best.RouterID, ASPath: best.ASPath,
 		Communities: best.Communities}, true
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/engine"
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/rib"
 	"github.com/fabrictrace/fabrictrace/sim"
 )
@@ -55,7 +56,7 @@ func TestBGPKeysNameTheOwner(t *testing.T) {
 	}
 
 	e := mustEngine(t, flows.Config{Routes: ribRoutes{routes}})
-	if err := e.SetFlow("owner", flows.Definition{
+	if err := e.SetFlow("owner", keys.Definition{
 		Keys: "or:ipdestination:ip6destination,bgpdestinationpeer,bgpnexthop,bgpdestinationas,bgpcommunities,bgpdestinationprefix," +
 			"asn:[or:ipdestination:ip6destination]"}); err != nil {
 		t.Fatal(err)
@@ -147,7 +148,7 @@ func TestElephantOwnerAndGone(t *testing.T) {
 		}
 	}
 
-	if err := eng.SetFlow("pair", flows.Definition{Keys: "ipsource,ipdestination"}); err != nil {
+	if err := eng.SetFlow("pair", keys.Definition{Keys: "ipsource,ipdestination"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := eng.SetThreshold("big", flows.Threshold{Metric: "pair", Value: 1e6, ByFlow: true}); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/sim"
 )
 
@@ -79,7 +80,7 @@ func TestChangedPathMatchesGolden(t *testing.T) {
 	}
 	now := time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC)
 	eng := flows.New(flows.Config{Now: func() time.Time { return now }})
-	if err := eng.SetFlow("elephant", flows.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl"}); err != nil {
+	if err := eng.SetFlow("elephant", keys.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := eng.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 100e6 / 8, ByFlow: true, Timeout: 10, Confidence: 0.99}); err != nil {

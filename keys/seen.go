@@ -1,4 +1,4 @@
-package flows
+package keys
 
 import (
 	"math"
@@ -23,8 +23,8 @@ const (
 	nSeen       = 21
 )
 
-// sampleKinds is what one sample shows of the kinds above.
-func sampleKinds(fs *decode.FlowSample) uint32 {
+// SampleKinds is what one sample shows of the kinds above.
+func SampleKinds(fs *decode.FlowSample) uint32 {
 	k := uint32(1) << seenSample
 	if fs.Format == decode.FormatDiscardedPacket {
 		k = 1 << seenDrop
@@ -44,12 +44,18 @@ func sampleKinds(fs *decode.FlowSample) uint32 {
 	return k
 }
 
-// noteSeen records that the kinds in mask were seen now.
-func (e *Engine) noteSeen(mask uint32, now float64) {
-	e.seenEver |= mask
+// Seen is when each kind of header, record and sample was last seen.
+type Seen struct {
+	at   [nSeen]float64
+	ever uint32 // the kinds seen at all
+}
+
+// Note records that the kinds in mask (SampleKinds') were seen now.
+func (e *Seen) Note(mask uint32, now float64) {
+	e.ever |= mask
 	for mask != 0 {
 		b := bits.TrailingZeros32(mask)
-		e.seenAt[b] = now
+		e.at[b] = now
 		mask &^= 1 << b
 	}
 }
@@ -97,18 +103,18 @@ func keyKinds(name string) uint32 {
 	return 0
 }
 
-// seenKeys adds to out the base keys (and their ".1" forms) that the kinds
+// Keys adds to out the base keys (and their ".1" forms) that the kinds
 // seen could give, with the ms since the freshest of their kinds was seen.
-func (e *Engine) seenKeys(out map[string]int64, now float64) {
+func (e *Seen) Keys(out map[string]int64, now float64) {
 	for name := range baseKeys {
 		for _, key := range []string{name, name + ".1"} {
-			mask, last := keyKinds(key)&e.seenEver, math.Inf(-1)
+			mask, last := keyKinds(key)&e.ever, math.Inf(-1)
 			if mask == 0 {
 				continue
 			}
 			for mask != 0 {
 				b := bits.TrailingZeros32(mask)
-				last = max(last, e.seenAt[b])
+				last = max(last, e.at[b])
 				mask &^= 1 << b
 			}
 			ago := int64((now - last) * 1000)

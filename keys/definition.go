@@ -1,4 +1,4 @@
-package flows
+package keys
 
 import (
 	"encoding/json"
@@ -49,8 +49,8 @@ func (k *KeyList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// split returns the list's keys, keeping bracketed commas.
-func (k KeyList) split() []string {
+// Split returns the list's keys, keeping bracketed commas.
+func (k KeyList) Split() []string {
 	var out []string
 	depth, start := 0, 0
 	s := string(k)
@@ -128,9 +128,9 @@ func ParseDefinition(body []byte) (Definition, error) {
 	return d, nil
 }
 
-// normalize applies sFlow-RT's defaults to fields left zero (or absent
+// Normalize applies sFlow-RT's defaults to fields left zero (or absent
 // from a PUT body), and its clamps.
-func (d *Definition) normalize() {
+func (d *Definition) Normalize() {
 	if d.Value == "" {
 		d.Value = "bytes"
 	}
@@ -153,23 +153,23 @@ func (d *Definition) normalize() {
 	}
 }
 
-// valueKind is what a flow counts per sample.
-type valueKind int
+// ValueKind is what a flow counts per sample.
+type ValueKind int
 
 const (
-	valueBytes valueKind = iota
-	valueFrames
-	valueBits
+	ValueBytes ValueKind = iota
+	ValueFrames
+	ValueBits
 )
 
-func parseValue(v string) (valueKind, error) {
+func ParseValue(v string) (ValueKind, error) {
 	switch v {
 	case "bytes":
-		return valueBytes, nil
+		return ValueBytes, nil
 	case "frames", "fps":
-		return valueFrames, nil
+		return ValueFrames, nil
 	case "bps":
-		return valueBits, nil
+		return ValueBits, nil
 	}
 	if v == "requests" || v == "duration" {
 		return 0, fmt.Errorf("value %q needs HTTP request records (0:2206), which fabrictrace does not decode; want bytes, frames, bps or fps", v)
@@ -177,83 +177,76 @@ func parseValue(v string) (valueKind, error) {
 	return 0, fmt.Errorf("value %q: want bytes, frames, bps or fps", v)
 }
 
-// plan is a compiled definition.
-type plan struct {
-	name   string
-	def    Definition
-	keys   []token
-	filter filter
-	value  valueKind
-	values []extraValue
-	tau    float64 // seconds
-	// burstLevel is a hundredth of the lowest byFlow threshold on the flow: a
-	// sample that finds an entry below it starts a new burst. Set by rewire.
-	burstLevel float64
-	// agentMode merges an agent's data sources into one table (aggMode AGENT).
-	agentMode bool
-	// pair: its keys hold ipsource and ipdestination, so shards split it
-	// by address pair (shard.go); spread: shards split it anyway, as no
-	// threshold, log or value reads it (set by rewire).
-	pair, spread bool
-	dropped      bool // keys discarded-packet events, not samples
-
-	table      *table       // set by Engine.rewire
-	thresholds []*threshold // on this flow, set by Engine.rewire
-
+// Plan is a compiled definition: what its samples are keyed, filtered
+// and counted by.
+type Plan struct {
+	Name   string
+	Def    Definition
+	Keys   []Token
+	Filter Filter
+	Value  ValueKind
+	Values []ExtraValue
+	Tau    float64 // seconds
+	// AgentMode merges an agent's data sources into one table (aggMode AGENT).
+	AgentMode bool
+	// Pair: its keys hold ipsource and ipdestination, so an engine sharded
+	// by address pair can keep each of its flows in one shard.
+	Pair    bool
+	Dropped bool // keys discarded-packet events, not samples
 }
 
-// extraValue is one of the definition's values: avg:key, count:key, or a
+// ExtraValue is one of the definition's values: avg:key, count:key, or a
 // plain value.
-type extraValue struct {
-	kind  valueKind
-	avg   *token // avg:key averages the key's number over the flow's samples
-	count *token // count:key estimates how many distinct values the key took
+type ExtraValue struct {
+	Kind  ValueKind
+	Avg   *Token // avg:key averages the key's number over the flow's samples
+	Count *Token // count:key estimates how many distinct values the key took
 }
 
-func compile(name string, d Definition) (*plan, error) {
-	d.normalize()
-	p := &plan{name: name, def: d, tau: d.T}
+func Compile(name string, d Definition) (*Plan, error) {
+	d.Normalize()
+	p := &Plan{Name: name, Def: d, Tau: d.T}
 	var err error
-	if p.value, err = parseValue(d.Value); err != nil {
+	if p.Value, err = ParseValue(d.Value); err != nil {
 		return nil, err
 	}
-	if len(d.Keys) > maxExprLen {
+	if len(d.Keys) > MaxExprLen {
 		return nil, fmt.Errorf("keys of %d bytes: %w", len(d.Keys), ErrTooLong)
 	}
-	keys := d.Keys.split()
-	if len(keys) > maxKeys {
-		return nil, fmt.Errorf("keys: %d keys, at most %d", len(keys), maxKeys)
+	keys := d.Keys.Split()
+	if len(keys) > MaxKeys {
+		return nil, fmt.Errorf("keys: %d keys, at most %d", len(keys), MaxKeys)
 	}
 	var src, dst bool
 	for _, k := range keys {
-		t, err := compileKey(k)
+		t, err := CompileKey(k)
 		if err != nil {
 			return nil, fmt.Errorf("keys: %w", err)
 		}
-		p.keys = append(p.keys, t)
-		src, dst = src || t.text == "ipsource", dst || t.text == "ipdestination"
+		p.Keys = append(p.Keys, t)
+		src, dst = src || t.Text == "ipsource", dst || t.Text == "ipdestination"
 	}
-	p.pair = src && dst
-	p.dropped = d.Dropped
-	for _, v := range d.Values.split() {
+	p.Pair = src && dst
+	p.Dropped = d.Dropped
+	for _, v := range d.Values.Split() {
 		ev, err := compileExtraValue(v)
 		if err != nil {
 			return nil, fmt.Errorf("values: %w", err)
 		}
-		p.values = append(p.values, ev)
+		p.Values = append(p.Values, ev)
 	}
-	if len(p.values) > maxValues {
-		return nil, fmt.Errorf("values: %d values, at most %d", len(p.values), maxValues)
+	if len(p.Values) > MaxValues {
+		return nil, fmt.Errorf("values: %d values, at most %d", len(p.Values), MaxValues)
 	}
 	if d.Filter != nil {
-		if p.filter, err = compileFilter(*d.Filter); err != nil {
+		if p.Filter, err = CompileFilter(*d.Filter); err != nil {
 			return nil, err
 		}
 	}
 	switch strings.ToUpper(d.AggMode) {
 	case "":
 	case "AGENT":
-		p.agentMode = true
+		p.AgentMode = true
 	default:
 		return nil, fmt.Errorf("aggMode %q: want AGENT or nothing", d.AggMode)
 	}
@@ -261,25 +254,25 @@ func compile(name string, d Definition) (*plan, error) {
 }
 
 const (
-	maxKeys   = 12
-	maxValues = 4
+	MaxKeys   = 12
+	MaxValues = 4
 )
 
-func compileExtraValue(v string) (extraValue, error) {
+func compileExtraValue(v string) (ExtraValue, error) {
 	if k, ok := strings.CutPrefix(v, "avg:"); ok {
-		t, err := compileKey(k)
+		t, err := CompileKey(k)
 		if err != nil {
-			return extraValue{}, err
+			return ExtraValue{}, err
 		}
-		return extraValue{avg: &t}, nil
+		return ExtraValue{Avg: &t}, nil
 	}
 	if k, ok := strings.CutPrefix(v, "count:"); ok {
-		t, err := compileKey(k)
+		t, err := CompileKey(k)
 		if err != nil {
-			return extraValue{}, err
+			return ExtraValue{}, err
 		}
-		return extraValue{count: &t}, nil
+		return ExtraValue{Count: &t}, nil
 	}
-	kind, err := parseValue(v)
-	return extraValue{kind: kind}, err
+	kind, err := ParseValue(v)
+	return ExtraValue{Kind: kind}, err
 }

@@ -1,4 +1,4 @@
-package flows
+package keys
 
 import (
 	"fmt"
@@ -8,17 +8,17 @@ import (
 	"strings"
 )
 
-// filter is a compiled sFlow-RT filter: key=v1,v2 key!=v key~re key!~re,
+// Filter is a compiled sFlow-RT Filter: key=v1,v2 key!=v key~re key!~re,
 // joined with & and |, grouped with ( ).
-type filter interface {
-	match(s *sample) bool
+type Filter interface {
+	Match(s *Sample) bool
 }
 
-type and struct{ a, b filter }
-type or struct{ a, b filter }
+type and struct{ a, b Filter }
+type or struct{ a, b Filter }
 
-func (f and) match(s *sample) bool { return f.a.match(s) && f.b.match(s) }
-func (f or) match(s *sample) bool  { return f.a.match(s) || f.b.match(s) }
+func (f and) Match(s *Sample) bool { return f.a.Match(s) && f.b.Match(s) }
+func (f or) Match(s *Sample) bool  { return f.a.Match(s) || f.b.Match(s) }
 
 // operand is one value on a comparison's right side, pre-parsed every way
 // the key's value might need it.
@@ -32,44 +32,44 @@ type operand struct {
 }
 
 type compare struct {
-	key    token
+	key    Token
 	negate bool
 	values []operand      // = and !=
 	re     *regexp.Regexp // ~ and !~
 }
 
-func (c *compare) match(s *sample) bool {
-	v := c.key.get(s)
+func (c *compare) Match(s *Sample) bool {
+	v := c.key.Get(s)
 	if c.re != nil {
-		if v.kind == missing {
+		if v.Kind == Missing {
 			return c.negate
 		}
-		b := v.appendText(s.e.scratch[:0], s.e.strings)
-		s.e.scratch = b
+		b := v.AppendText(s.Env.scratch[:0], s.Env.Strings)
+		s.Env.scratch = b
 		return c.re.Match(b) != c.negate
 	}
 	for i := range c.values {
-		if c.values[i].equal(v, s.e.strings) {
+		if c.values[i].equal(v, s.Env.Strings) {
 			return !c.negate
 		}
 	}
 	return c.negate
 }
 
-func (o *operand) equal(v value, in *interner) bool {
-	switch v.kind {
-	case missing:
+func (o *operand) equal(v Value, in *Interner) bool {
+	switch v.Kind {
+	case Missing:
 		return o.text == "null"
-	case addr4, addr6:
-		return o.prefix.IsValid() && o.prefix.Contains(v.addr())
-	case prefix4, prefix6:
-		return o.prefix.IsValid() && o.prefix == v.prefix()
-	case num:
-		return o.isNum && o.n == v.n
-	case mac:
-		return o.isMAC && o.mac == v.n
-	case str:
-		return o.text == in.lookup(uint32(v.n))
+	case Addr4, Addr6:
+		return o.prefix.IsValid() && o.prefix.Contains(v.Addr())
+	case Prefix4, Prefix6:
+		return o.prefix.IsValid() && o.prefix == v.Prefix()
+	case Num:
+		return o.isNum && o.n == v.N
+	case MAC:
+		return o.isMAC && o.mac == v.N
+	case Str:
+		return o.text == in.Lookup(uint32(v.N))
 	}
 	return false
 }
@@ -96,22 +96,22 @@ func parseOperand(text string) operand {
 // Bounds on what a filter or key expression may be: they come from the
 // network (PUT bodies, query strings), and a parser recurses per level.
 const (
-	maxExprLen   = 4096 // bytes of one filter, or of one definition's keys
-	maxExprDepth = 32   // levels of ( ) in a filter, or of [ ] in a key
+	MaxExprLen   = 4096 // bytes of one filter, or of one definition's keys
+	MaxExprDepth = 32   // levels of ( ) in a filter, or of [ ] in a key
 )
 
 // ErrTooDeep and ErrTooLong say that an expression passed those bounds.
 var (
-	ErrTooDeep = fmt.Errorf("nests deeper than %d levels", maxExprDepth)
-	ErrTooLong = fmt.Errorf("longer than %d bytes", maxExprLen)
+	ErrTooDeep = fmt.Errorf("nests deeper than %d levels", MaxExprDepth)
+	ErrTooLong = fmt.Errorf("longer than %d bytes", MaxExprLen)
 )
 
-// compileFilter parses a filter expression; "" means no filter.
-func compileFilter(text string) (filter, error) {
+// CompileFilter parses a filter expression; "" means no filter.
+func CompileFilter(text string) (Filter, error) {
 	if strings.TrimSpace(text) == "" {
 		return nil, nil
 	}
-	if len(text) > maxExprLen {
+	if len(text) > MaxExprLen {
 		return nil, fmt.Errorf("filter of %d bytes: %w", len(text), ErrTooLong)
 	}
 	p := &filterParser{in: text}
@@ -145,11 +145,11 @@ func (p *filterParser) peek() byte {
 	return 0
 }
 
-func (p *filterParser) expr() (filter, error) {
+func (p *filterParser) expr() (Filter, error) {
 	f, err := p.term()
 	for err == nil && p.peek() == '|' {
 		p.pos++
-		var g filter
+		var g Filter
 		if g, err = p.term(); err == nil {
 			f = or{f, g}
 		}
@@ -157,11 +157,11 @@ func (p *filterParser) expr() (filter, error) {
 	return f, err
 }
 
-func (p *filterParser) term() (filter, error) {
+func (p *filterParser) term() (Filter, error) {
 	f, err := p.factor()
 	for err == nil && p.peek() == '&' {
 		p.pos++
-		var g filter
+		var g Filter
 		if g, err = p.factor(); err == nil {
 			f = and{f, g}
 		}
@@ -169,9 +169,9 @@ func (p *filterParser) term() (filter, error) {
 	return f, err
 }
 
-func (p *filterParser) factor() (filter, error) {
+func (p *filterParser) factor() (Filter, error) {
 	if p.peek() == '(' {
-		if p.depth++; p.depth > maxExprDepth {
+		if p.depth++; p.depth > MaxExprDepth {
 			return nil, fmt.Errorf("( at %d: %w", p.pos, ErrTooDeep)
 		}
 		defer func() { p.depth-- }()
@@ -189,7 +189,7 @@ func (p *filterParser) factor() (filter, error) {
 	return p.comparison()
 }
 
-func (p *filterParser) comparison() (filter, error) {
+func (p *filterParser) comparison() (Filter, error) {
 	p.skipSpace()
 	start, depth := p.pos, 0
 	for ; p.pos < len(p.in); p.pos++ {
@@ -217,7 +217,7 @@ func (p *filterParser) comparison() (filter, error) {
 		return nil, fmt.Errorf("key %q: want = != ~ or !~ after it", keyText)
 	}
 	p.pos += len(op)
-	key, err := compileKey(keyText)
+	key, err := CompileKey(keyText)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package flows
+package keys
 
 import (
 	"net/netip"
@@ -32,79 +32,79 @@ type Countries interface {
 
 // bgpKeys read the RIB's view of a sample's source or destination. Where a
 // sample carries an extended gateway record, its values win, as in sFlow-RT.
-var bgpKeys = map[string]func(s *sample) value{
-	"bgpnexthop": func(s *sample) value {
-		if s.fs.Records&decode.HasExtendedGateway != 0 && s.fs.Gateway.NextHop.IsValid() {
-			return addrValue(s.fs.Gateway.NextHop)
+var bgpKeys = map[string]func(s *Sample) Value{
+	"bgpnexthop": func(s *Sample) Value {
+		if s.Flow.Records&decode.HasExtendedGateway != 0 && s.Flow.Gateway.NextHop.IsValid() {
+			return AddrValue(s.Flow.Gateway.NextHop)
 		}
 		if r, ok := s.route(true); ok {
-			return addrValue(r.NextHop)
+			return AddrValue(r.NextHop)
 		}
-		return value{}
+		return Value{}
 	},
-	"bgpdestinationprefix": func(s *sample) value { return s.prefix(true) },
-	"bgpsourceprefix":      func(s *sample) value { return s.prefix(false) },
-	"bgpdestinationas": func(s *sample) value {
-		if s.fs.Records&decode.HasExtendedGateway != 0 {
-			if as := s.fs.Gateway.DstAS(); as != 0 {
-				return numValue(uint64(as))
+	"bgpdestinationprefix": func(s *Sample) Value { return s.prefix(true) },
+	"bgpsourceprefix":      func(s *Sample) Value { return s.prefix(false) },
+	"bgpdestinationas": func(s *Sample) Value {
+		if s.Flow.Records&decode.HasExtendedGateway != 0 {
+			if as := s.Flow.Gateway.DstAS(); as != 0 {
+				return NumValue(uint64(as))
 			}
 		}
 		return s.originAS(true)
 	},
-	"bgpsourceas": func(s *sample) value {
-		if s.fs.Records&decode.HasExtendedGateway != 0 && s.fs.Gateway.SrcAS != 0 {
-			return numValue(uint64(s.fs.Gateway.SrcAS))
+	"bgpsourceas": func(s *Sample) Value {
+		if s.Flow.Records&decode.HasExtendedGateway != 0 && s.Flow.Gateway.SrcAS != 0 {
+			return NumValue(uint64(s.Flow.Gateway.SrcAS))
 		}
 		return s.originAS(false)
 	},
-	"bgpdestinationaspath": func(s *sample) value {
-		path := s.e.u32[:0]
-		if s.fs.Records&decode.HasExtendedGateway != 0 {
-			path = s.fs.Gateway.AppendASPath(path)
+	"bgpdestinationaspath": func(s *Sample) Value {
+		path := s.Env.u32[:0]
+		if s.Flow.Records&decode.HasExtendedGateway != 0 {
+			path = s.Flow.Gateway.AppendASPath(path)
 		} else if r, ok := s.route(true); ok {
 			path = append(path, r.ASPath...)
 		} else {
-			return value{}
+			return Value{}
 		}
-		s.e.u32 = path
-		return s.e.joinUint32(path, ' ', false)
+		s.Env.u32 = path
+		return s.Env.joinUint32(path, ' ', false)
 	},
-	"bgpcommunities": func(s *sample) value {
-		comms := s.e.u32[:0]
-		if s.fs.Records&decode.HasExtendedGateway != 0 {
-			comms = s.fs.Gateway.AppendCommunities(comms)
+	"bgpcommunities": func(s *Sample) Value {
+		comms := s.Env.u32[:0]
+		if s.Flow.Records&decode.HasExtendedGateway != 0 {
+			comms = s.Flow.Gateway.AppendCommunities(comms)
 		} else if r, ok := s.route(true); ok {
 			comms = append(comms, r.Communities...)
 		} else {
-			return value{}
+			return Value{}
 		}
-		s.e.u32 = comms
+		s.Env.u32 = comms
 		if len(comms) == 0 {
-			return value{}
+			return Value{}
 		}
-		return s.e.joinUint32(comms, ' ', true)
+		return s.Env.joinUint32(comms, ' ', true)
 	},
-	"bgpdestinationpeer": func(s *sample) value {
+	"bgpdestinationpeer": func(s *Sample) Value {
 		if r, ok := s.route(true); ok {
-			return addrValue(r.Peer)
+			return AddrValue(r.Peer)
 		}
-		return value{}
+		return Value{}
 	},
-	"bgpsourcepeer": func(s *sample) value {
+	"bgpsourcepeer": func(s *Sample) Value {
 		if r, ok := s.route(false); ok {
-			return addrValue(r.Peer)
+			return AddrValue(r.Peer)
 		}
-		return value{}
+		return Value{}
 	},
 }
 
 // route looks up the sample's destination (or source) address.
-func (s *sample) route(dst bool) (Route, bool) {
-	if s.e.cfg.Routes == nil {
+func (s *Sample) route(dst bool) (Route, bool) {
+	if s.Env.Routes == nil {
 		return Route{}, false
 	}
-	p := s.packet[0]
+	p := s.Packet[0]
 	if p == nil || p.Layers&(decode.LayerIPv4|decode.LayerIPv6) == 0 {
 		return Route{}, false
 	}
@@ -112,31 +112,31 @@ func (s *sample) route(dst bool) (Route, bool) {
 	if dst {
 		a = p.Dst
 	}
-	return s.e.cfg.Routes.RouteOf(a)
+	return s.Env.Routes.RouteOf(a)
 }
 
-func (s *sample) prefix(dst bool) value {
+func (s *Sample) prefix(dst bool) Value {
 	r, ok := s.route(dst)
 	if !ok {
-		return value{}
+		return Value{}
 	}
-	v := addrValue(r.Prefix.Addr())
-	v.kind = prefixKind(v.kind)
-	v.bits = uint8(r.Prefix.Bits())
+	v := AddrValue(r.Prefix.Addr())
+	v.Kind = PrefixKind(v.Kind)
+	v.Bits = uint8(r.Prefix.Bits())
 	return v
 }
 
-func (s *sample) originAS(dst bool) value {
+func (s *Sample) originAS(dst bool) Value {
 	r, ok := s.route(dst)
 	if !ok || len(r.ASPath) == 0 {
-		return value{}
+		return Value{}
 	}
-	return numValue(uint64(r.ASPath[len(r.ASPath)-1]))
+	return NumValue(uint64(r.ASPath[len(r.ASPath)-1]))
 }
 
 // joinUint32 renders AS numbers ("65101 65000") or communities
 // ("65101:1 65101:2") as an interned string.
-func (e *Engine) joinUint32(list []uint32, sep byte, community bool) value {
+func (e *Env) joinUint32(list []uint32, sep byte, community bool) Value {
 	b := e.scratch[:0]
 	for i, n := range list {
 		if i > 0 {
