@@ -143,7 +143,7 @@ func (e *Engine) wall(t float64) int64 {
 // pair, and hands each shard a batch of its samples, copied out of the
 // datagram, with the datagram's header (every shard hears every datagram,
 // for its agent's clock); the primary's batch also holds the other shards'
-// samples, for the flows only it keys. A shard that is behind drops the
+// samples when it keys a flow alone (flows.Engine.WantsEverySample). A shard that is behind drops the
 // batch, counted. No lock is held while a worker does this.
 func (e *Engine) FlowBatch(dg *decode.Datagram, samples []decode.FlowSample) {
 	if len(e.shards) == 1 {
@@ -157,8 +157,9 @@ func (e *Engine) FlowBatch(dg *decode.Datagram, samples []decode.FlowSample) {
 	for i := range samples {
 		home[i] = flows.PairShard(&samples[i], len(e.shards))
 	}
+	all := e.primary.WantsEverySample()
 	for k, w := range e.writers {
-		w.hand(dg, samples, home[:n], weights[:n], k == 0, e.Wait)
+		w.hand(dg, samples, home[:n], weights[:n], k == 0 && all, e.Wait)
 	}
 }
 

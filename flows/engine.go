@@ -106,6 +106,9 @@ type Engine struct {
 	shard shardState
 	// anyDropped: some flow is built from discarded-packet events.
 	anyDropped bool
+	// wantsAll: a flow is the primary's alone (shard.go), so it must be
+	// handed every sample; read by package engine without the lock.
+	wantsAll atomic.Bool
 	// env is what key functions read besides the sample: strings, RIB,
 	// topology, groups and maps.
 	env keys.Env
@@ -368,6 +371,10 @@ func (e *Engine) take(dg *decode.Datagram, home []uint8, weights []float64) {
 		case !drop && (fs.SamplingRate == 0 || fs.Records&decode.HasRawHeader == 0):
 			continue
 		}
+		local := home == nil || home[n] == e.shard.index
+		if !local && !e.shard.primary {
+			continue
+		}
 		src := e.source(sourceKey{dg.Agent, fs.Source.Class, fs.Source.Index}, now)
 		var scaled float64
 		switch {
@@ -377,10 +384,6 @@ func (e *Engine) take(dg *decode.Datagram, home []uint8, weights []float64) {
 			scaled = weights[n] // renormalised before the shards split the samples
 		default:
 			scaled = src.pool.weight(fs)
-		}
-		local := home == nil || home[n] == e.shard.index
-		if !local && !e.shard.primary {
-			continue
 		}
 		if local && !drop {
 			e.stats.Samples++
@@ -716,9 +719,12 @@ func (e *Engine) rewire() {
 	}
 	sort.Slice(e.active, func(i, j int) bool { return e.active[i].Name < e.active[j].Name })
 	e.anyDropped = false
+	wantsAll := false
 	for _, p := range e.active {
 		e.anyDropped = e.anyDropped || p.Dropped
+		wantsAll = wantsAll || !p.Pair && !p.spread
 	}
+	e.wantsAll.Store(wantsAll)
 }
 
 func validName(name string) error {

@@ -117,13 +117,19 @@ func pairHash(src, dst netip.Addr) uint64 {
 
 // TakeShard takes flow samples of a datagram as one shard: home holds each
 // sample's shard (PairShard), weights what each stands for (Pools); the
-// primary is also handed the samples of other shards, for the flows only
-// it keys. The datagram itself is heard however few samples it brings.
+// primary is also handed the samples of other shards when it keys a flow
+// alone (WantsEverySample). The datagram itself is heard however few samples it brings.
 func (e *Engine) TakeShard(dg *decode.Datagram, samples []decode.FlowSample, home []uint8, weights []float64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.takeAll(dg, samples, home, weights)
 }
+
+// WantsEverySample says whether the engine, as the primary shard, must be
+// handed the other shards' samples too: some flow is neither split by
+// pair nor spread, so only the primary keys it. Otherwise each shard takes
+// its own samples alone. Safe without the lock.
+func (e *Engine) WantsEverySample() bool { return e.wantsAll.Load() }
 
 // Split says how a flow is split over shards: by address pair (all of a
 // key's entries in one shard), or spread (a key's entries in several,
