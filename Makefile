@@ -61,6 +61,7 @@ fuzz:
 	$(GO) test ./decode/ -run '^$$' -fuzz '^FuzzParsePacket$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./keys/ -run '^$$' -fuzz '^FuzzDefinition$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./geoip/ -run '^$$' -fuzz '^FuzzLookup$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./cluster/ -run '^$$' -fuzz '^FuzzTake$$' -fuzztime $(FUZZTIME)
 
 lint:
 	$(GO) vet ./...

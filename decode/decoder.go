@@ -135,13 +135,14 @@ func (d *Decoder) samples(b []byte, off int, batcher FlowBatcher, v Visitor) err
 			return firstOf(first, fault("sample header", off, ErrTruncated, "sample %d of %d", i+1, dg.NumSamples))
 		}
 		format, length := be32(b[off:]), be32(b[off+4:])
-		body := off + 8
+		start, body := off, off+8
 		if uint64(length) > uint64(len(b)-body) {
 			dg.Faults += dg.NumSamples - i
 			return firstOf(first, fault("sample header", off+4, ErrLength, "sample %d of %d: length %d, %d bytes left", i+1, dg.NumSamples, length, len(b)-body))
 		}
 		sb := b[body : body+int(length)]
 		off = body + int(length)
+		raw := b[start:off:off]
 		var err error
 		switch {
 		case format>>12 != 0:
@@ -152,6 +153,7 @@ func (d *Decoder) samples(b []byte, off int, batcher FlowBatcher, v Visitor) err
 				s = &d.batch[:len(d.batch)+1][len(d.batch)]
 			}
 			if err = d.flowSample(s, sb, body, format); err == nil {
+				s.Raw = raw
 				if format == FormatDiscardedPacket {
 					dg.DiscardSamples++
 				} else {
@@ -166,6 +168,7 @@ func (d *Decoder) samples(b []byte, off int, batcher FlowBatcher, v Visitor) err
 				}
 			}
 		case format == FormatCounterSample || format == FormatExpandedCounterSample:
+			d.counter.Raw = raw
 			err = d.counterSample(sb, body, format, v)
 		default:
 			dg.UnknownSamples++

@@ -177,6 +177,10 @@ type FlowSample struct {
 	Router          ExtendedRouter
 	Gateway         ExtendedGateway
 	UnknownRecords  uint32
+	// Raw is the sample as it came: its format, length and body, aliasing
+	// the datagram, for forwarding it whole (package cluster). Detach
+	// leaves it nil.
+	Raw []byte
 }
 
 // RawHeader is the raw packet header record (0:1), with the header parsed.
@@ -289,6 +293,10 @@ type CounterSample struct {
 	Sequence   uint32
 	Source     DataSource
 	NumRecords uint32
+	// Raw is the whole sample as it came (format, length, body), aliasing
+	// the datagram, as FlowSample.Raw; the same for each part of a split
+	// sample.
+	Raw []byte
 
 	Records         Records
 	Generic         GenericInterface
@@ -425,5 +433,6 @@ func (fs *FlowSample) Detach(buf []byte) []byte {
 	fs.RawHeader.Bytes = move(fs.RawHeader.Bytes)
 	fs.Gateway.path = move(fs.Gateway.path)
 	fs.Gateway.comms = move(fs.Gateway.comms)
+	fs.Raw = nil
 	return buf
 }

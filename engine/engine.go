@@ -143,17 +143,34 @@ func (e *Engine) wall(t float64) int64 {
 // pair, and hands each shard a batch of its samples, copied out of the
 // datagram, with the datagram's header (every shard hears every datagram,
 // for its agent's clock); the primary's batch also holds the other shards'
-// samples when it keys a flow alone (flows.Engine.WantsEverySample). A shard that is behind drops the
-// batch, counted. No lock is held while a worker does this.
+// samples when it keys a flow alone (flows.Engine.WantsEverySample). A
+// shard that is behind drops the batch, counted. No lock is held while a
+// worker does this.
 func (e *Engine) FlowBatch(dg *decode.Datagram, samples []decode.FlowSample) {
 	if len(e.shards) == 1 {
 		e.primary.FlowBatch(dg, samples)
 		return
 	}
-	var home [decode.MaxFlowBatch]uint8
 	var weights [decode.MaxFlowBatch]float64
+	e.pools.Weights(dg.Agent, samples, weights[:len(samples)])
+	e.distribute(dg, samples, weights[:len(samples)])
+}
+
+// TakeWeighted takes flow samples that were renormalised elsewhere, each
+// with its weight (the packets it stands for): package cluster's ingest
+// did, as it saw all of their data sources' samples.
+func (e *Engine) TakeWeighted(dg *decode.Datagram, samples []decode.FlowSample, weights []float64) {
+	if len(e.shards) == 1 {
+		e.primary.TakeShard(dg, samples, nil, weights)
+		return
+	}
+	e.distribute(dg, samples, weights)
+}
+
+// distribute hands each shard a batch of its samples.
+func (e *Engine) distribute(dg *decode.Datagram, samples []decode.FlowSample, weights []float64) {
+	var home [decode.MaxFlowBatch]uint8
 	n := len(samples)
-	e.pools.Weights(dg.Agent, samples, weights[:n])
 	for i := range samples {
 		home[i] = flows.PairShard(&samples[i], len(e.shards))
 	}

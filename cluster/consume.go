@@ -1,0 +1,162 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fabrictrace/fabrictrace/decode"
+)
+
+// Taker is what a Consumer feeds: an engine that takes flow samples with
+// the weights ingest gave them (package engine's Engine is one).
+type Taker interface {
+	decode.Visitor
+	TakeWeighted(dg *decode.Datagram, samples []decode.FlowSample, weights []float64)
+}
+
+// Consumer is the engine role's reader: it reads its partitions' batches
+// and the counters from the stream, in the stream's order, decodes each
+// datagram and feeds the engine with each flow sample's weight.
+type Consumer struct {
+	eng       Taker
+	dec       decode.Decoder
+	rec       record
+	taken     int  // weights of rec used so far
+	badWeight bool // rec had a weight no sample can have: the rest of it is dropped
+
+	last                      atomic.Uint64 // stream sequence of the last message taken
+	messages, samples, faults atomic.Uint64
+	progress                  chan struct{} // a token after each message taken
+}
+
+// ConsumerStats count what a consumer took and refused.
+type ConsumerStats struct {
+	Messages, Samples uint64
+	Faults            uint64 // malformed messages or datagrams, dropped
+	LastSequence      uint64 // the stream sequence of the last message taken
+}
+
+// NewConsumer feeds eng.
+func NewConsumer(eng Taker) *Consumer { return &Consumer{eng: eng, progress: make(chan struct{}, 1)} }
+
+// WaitFor waits until the consumer has taken the stream's message seq (or
+// one after it), or ctx ends.
+func (c *Consumer) WaitFor(ctx context.Context, seq uint64) error {
+	for c.last.Load() < seq {
+		select {
+		case <-c.progress:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// maxWeight bounds a sample's weight: a sampling rate (at most 2^32-1)
+// times the largest renormalising correction (100).
+const maxWeight = 100 * (1<<32 - 1)
+
+// Subjects are the subjects an engine owning parts reads: theirs and the
+// counters.
+func Subjects(parts []int) []string {
+	out := []string{CountersSubject}
+	for _, p := range parts {
+		out = append(out, SamplesSubject(p))
+	}
+	return out
+}
+
+// Run reads parts from the start of what the stream holds (a new owner
+// replays them) until ctx ends, on an ordered consumer.
+func (c *Consumer) Run(ctx context.Context, js jetstream.JetStream, parts []int) error {
+	cons, err := js.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: Subjects(parts), DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return fmt.Errorf("consumer of %d partitions: %w", len(parts), err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return err
+	}
+	go func() {
+		<-ctx.Done()
+		it.Stop()
+	}()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		c.Take(msg.Data())
+		if md, err := msg.Metadata(); err == nil {
+			c.last.Store(md.Sequence.Stream)
+		}
+		select {
+		case c.progress <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Take feeds the engine one message's datagrams. A malformed message or
+// datagram is dropped, counted; the records before it are kept.
+func (c *Consumer) Take(msg []byte) {
+	c.messages.Add(1)
+	err := walk(msg, func(r record) error {
+		c.rec, c.taken, c.badWeight = r, 0, false
+		if _, err := c.dec.Decode(r.datagram, c); err != nil {
+			return err
+		}
+		if c.badWeight {
+			return fmt.Errorf("%w: a weight outside 0 to %g", ErrMessage, float64(maxWeight))
+		}
+		if c.taken != r.numWeights() {
+			return fmt.Errorf("%w: %d weights for %d flow samples", ErrMessage, r.numWeights(), c.taken)
+		}
+		return nil
+	})
+	if err != nil {
+		c.faults.Add(1)
+	}
+}
+
+// FlowBatch hands the engine decoded flow samples with their weights
+// (decode.FlowBatcher).
+func (c *Consumer) FlowBatch(dg *decode.Datagram, samples []decode.FlowSample) {
+	if c.taken+len(samples) > c.rec.numWeights() {
+		c.taken += len(samples) // counted as a fault by Take
+		return
+	}
+	var ws [decode.MaxFlowBatch]float64
+	for i := range samples {
+		ws[i] = c.rec.weight(c.taken + i)
+		if !(ws[i] >= 0 && ws[i] <= maxWeight) { // NaN too
+			c.badWeight = true
+			c.taken += len(samples)
+			return
+		}
+	}
+	c.taken += len(samples)
+	c.samples.Add(uint64(len(samples)))
+	c.eng.TakeWeighted(dg, samples, ws[:len(samples)])
+}
+
+// Flow takes one flow sample (decode.Visitor).
+func (c *Consumer) Flow(dg *decode.Datagram, fs *decode.FlowSample) {
+	c.FlowBatch(dg, []decode.FlowSample{*fs})
+}
+
+// Counter hands the engine a counter sample.
+func (c *Consumer) Counter(dg *decode.Datagram, cs *decode.CounterSample) { c.eng.Counter(dg, cs) }
+
+// Stats returns what the consumer took.
+func (c *Consumer) Stats() ConsumerStats {
+	return ConsumerStats{Messages: c.messages.Load(), Samples: c.samples.Load(), Faults: c.faults.Load(), LastSequence: c.last.Load()}
+}

@@ -1,0 +1,210 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/flows"
+)
+
+// Subjects and the stream that holds them.
+const (
+	StreamName      = "FABRICTRACE_SAMPLES"
+	SamplesPrefix   = "fabrictrace.samples."
+	CountersSubject = "fabrictrace.counters"
+)
+
+// SamplesSubject is partition p's subject.
+func SamplesSubject(p int) string { return SamplesPrefix + strconv.Itoa(p) }
+
+// StreamConfig says how the samples stream is made.
+type StreamConfig struct {
+	Partitions int           // P: fixed when the stream is made
+	MaxAge     time.Duration // how far back a new owner can replay a partition
+	MaxBytes   int64         // and the most the stream holds (-1: no cap)
+}
+
+// EnsureStream makes the samples stream, or checks that the one there has
+// the same number of partitions: P is fixed at creation, since a pair's
+// partition is its hash modulo P.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, c StreamConfig) (jetstream.Stream, error) {
+	if c.Partitions < 1 || c.Partitions > 256 {
+		return nil, fmt.Errorf("partitions %d: want 1 to 256", c.Partitions)
+	}
+	p := strconv.Itoa(c.Partitions)
+	s, err := js.Stream(ctx, StreamName)
+	if err == nil {
+		if got := s.CachedInfo().Config.Metadata["partitions"]; got != p {
+			return nil, fmt.Errorf("stream %s has %s partitions, not %s: P is fixed when the stream is made; "+
+				"use its P, or delete the stream (nats stream rm %s) to make it anew", StreamName, got, p, StreamName)
+		}
+		return s, nil
+	}
+	maxBytes := c.MaxBytes
+	if maxBytes == 0 {
+		maxBytes = -1
+	}
+	return js.CreateStream(ctx, jetstream.StreamConfig{Name: StreamName,
+		Subjects: []string{SamplesPrefix + "*", CountersSubject},
+		Storage:  jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+		MaxAge: c.MaxAge, MaxBytes: maxBytes, Discard: jetstream.DiscardOld,
+		Metadata: map[string]string{"partitions": p}})
+}
+
+// Publisher is the ingest role's visitor: it renormalises each flow sample
+// over all of its data source's samples, finds the partition of its
+// address pair, and appends it, as the agent sent it, to that partition's
+// batch; a batch is published when it reaches MaxBatch bytes, or by Flush.
+// Counter samples go to the counters subject. Safe for concurrent use by
+// decoding workers.
+type Publisher struct {
+	js       jetstream.JetStream
+	parts    int
+	subjects []string
+	pools    *flows.Pools
+	// MaxBatch is the size at which a partition's batch is published.
+	MaxBatch int
+
+	mu       sync.Mutex
+	batches  []batch
+	counters batch
+	raws     [][]byte
+
+	published, bytes, samples, errs atomic.Uint64
+}
+
+// PublisherStats count what a publisher sent.
+type PublisherStats struct {
+	Messages, Bytes, Samples uint64
+	Errors                   uint64 // publishes that could not be sent
+}
+
+// NewPublisher publishes to parts partitions through js, following at
+// most maxSources data sources' sample pools.
+func NewPublisher(js jetstream.JetStream, parts, maxSources int) *Publisher {
+	p := &Publisher{js: js, parts: parts, pools: flows.NewPools(maxSources), MaxBatch: 32 << 10,
+		batches: make([]batch, parts)}
+	for i := range parts {
+		p.subjects = append(p.subjects, SamplesSubject(i))
+	}
+	return p
+}
+
+// FlowBatch takes a datagram's flow samples (decode.FlowBatcher).
+func (p *Publisher) FlowBatch(dg *decode.Datagram, samples []decode.FlowSample) {
+	var weights [decode.MaxFlowBatch]float64
+	var home [decode.MaxFlowBatch]uint8
+	n := len(samples)
+	p.pools.Weights(dg.Agent, samples, weights[:n])
+	var parts uint64 // when there are at most 64 partitions: which ones this batch has
+	for i := range samples {
+		home[i] = flows.PairShard(&samples[i], p.parts)
+		parts |= 1 << (home[i] % 64)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ws [decode.MaxFlowBatch]float64
+	for part := range p.parts {
+		if p.parts <= 64 && parts&(1<<part) == 0 {
+			continue
+		}
+		raws, k := p.raws[:0], 0
+		for i := range samples {
+			if int(home[i]) == part {
+				raws = append(raws, samples[i].Raw)
+				ws[k] = weights[i]
+				k++
+			}
+		}
+		p.raws = raws
+		if k == 0 {
+			continue
+		}
+		b := &p.batches[part]
+		b.add(dg, raws, ws[:k])
+		p.samples.Add(uint64(k))
+		if len(b.buf) >= p.MaxBatch {
+			p.publish(p.subjects[part], b)
+		}
+	}
+}
+
+// Flow takes one flow sample (decode.Visitor).
+func (p *Publisher) Flow(dg *decode.Datagram, fs *decode.FlowSample) {
+	p.FlowBatch(dg, []decode.FlowSample{*fs})
+}
+
+// Counter takes a counter sample: whole, once (not each part of a split
+// one), for every engine.
+func (p *Publisher) Counter(dg *decode.Datagram, cs *decode.CounterSample) {
+	if cs.Continued {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.counters.add(dg, [][]byte{cs.Raw}, nil)
+	if len(p.counters.buf) >= p.MaxBatch {
+		p.publish(CountersSubject, &p.counters)
+	}
+}
+
+// publish sends b (with p.mu held) and starts a new one: the message keeps
+// b's buffer until it is acknowledged.
+func (p *Publisher) publish(subject string, b *batch) {
+	msg := b.buf
+	b.buf, b.records = nil, 0
+	if _, err := p.js.PublishAsync(subject, msg); err != nil {
+		p.errs.Add(1)
+		return
+	}
+	p.published.Add(1)
+	p.bytes.Add(uint64(len(msg)))
+}
+
+// Flush publishes every batch begun, and waits until the stream has
+// acknowledged all that was published, or ctx ends.
+func (p *Publisher) Flush(ctx context.Context) error {
+	p.mu.Lock()
+	for part := range p.batches {
+		if p.batches[part].records > 0 {
+			p.publish(p.subjects[part], &p.batches[part])
+		}
+	}
+	if p.counters.records > 0 {
+		p.publish(CountersSubject, &p.counters)
+	}
+	p.mu.Unlock()
+	select {
+	case <-p.js.PublishAsyncComplete():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run flushes every interval until ctx ends, so that a quiet partition's
+// samples wait no longer than that.
+func (p *Publisher) Run(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			p.Flush(ctx)
+		}
+	}
+}
+
+// Stats returns what the publisher sent.
+func (p *Publisher) Stats() PublisherStats {
+	return PublisherStats{Messages: p.published.Load(), Bytes: p.bytes.Load(), Samples: p.samples.Load(), Errors: p.errs.Load()}
+}
