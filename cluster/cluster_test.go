@@ -22,9 +22,9 @@ import (
 	"github.com/fabrictrace/fabrictrace/sim"
 )
 
-// jetStream runs a real NATS server with JetStream in the test's temp dir,
-// on a free loopback port, and returns a connection's JetStream.
-func jetStream(t *testing.T) func() jetstream.JetStream {
+// natsServer runs a real NATS server with JetStream in the test's temp
+// dir, on a free loopback port, and returns its URL.
+func natsServer(t *testing.T) string {
 	t.Helper()
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
 		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
@@ -36,16 +36,29 @@ func jetStream(t *testing.T) func() jetstream.JetStream {
 	if !ns.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server not ready in 10 s")
 	}
+	return ns.ClientURL()
+}
+
+// dial connects to url, until the test ends.
+func dial(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// jetStream runs a server and returns a function that connects to it.
+func jetStream(t *testing.T) func() jetstream.JetStream {
+	url := natsServer(t)
 	return func() jetstream.JetStream {
-		nc, err := nats.Connect(ns.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, js := dial(t, url)
 		return js
 	}
 }

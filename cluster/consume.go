@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,6 +32,7 @@ type Consumer struct {
 	last                      atomic.Uint64 // stream sequence of the last message taken
 	messages, samples, faults atomic.Uint64
 	progress                  chan struct{} // a token after each message taken
+	ready                     atomic.Bool   // its JetStream consumer is made: what is published from now on, it reads
 }
 
 // ConsumerStats count what a consumer took and refused.
@@ -70,18 +72,26 @@ func Subjects(parts []int) []string {
 	return out
 }
 
-// Run reads parts from the start of what the stream holds (a new owner
-// replays them) until ctx ends, on an ordered consumer.
+// Run reads parts and the counters from the start of what the stream
+// holds until ctx ends.
 func (c *Consumer) Run(ctx context.Context, js jetstream.JetStream, parts []int) error {
+	return c.consume(ctx, js, Subjects(parts), jetstream.DeliverAllPolicy)
+}
+
+// consume reads subjects in stream order, on an ordered consumer, from
+// where deliver says, until ctx ends.
+func (c *Consumer) consume(ctx context.Context, js jetstream.JetStream, subjects []string, deliver jetstream.DeliverPolicy) error {
 	cons, err := js.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: Subjects(parts), DeliverPolicy: jetstream.DeliverAllPolicy})
+		FilterSubjects: subjects, DeliverPolicy: deliver})
 	if err != nil {
-		return fmt.Errorf("consumer of %d partitions: %w", len(parts), err)
+		return fmt.Errorf("consumer of %s: %w", strings.Join(subjects, ", "), err)
 	}
 	it, err := cons.Messages()
 	if err != nil {
 		return err
 	}
+	c.ready.Store(true)
+	defer c.ready.Store(false)
 	go func() {
 		<-ctx.Done()
 		it.Stop()
@@ -155,6 +165,9 @@ func (c *Consumer) Flow(dg *decode.Datagram, fs *decode.FlowSample) {
 
 // Counter hands the engine a counter sample.
 func (c *Consumer) Counter(dg *decode.Datagram, cs *decode.CounterSample) { c.eng.Counter(dg, cs) }
+
+// Ready says whether the consumer reads the stream now.
+func (c *Consumer) Ready() bool { return c.ready.Load() }
 
 // Stats returns what the consumer took.
 func (c *Consumer) Stats() ConsumerStats {

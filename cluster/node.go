@@ -1,0 +1,122 @@
+package cluster
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// EngineNode is the engine role: it holds leases on partitions (Leases)
+// and runs a consumer for each partition it owns, and one for the
+// counters, all feeding one engine. A partition it gains is read from
+// the samples published after it was gained: the state its old owner
+// held is not replayed yet, so a flow moved rebuilds its rate, and an
+// elephant is detected anew, within the flow's time constant.
+type EngineNode struct {
+	js     jetstream.JetStream
+	eng    Taker
+	leases *Leases
+
+	mu       sync.Mutex
+	running  map[int]*partition
+	ctx      context.Context
+	wg       sync.WaitGroup
+	counters *Consumer
+	gone     ConsumerStats // what the consumers of partitions let go took
+}
+
+type partition struct {
+	c      *Consumer
+	cancel context.CancelFunc
+}
+
+// NewEngineNode feeds eng with the partitions leases gives it.
+func NewEngineNode(js jetstream.JetStream, leases *Leases, eng Taker) *EngineNode {
+	return &EngineNode{js: js, eng: eng, leases: leases, running: map[int]*partition{}}
+}
+
+// Run holds leases, ticking every interval, and consumes what they give
+// until ctx ends; then it releases them and stops its consumers.
+func (n *EngineNode) Run(ctx context.Context, interval time.Duration) error {
+	n.mu.Lock()
+	n.ctx = ctx
+	n.counters = NewConsumer(n.eng)
+	n.mu.Unlock()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.counters.consume(ctx, n.js, []string{CountersSubject}, jetstream.DeliverNewPolicy)
+	}()
+	err := n.leases.Run(ctx, interval, n.own)
+	n.own(nil)
+	n.wg.Wait()
+	return err
+}
+
+// own starts a consumer for each partition newly owned and stops those of
+// partitions let go.
+func (n *EngineNode) own(parts []int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	keep := map[int]bool{}
+	for _, p := range parts {
+		keep[p] = true
+		if n.running[p] != nil {
+			continue
+		}
+		ctx, cancel := context.WithCancel(n.ctx)
+		pr := &partition{c: NewConsumer(n.eng), cancel: cancel}
+		n.running[p] = pr
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			pr.c.consume(ctx, n.js, []string{SamplesSubject(p)}, jetstream.DeliverNewPolicy)
+		}()
+	}
+	for p, pr := range n.running {
+		if !keep[p] {
+			pr.cancel()
+			st := pr.c.Stats()
+			n.gone.Messages += st.Messages
+			n.gone.Samples += st.Samples
+			n.gone.Faults += st.Faults
+			delete(n.running, p)
+		}
+	}
+}
+
+// Consuming lists the partitions the node reads now (their consumers
+// made), in order, and says whether it reads the counters.
+func (n *EngineNode) Consuming() (parts []int, counters bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for p, pr := range n.running {
+		if pr.c.Ready() {
+			parts = append(parts, p)
+		}
+	}
+	slices.Sort(parts)
+	return parts, n.counters != nil && n.counters.Ready()
+}
+
+// Stats sums what the node's consumers took (LastSequence is left 0).
+func (n *EngineNode) Stats() ConsumerStats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := n.gone
+	add := func(st ConsumerStats) {
+		out.Messages += st.Messages
+		out.Samples += st.Samples
+		out.Faults += st.Faults
+	}
+	for _, pr := range n.running {
+		add(pr.c.Stats())
+	}
+	if n.counters != nil {
+		add(n.counters.Stats())
+	}
+	return out
+}
