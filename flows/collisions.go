@@ -37,11 +37,11 @@ func (e *Engine) elephantLinks(now float64) []LinkUse {
 	}
 	for _, el := range e.elephants.active {
 		for ent := range el.entries {
-			k := ent.src.key
+			k := ent.Src.key
 			if k.class != 0 || !e.onLink(k.agent, k.index) {
 				continue
 			}
-			if el.plan != nil && ent.valueAt(el.plan, now) < el.threshold {
+			if el.plan != nil && ent.ValueAt(el.plan.Tau, now) < el.threshold {
 				continue // no longer over the threshold here: it ended or moved
 			}
 			out = append(out, LinkUse{Agent: k.agent, IfIndex: k.index, FlowKey: el.rec.FlowKey})

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"github.com/fabrictrace/fabrictrace/keys"
+	"github.com/fabrictrace/fabrictrace/tables"
 	"math"
 
 	"github.com/fabrictrace/fabrictrace/api"
@@ -163,7 +164,7 @@ func (ev *evidence) estimateOver(now, z float64, w int) api.Estimate {
 		}
 	}
 	for _, m := range ev.members {
-		d := decay((now - m.at) / tau)
+		d := tables.Decay((now - m.at) / tau)
 		n += m.count[w] * d
 		units += m.units[w] * d
 		end := m.at
@@ -179,7 +180,7 @@ func (ev *evidence) estimateOver(now, z float64, w int) api.Estimate {
 			start = min(start, m.credited)
 		}
 		if end > start {
-			expo += tau / m.perSample * (decay((now-end)/tau) - decay((now-start)/tau))
+			expo += tau / m.perSample * (tables.Decay((now-end)/tau) - tables.Decay((now-start)/tau))
 		}
 	}
 	if n > 0 {
@@ -208,7 +209,7 @@ func (ev *evidence) lowOver(now, zSplit, value float64) bool {
 func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *keys.Sample, now float64) {
 	m := th.members[ent]
 	if m == nil {
-		if ent.value < candidateShare*th.def.Value {
+		if ent.Value < candidateShare*th.def.Value {
 			return
 		}
 		m = th.join(e, p, ent, s, now)
@@ -226,7 +227,7 @@ func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *keys.Sam
 	}
 	m.n++
 	for w, tau := range evidenceWindows {
-		d := decay((now - m.at) / tau)
+		d := tables.Decay((now - m.at) / tau)
 		m.count[w] = m.count[w]*d + 1
 		m.units[w] = m.units[w]*d + p.amount(p.Value, s)/scale
 	}
@@ -249,9 +250,9 @@ func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *keys.Sam
 			ev.below = -1
 		}
 	}
-	if f := ent.firing(th); f != nil {
+	if f := firingOf(ent, th); f != nil {
 		f.below = -1
-		f.elephant.seen(ent, ent.value)
+		f.elephant.seen(ent, ent.Value)
 		f.elephant.peak = max(f.elephant.peak, ev.rate)
 		if ev.over {
 			f.elephant.last = max(f.elephant.last, now)
@@ -265,7 +266,7 @@ func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *keys.Sam
 
 // join makes an entry a member of its identity's evidence.
 func (th *threshold) join(e *Engine, p *plan, ent *entry, s *keys.Sample, now float64) *member {
-	ident := string(identOf(p, ent.key()))
+	ident := string(identOf(p, ent.Key()))
 	ev := th.evidence[ident]
 	if ev == nil {
 		ev = &evidence{ident: ident, below: -1, since: now}
@@ -290,9 +291,9 @@ func (th *threshold) join(e *Engine, p *plan, ent *entry, s *keys.Sample, now fl
 	// holds a sample. Not its whole history: mice of the same pair before
 	// an elephant would hold the estimate down for the evidence's 10 s.
 	if amount := p.amount(p.Value, s); amount > 0 {
-		burst := max(now-ent.since, 0)
-		window := p.Tau * (1 - decay(burst/p.Tau))
-		if n := ent.value*p.Tau/amount - 1; n > 0 && window > 0 {
+		burst := max(now-ent.Since, 0)
+		window := p.Tau * (1 - tables.Decay(burst/p.Tau))
+		if n := ent.Value*p.Tau/amount - 1; n > 0 && window > 0 {
 			m.count[0], m.units[0] = n, n*amount/m.perSample
 			m.credited = min(m.start, m.clock.HeldSince(now)-window)
 		}
@@ -314,15 +315,15 @@ func (th *threshold) fireEvidence(e *Engine, p *plan, ev *evidence, now float64)
 
 func (th *threshold) fireMember(e *Engine, p *plan, m *member, now float64) {
 	ent := m.ent
-	if ent.firing(th) != nil {
+	if firingOf(ent, th) != nil {
 		return
 	}
-	v := ent.valueAt(p, now)
+	v := ent.ValueAt(p.Tau, now)
 	th.byEntry[ent] = struct{}{}
 	th.fire(e, p, ent, v)
 	el := e.elephants.start(e, th, p, ent, v)
 	el.last = max(el.last, now)
-	ent.fire(firedBy{th: th, below: -1, elephant: el})
+	fireOn(ent, firedBy{th: th, below: -1, elephant: el})
 }
 
 // sweepConfident re-arms identities whose upper bound stayed under the
@@ -343,7 +344,7 @@ func (th *threshold) sweepConfident(e *Engine, now float64) {
 				continue
 			}
 			for _, m := range ev.members {
-				if m.ent.firing(th) != nil {
+				if firingOf(m.ent, th) != nil {
 					th.rearm(e, m.ent)
 				}
 				delete(th.members, m.ent)

@@ -48,7 +48,7 @@ func newElephantLog(size int) *elephantLog {
 // start records that a flow entry crossed a byFlow threshold: a new
 // elephant, or a new location of one already active.
 func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v float64) *elephant {
-	ident := identOf(p, ent.key())
+	ident := identOf(p, ent.Key())
 	k := elephantKey{th.name, string(ident)}
 	el := l.active[k]
 	if el == nil {
@@ -57,7 +57,7 @@ func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v flo
 			id = e.shard.ids.Add(1)
 		}
 		l.nextID = id
-		el = &elephant{entries: map[*entry]bool{}, first: ent.since, threshold: th.def.Value,
+		el = &elephant{entries: map[*entry]bool{}, first: ent.Since, threshold: th.def.Value,
 			rec: api.Elephant{ElephantID: id, ThresholdID: th.name, Metric: th.def.Metric,
 				FlowKey: e.formatIdent(p, ident), Active: true, Threshold: th.def.Value}}
 		el.src, el.dst = endpoints(p, ident)
@@ -75,9 +75,9 @@ func (l *elephantLog) start(e *Engine, th *threshold, p *plan, ent *entry, v flo
 		update = "start"
 	}
 	el.entries[ent] = true
-	el.rec.Locations = append(el.rec.Locations, api.Location{Agent: ent.src.key.agent.String(),
-		DataSource: ent.src.key.dataSource(), FlowKey: e.formatKey(p, ent.key())})
-	el.first = math.Min(el.first, ent.since)
+	el.rec.Locations = append(el.rec.Locations, api.Location{Agent: ent.Src.key.agent.String(),
+		DataSource: ent.Src.key.dataSource(), FlowKey: e.formatKey(p, ent.Key())})
+	el.first = math.Min(el.first, ent.Since)
 	el.seen(ent, v)
 	l.publish(e, el, update)
 	return el
@@ -209,11 +209,11 @@ const maxGone = 10_000
 func (el *elephant) seen(ent *entry, v float64) {
 	el.peak = max(el.peak, v)
 	if v > el.threshold {
-		el.last = max(el.last, ent.last)
+		el.last = max(el.last, ent.Last)
 	}
 	// Every location sees the whole flow: the best-sampled one is the size.
-	el.total = max(el.total, ent.total-ent.burstTotal)
-	el.bytes = max(el.bytes, ent.bytes-ent.burstBytes)
+	el.total = max(el.total, ent.Total-ent.BurstTotal)
+	el.bytes = max(el.bytes, ent.Bytes-ent.BurstBytes)
 }
 
 // leave takes away a location whose threshold re-armed (or whose flow was
@@ -277,7 +277,7 @@ func (el *elephant) rateNow(now float64) api.Estimate {
 	}
 	var est api.Estimate
 	for ent := range el.entries {
-		est.Rate = max(est.Rate, ent.valueAt(el.plan, now))
+		est.Rate = max(est.Rate, ent.ValueAt(el.plan.Tau, now))
 	}
 	return est
 }

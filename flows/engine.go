@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/fabrictrace/fabrictrace/keys"
+	"github.com/fabrictrace/fabrictrace/tables"
 	"hash/maphash"
 	"math"
 	"net/netip"
@@ -290,7 +291,7 @@ func (e *Engine) evictSource() {
 		return
 	}
 	for _, t := range e.tables {
-		t.dropSource(e, victim)
+		t.DropSource(victim)
 	}
 	delete(e.sources, victim.key)
 	if slot := &e.recent[victim.key.slot()]; *slot == victim {
@@ -473,7 +474,7 @@ const warmAbove = 16384
 func (e *Engine) outOfCache() bool {
 	n := e.paths.Len()
 	for _, p := range e.active {
-		n += p.table.index.Len()
+		n += p.table.Index.Len()
 	}
 	// Shards share the caches: each holds about its share of the whole.
 	return n*max(e.shard.count, 1) > warmAbove
@@ -490,7 +491,7 @@ func (e *Engine) warm(keys []flowKey) {
 	for j := 0; j < len(keys); {
 		for _, p := range e.active {
 			if k := &keys[j]; k.taken {
-				k.warm = p.table.index.Home(k.hash)
+				k.warm = p.table.Index.Home(k.hash)
 			}
 			j++
 		}
@@ -501,7 +502,7 @@ func (e *Engine) warm(keys []flowKey) {
 	}
 	for j := range keys {
 		if ent := keys[j].warm; keys[j].taken && ent != nil {
-			sink += uint64(ent.value) + uint64(ent.inline[0])
+			sink += ent.Touch()
 		}
 	}
 	for j := range e.taking {
@@ -510,8 +511,8 @@ func (e *Engine) warm(keys []flowKey) {
 		}
 	}
 	for j := range keys {
-		if ent := keys[j].warm; keys[j].taken && ent != nil && ent.fired.elephant != nil {
-			el := ent.fired.elephant
+		if ent := keys[j].warm; keys[j].taken && ent != nil && ent.Fired.elephant != nil {
+			el := ent.Fired.elephant
 			sink += uint64(el.last)
 		}
 	}
@@ -527,38 +528,38 @@ func (e *Engine) warm(keys []flowKey) {
 func (e *Engine) update(p *plan, k *flowKey, s *keys.Sample, now, frameBytes float64) {
 	x := p.amount(p.Value, s)
 	tb := p.table
-	ent := tb.upsert(e, p, k.at, k.key, k.hash, now)
-	ent.add(p, x, frameBytes, now)
-	if tb.logged != nil {
-		e.logSample(p, tb, ent, now)
+	ent := tb.Upsert(k.at, k.key, k.hash, now, len(p.Values) > 0)
+	ent.Add(p.Tau, p.burstLevel, x, frameBytes, now)
+	if p.logged != nil {
+		e.logSample(p, ent, now)
 	}
-	if ev := ent.values; ev != nil {
-		ev.add(p, s, now)
+	if ev := ent.Values; ev != nil {
+		addValues(ev, p, s, now)
 	}
 	for _, th := range p.thresholds {
 		th.update(e, p, tb, ent, s, now)
 	}
 }
 
-// add counts a sample in the definition's values.
-func (ev *entryValues) add(p *plan, s *keys.Sample, now float64) {
+// addValues counts a sample in the definition's values.
+func addValues(ev *tables.EntryValues, p *plan, s *keys.Sample, now float64) {
 	for i, xv := range p.Values {
 		if xv.Count != nil {
 			if v := xv.Count.Get(s); v.Kind != keys.Missing {
-				ev.sketches[i].add(v)
+				ev.Sketches[i].Add(v)
 			}
 			continue
 		}
 		if xv.Avg != nil {
 			if v := xv.Avg.Get(s); v.Kind == keys.Num {
-				ev.extras[i] += float64(v.N)
-				ev.avgN[i]++
+				ev.Extras[i] += float64(v.N)
+				ev.AvgN[i]++
 			}
 			continue
 		}
-		ev.extras[i] = ev.extras[i]*decay((now-ev.at)/p.Tau) + p.amount(xv.Kind, s)/p.Tau
+		ev.Extras[i] = ev.Extras[i]*tables.Decay((now-ev.At)/p.Tau) + p.amount(xv.Kind, s)/p.Tau
 	}
-	ev.at = now
+	ev.At = now
 }
 
 // amount is what one sample adds to a flow of the given value kind.
@@ -616,7 +617,7 @@ func (e *Engine) Stats() Stats {
 	s := e.stats
 	s.StringsRefused, s.StringsReleased = e.env.Strings.Refused, e.env.Strings.Freed
 	for _, t := range e.tables {
-		s.Flows += uint64(t.index.Len())
+		s.Flows += uint64(t.Index.Len())
 	}
 	s.Events = uint64(e.events.Last())
 	s.PathsTracked, s.PathsEvicted = uint64(e.paths.Len()), e.paths.Evicted()
@@ -645,11 +646,10 @@ func (e *Engine) SetFlow(name string, d keys.Definition) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.plans[name] = p
-	t := newTable()
 	if d.Log {
-		t.plan, t.logged = p, map[*entry]logMark{}
+		p.logged = map[*entry]logMark{}
 	}
-	e.tables[name] = t
+	e.tables[name] = e.newTable(p)
 	for _, th := range e.thresholds {
 		if th.def.Metric == name {
 			th.reset()
@@ -671,6 +671,9 @@ type plan struct {
 	spread     bool
 	table      *table
 	thresholds []*threshold
+	// logged, for a definition with log:true: where each entry's next flow
+	// record begins.
+	logged map[*entry]logMark
 }
 
 type memoValue struct {
@@ -873,27 +876,27 @@ func (e *Engine) FlowRows(name string, agents func(netip.Addr) bool) ([]FlowRow,
 		}
 		now := e.clock()
 		topo := e.topoNow(now, true)
-		end := min(next+RowsPerLock, len(t.ring))
-		for _, ent := range t.ring[next:end] {
-			w, known := seen[ent.src]
+		end := min(next+RowsPerLock, len(t.Ring))
+		for _, ent := range t.Ring[next:end] {
+			w, known := seen[ent.Src]
 			if !known {
-				_, onLink := topo.Link(ent.src.key.agent, ent.src.key.index)
-				w = where{ok: agents(ent.src.key.agent), onLink: onLink}
+				_, onLink := topo.Link(ent.Src.key.agent, ent.Src.key.index)
+				w = where{ok: agents(ent.Src.key.agent), onLink: onLink}
 				if w.ok {
-					w.agent, w.ds = ent.src.key.agent.String(), ent.src.key.dataSource()
+					w.agent, w.ds = ent.Src.key.agent.String(), ent.Src.key.dataSource()
 				}
-				seen[ent.src] = w
+				seen[ent.Src] = w
 			}
 			if !w.ok {
 				continue
 			}
-			if v := ent.valueAt(p, now); v > 0 {
-				rows = append(rows, FlowRow{Key: e.formatKey(p, ent.key()), Agent: w.agent, DataSource: w.ds, Value: v,
-					OnLink: w.onLink, LastUpdate: int64((now - ent.last) * 1000)})
+			if v := ent.ValueAt(p.Tau, now); v > 0 {
+				rows = append(rows, FlowRow{Key: e.formatKey(p, ent.Key()), Agent: w.agent, DataSource: w.ds, Value: v,
+					OnLink: w.onLink, LastUpdate: int64((now - ent.Last) * 1000)})
 			}
 		}
 		next = end
-		done := next >= len(t.ring)
+		done := next >= len(t.Ring)
 		e.mu.Unlock()
 		if done {
 			return rows, nil
@@ -1018,7 +1021,7 @@ func (e *Engine) FlowKeys() map[string]int64 {
 	e.seen.Keys(out, now)
 	for _, p := range e.plans {
 		for _, t := range p.Keys {
-			ago := int64((now - e.tables[p.Name].lastUpdate) * 1000)
+			ago := int64((now - e.tables[p.Name].LastUpdate) * 1000)
 			if was, ok := out[t.Text]; !ok || ago < was {
 				out[t.Text] = ago
 			}
@@ -1037,8 +1040,8 @@ func (e *Engine) Sweep() {
 	for _, th := range e.thresholds {
 		th.sweep(e, now)
 	}
-	for name, t := range e.tables {
-		t.expire(e, e.plans[name], now)
+	for _, t := range e.tables {
+		t.Expire(now)
 	}
 	e.paths.Expire(now)
 	e.detectChanges(now)
@@ -1062,8 +1065,8 @@ func (e *Engine) reclaimStrings() {
 	e.refusedAtReclaim = in.Refused
 	used := make([]bool, in.Cap())
 	for _, t := range e.tables {
-		for _, ent := range t.ring {
-			keys.MarkKey(used, ent.key())
+		for _, ent := range t.Ring {
+			keys.MarkKey(used, ent.Key())
 		}
 	}
 	for _, th := range e.thresholds {

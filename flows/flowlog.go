@@ -24,38 +24,38 @@ const maxFlowLog = 10_000
 // logSample notes a sample of a logged flow: a new flow's record if the
 // definition logs starts, and a long-lived flow's record every
 // activeTimeout.
-func (e *Engine) logSample(p *plan, t *table, ent *entry, now float64) {
-	m, ok := t.logged[ent]
+func (e *Engine) logSample(p *plan, ent *entry, now float64) {
+	m, ok := p.logged[ent]
 	if !ok {
-		t.logged[ent] = logMark{from: now}
+		p.logged[ent] = logMark{from: now}
 		if p.Def.FlowStart {
-			e.logFlow(p, ent, now, now, ent.total)
-			t.logged[ent] = logMark{from: now, total: ent.total}
+			e.logFlow(p, ent, now, now, ent.Total)
+			p.logged[ent] = logMark{from: now, total: ent.Total}
 		}
 		return
 	}
 	if at := float64(p.Def.ActiveTimeout); at > 0 && now-m.from >= at {
-		e.logFlow(p, ent, m.from, now, ent.total-m.total)
-		t.logged[ent] = logMark{from: now, total: ent.total}
+		e.logFlow(p, ent, m.from, now, ent.Total-m.total)
+		p.logged[ent] = logMark{from: now, total: ent.Total}
 	}
 }
 
 // logEnd records a logged flow whose entry is let go: the rest of it,
 // unless the definition logs starts only.
-func (e *Engine) logEnd(p *plan, t *table, ent *entry) {
-	m, ok := t.logged[ent]
+func (e *Engine) logEnd(p *plan, ent *entry) {
+	m, ok := p.logged[ent]
 	if !ok {
 		return
 	}
-	delete(t.logged, ent)
-	if !p.Def.FlowStart && ent.total > m.total {
-		e.logFlow(p, ent, m.from, ent.last, ent.total-m.total)
+	delete(p.logged, ent)
+	if !p.Def.FlowStart && ent.Total > m.total {
+		e.logFlow(p, ent, m.from, ent.Last, ent.Total-m.total)
 	}
 }
 
 func (e *Engine) logFlow(p *plan, ent *entry, from, to, value float64) {
-	e.flowLog.Add(api.FlowRecord{Name: p.Name, FlowKeys: e.formatKey(p, ent.key()), Value: value,
-		Start: e.wall(from), End: e.wall(to), Agent: ent.src.key.agent.String(), DataSource: ent.src.key.dataSource()},
+	e.flowLog.Add(api.FlowRecord{Name: p.Name, FlowKeys: e.formatKey(p, ent.Key()), Value: value,
+		Start: e.wall(from), End: e.wall(to), Agent: ent.Src.key.agent.String(), DataSource: ent.Src.key.dataSource()},
 		func(r *api.FlowRecord, id int64) { r.FlowID = id })
 }
 

@@ -54,7 +54,7 @@ var errNoSuchMetric = fmt.Errorf("%w (neither a counter metric nor a flow)", Err
 // has the metric: counter metrics, or a flow's top keys.
 func (e *Engine) forEachMetric(agents func(netip.Addr) bool, ref counters.Ref, now float64, fn func(api.Metric, float64)) error {
 	if p, ok := e.plans[ref.Name]; ok {
-		for src, head := range e.tables[ref.Name].bySource {
+		for src, head := range e.tables[ref.Name].Sources() {
 			if !agents(src.key.agent) || ref.DS != "" && src.key.dataSource() != ref.DS {
 				continue
 			}
@@ -88,9 +88,9 @@ func (e *Engine) forEachMetric(agents func(netip.Addr) bool, ref counters.Ref, n
 // topKeys returns a data source's n largest flows.
 func (e *Engine) topKeys(p *plan, head *entry, now float64) []api.TopKey {
 	var out []api.TopKey
-	for ent := head; ent != nil; ent = ent.srcNext {
-		if v := ent.valueAt(p, now); v > 0 {
-			out = append(out, api.TopKey{Key: e.formatKey(p, ent.key()), Value: v, LastUpdate: int64((now - ent.last) * 1000)})
+	for ent := head; ent != nil; ent = ent.NextAtSource() {
+		if v := ent.ValueAt(p.Tau, now); v > 0 {
+			out = append(out, api.TopKey{Key: e.formatKey(p, ent.Key()), Value: v, LastUpdate: int64((now - ent.Last) * 1000)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Value > out[j].Value })

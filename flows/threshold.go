@@ -111,16 +111,16 @@ func (th *threshold) confident() bool { return th.def.ByFlow && th.def.Confidenc
 
 // update runs after a sample raised a flow entry's value.
 func (th *threshold) update(e *Engine, p *plan, tb *table, ent *entry, s *keys.Sample, now float64) {
-	if !th.applies(e, ent.src) {
+	if !th.applies(e, ent.Src) {
 		return
 	}
 	if th.confident() {
 		th.updateConfident(e, p, ent, s, now)
 		return
 	}
-	v := ent.value // just updated: no decay to apply
+	v := ent.Value // just updated: no decay to apply
 	if th.def.ByFlow {
-		if f := ent.firing(th); f != nil {
+		if f := firingOf(ent, th); f != nil {
 			if v > th.def.Value {
 				f.below = -1
 			}
@@ -132,10 +132,10 @@ func (th *threshold) update(e *Engine, p *plan, tb *table, ent *entry, s *keys.S
 		}
 		th.byEntry[ent] = struct{}{}
 		th.fire(e, p, ent, v)
-		ent.fire(firedBy{th: th, below: -1, elephant: e.elephants.start(e, th, p, ent, v)})
+		fireOn(ent, firedBy{th: th, below: -1, elephant: e.elephants.start(e, th, p, ent, v)})
 		return
 	}
-	if f := th.bySource[ent.src]; f != nil {
+	if f := th.bySource[ent.Src]; f != nil {
 		if v > th.def.Value {
 			f.below = -1
 		}
@@ -144,11 +144,11 @@ func (th *threshold) update(e *Engine, p *plan, tb *table, ent *entry, s *keys.S
 	if v <= th.def.Value {
 		return
 	}
-	th.bySource[ent.src] = &firing{below: -1}
+	th.bySource[ent.Src] = &firing{below: -1}
 	// One event for the largest flow at this data source.
 	largest, lv := ent, v
-	for o := tb.bySource[ent.src]; o != nil; o = o.srcNext {
-		if ov := o.valueAt(p, now); ov > lv {
+	for o := tb.AtSource(ent.Src); o != nil; o = o.NextAtSource() {
+		if ov := o.ValueAt(p.Tau, now); ov > lv {
 			largest, lv = o, ov
 		}
 	}
@@ -157,15 +157,15 @@ func (th *threshold) update(e *Engine, p *plan, tb *table, ent *entry, s *keys.S
 
 func (th *threshold) fire(e *Engine, p *plan, ent *entry, v float64) {
 	ev := api.Event{Timestamp: e.wall(e.clock()), ThresholdID: th.name, Metric: th.def.Metric,
-		Agent: ent.src.key.agent.String(), DataSource: ent.src.key.dataSource(), Value: v,
-		Threshold: th.def.Value, FlowKey: e.formatKey(p, ent.key())}
+		Agent: ent.Src.key.agent.String(), DataSource: ent.Src.key.dataSource(), Value: v,
+		Threshold: th.def.Value, FlowKey: e.formatKey(p, ent.Key())}
 	for i, xv := range p.Values {
-		x := ent.values.extras[i]
+		x := ent.Values.Extras[i]
 		if xv.Count != nil {
-			x = ent.values.sketches[i].estimate()
+			x = ent.Values.Sketches[i].Estimate()
 		}
 		if xv.Avg != nil {
-			x = x / math.Max(ent.values.avgN[i], 1)
+			x = x / math.Max(ent.Values.AvgN[i], 1)
 		}
 		ev.Values = append(ev.Values, x)
 	}
@@ -189,8 +189,8 @@ func (th *threshold) sweep(e *Engine, now float64) {
 		return
 	}
 	for ent := range th.byEntry {
-		f := ent.firing(th)
-		if ent.valueAt(p, now) > th.def.Value {
+		f := firingOf(ent, th)
+		if ent.ValueAt(p.Tau, now) > th.def.Value {
 			f.below = -1
 			continue
 		}
@@ -203,8 +203,8 @@ func (th *threshold) sweep(e *Engine, now float64) {
 	}
 	for src, f := range th.bySource {
 		over := false
-		for o := e.tables[th.def.Metric].bySource[src]; o != nil && !over; o = o.srcNext {
-			over = o.valueAt(p, now) > th.def.Value
+		for o := e.tables[th.def.Metric].AtSource(src); o != nil && !over; o = o.NextAtSource() {
+			over = o.ValueAt(p.Tau, now) > th.def.Value
 		}
 		if over {
 			f.below = -1
@@ -221,7 +221,7 @@ func (th *threshold) sweep(e *Engine, now float64) {
 
 // forget drops the state of an entry the table let go.
 func (th *threshold) forget(e *Engine, ent *entry) {
-	if ent.firing(th) != nil {
+	if firingOf(ent, th) != nil {
 		th.rearm(e, ent)
 	}
 	th.leaveEvidence(ent)
@@ -229,9 +229,9 @@ func (th *threshold) forget(e *Engine, ent *entry) {
 
 // rearm clears a fired entry: its elephant loses a location.
 func (th *threshold) rearm(e *Engine, ent *entry) {
-	el := ent.firing(th).elephant
+	el := firingOf(ent, th).elephant
 	delete(th.byEntry, ent)
-	ent.unfire(th)
+	unfireOn(ent, th)
 	el.leave(e, ent)
 }
 
@@ -246,43 +246,43 @@ type firedBy struct {
 }
 
 // firing returns th's firedBy in the entry, or nil.
-func (ent *entry) firing(th *threshold) *firedBy {
-	if ent.fired.th == th {
-		return &ent.fired
+func firingOf(ent *entry, th *threshold) *firedBy {
+	if ent.Fired.th == th {
+		return &ent.Fired
 	}
-	for i := range ent.moreFired {
-		if ent.moreFired[i].th == th {
-			return &ent.moreFired[i]
+	for i := range ent.MoreFired {
+		if ent.MoreFired[i].th == th {
+			return &ent.MoreFired[i]
 		}
 	}
 	return nil
 }
 
-func (ent *entry) fire(f firedBy) {
-	if ent.fired.th == nil {
-		ent.fired = f
+func fireOn(ent *entry, f firedBy) {
+	if ent.Fired.th == nil {
+		ent.Fired = f
 		return
 	}
-	ent.moreFired = append(ent.moreFired, f)
+	ent.MoreFired = append(ent.MoreFired, f)
 }
 
-func (ent *entry) unfire(th *threshold) {
-	if ent.fired.th == th {
-		ent.fired = firedBy{}
-		if n := len(ent.moreFired); n > 0 {
-			ent.fired = ent.moreFired[n-1]
-			ent.moreFired = ent.moreFired[:n-1]
+func unfireOn(ent *entry, th *threshold) {
+	if ent.Fired.th == th {
+		ent.Fired = firedBy{}
+		if n := len(ent.MoreFired); n > 0 {
+			ent.Fired = ent.MoreFired[n-1]
+			ent.MoreFired = ent.MoreFired[:n-1]
 		}
 	} else {
-		for i := range ent.moreFired {
-			if ent.moreFired[i].th == th {
-				ent.moreFired = append(ent.moreFired[:i], ent.moreFired[i+1:]...)
+		for i := range ent.MoreFired {
+			if ent.MoreFired[i].th == th {
+				ent.MoreFired = append(ent.MoreFired[:i], ent.MoreFired[i+1:]...)
 				break
 			}
 		}
 	}
-	if len(ent.moreFired) == 0 {
-		ent.moreFired = nil
+	if len(ent.MoreFired) == 0 {
+		ent.MoreFired = nil
 	}
 }
 

@@ -41,13 +41,13 @@ func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows
 	}
 	only := len(keys) > 0 // count the chosen keys, not every key
 	err := s.each(func(ent *entry, w *where, v float64) {
-		k := keys[string(ent.key())]
+		k := keys[string(ent.Key())]
 		if k == nil {
 			if only {
 				return
 			}
 			k = &ranked{}
-			keys[string(ent.key())] = k
+			keys[string(ent.Key())] = k
 		}
 		k.add(ent, w, v, mode)
 	})
@@ -76,10 +76,10 @@ func (e *Engine) ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows
 			// them: once the sweep has freed any, render only keys whose
 			// entry is still in the table.
 			t := s.t
-			if e.env.Strings.Freed != s.released && (k.best.slot >= len(t.ring) || t.ring[k.best.slot] != k.best) {
+			if e.env.Strings.Freed != s.released && (k.best.Slot >= len(t.Ring) || t.Ring[k.best.Slot] != k.best) {
 				continue
 			}
-			out = append(out, api.ActiveFlow{Key: e.formatKey(s.p, k.best.key()), Agent: k.at.agent, DataSource: k.at.ds,
+			out = append(out, api.ActiveFlow{Key: e.formatKey(s.p, k.best.Key()), Agent: k.at.agent, DataSource: k.at.ds,
 				Value: k.value, FlowN: k.n})
 		}
 		e.mu.Unlock()
@@ -149,29 +149,29 @@ func (s *scan) each(f func(ent *entry, w *where, v float64)) error {
 		}
 		now := e.clock()
 		topo := e.topoNow(now, true)
-		end := min(next+RowsPerLock, len(s.t.ring))
-		for _, ent := range s.t.ring[next:end] {
-			w := s.seen[ent.src]
+		end := min(next+RowsPerLock, len(s.t.Ring))
+		for _, ent := range s.t.Ring[next:end] {
+			w := s.seen[ent.Src]
 			if w == nil {
-				_, onLink := topo.Link(ent.src.key.agent, ent.src.key.index)
-				w = &where{ok: s.agents(ent.src.key.agent), onLink: onLink}
+				_, onLink := topo.Link(ent.Src.key.agent, ent.Src.key.index)
+				w = &where{ok: s.agents(ent.Src.key.agent), onLink: onLink}
 				if (s.mode == aggEdge || s.mode == aggCore) && onLink != (s.mode == aggCore) {
 					w.ok = false
 				}
 				if w.ok {
-					w.agent, w.ds = ent.src.key.agent.String(), ent.src.key.dataSource()
+					w.agent, w.ds = ent.Src.key.agent.String(), ent.Src.key.dataSource()
 				}
-				s.seen[ent.src] = w
+				s.seen[ent.Src] = w
 			}
 			if !w.ok {
 				continue
 			}
-			if v := ent.valueAt(s.p, now); v >= s.minValue && v > 0 {
+			if v := ent.ValueAt(s.p.Tau, now); v >= s.minValue && v > 0 {
 				f(ent, w, v)
 			}
 		}
 		next = end
-		done := next >= len(s.t.ring)
+		done := next >= len(s.t.Ring)
 		e.mu.Unlock()
 		if done {
 			return nil
@@ -210,7 +210,7 @@ func (s *scan) largest(n int) (map[string]*ranked, error) {
 	keys := map[string]*ranked{}
 	last := 0.0
 	for _, x := range byValue {
-		k := string(x.ent.key())
+		k := string(x.ent.Key())
 		if keys[k] != nil {
 			continue
 		}
@@ -251,7 +251,7 @@ func (e *Engine) FlowLocations(name string, agents func(netip.Addr) bool, key st
 	var buf []byte
 	out := []api.FlowLocation{}
 	err := s.each(func(ent *entry, w *where, v float64) {
-		if buf = e.appendKey(buf[:0], s.p, ent.key()); string(buf) == key {
+		if buf = e.appendKey(buf[:0], s.p, ent.Key()); string(buf) == key {
 			out = append(out, api.FlowLocation{Agent: w.agent, DataSource: w.ds, Value: v})
 		}
 	})
