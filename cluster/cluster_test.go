@@ -164,7 +164,7 @@ func TestOverJetStreamAsOneCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := cluster.EnsureStream(ctx, connect(), cluster.StreamConfig{Partitions: 8}); err == nil ||
-		!strings.Contains(err.Error(), "16 partitions, not 8") {
+		!strings.Contains(err.Error(), "16 partitions\", not 8 partitions") {
 		t.Errorf("a stream of 16 partitions taken as 8: %v", err)
 	}
 

@@ -74,15 +74,14 @@ func (n *EngineNode) own(parts []int) {
 		go func() {
 			defer n.wg.Done()
 			pr.c.consume(ctx, n.js, []string{SamplesSubject(p)}, jetstream.DeliverNewPolicy)
+			n.mu.Lock()
+			n.gone = sum(n.gone, pr.c.Stats())
+			n.mu.Unlock()
 		}()
 	}
 	for p, pr := range n.running {
 		if !keep[p] {
-			pr.cancel()
-			st := pr.c.Stats()
-			n.gone.Messages += st.Messages
-			n.gone.Samples += st.Samples
-			n.gone.Faults += st.Faults
+			pr.cancel() // its goroutine adds what it took to gone
 			delete(n.running, p)
 		}
 	}
@@ -107,16 +106,15 @@ func (n *EngineNode) Stats() ConsumerStats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	out := n.gone
-	add := func(st ConsumerStats) {
-		out.Messages += st.Messages
-		out.Samples += st.Samples
-		out.Faults += st.Faults
-	}
 	for _, pr := range n.running {
-		add(pr.c.Stats())
+		out = sum(out, pr.c.Stats())
 	}
 	if n.counters != nil {
-		add(n.counters.Stats())
+		out = sum(out, n.counters.Stats())
 	}
 	return out
+}
+
+func sum(a, b ConsumerStats) ConsumerStats {
+	return ConsumerStats{Messages: a.Messages + b.Messages, Samples: a.Samples + b.Samples, Faults: a.Faults + b.Faults}
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -33,30 +34,38 @@ type StreamConfig struct {
 
 // EnsureStream makes the samples stream, or checks that the one there has
 // the same number of partitions: P is fixed at creation, since a pair's
-// partition is its hash modulo P.
+// partition is its hash modulo P. P is kept in the stream's description,
+// which every JetStream server keeps (metadata needs 2.10; Debian has
+// 2.9).
 func EnsureStream(ctx context.Context, js jetstream.JetStream, c StreamConfig) (jetstream.Stream, error) {
 	if c.Partitions < 1 || c.Partitions > 256 {
 		return nil, fmt.Errorf("partitions %d: want 1 to 256", c.Partitions)
 	}
-	p := strconv.Itoa(c.Partitions)
+	desc := fmt.Sprintf(streamDescription, c.Partitions)
 	s, err := js.Stream(ctx, StreamName)
 	if err == nil {
-		if got := s.CachedInfo().Config.Metadata["partitions"]; got != p {
-			return nil, fmt.Errorf("stream %s has %s partitions, not %s: P is fixed when the stream is made; "+
-				"use its P, or delete the stream (nats stream rm %s) to make it anew", StreamName, got, p, StreamName)
+		var got int
+		if _, err := fmt.Sscanf(s.CachedInfo().Config.Description, streamDescription, &got); err != nil || got != c.Partitions {
+			return nil, fmt.Errorf("stream %s says %q, not %d partitions: P is fixed when the stream is made; "+
+				"use its P, or delete the stream (nats stream rm %s) to make it anew", StreamName, s.CachedInfo().Config.Description, c.Partitions, StreamName)
 		}
 		return s, nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("stream %s: %w", StreamName, err)
 	}
 	maxBytes := c.MaxBytes
 	if maxBytes == 0 {
 		maxBytes = -1
 	}
-	return js.CreateStream(ctx, jetstream.StreamConfig{Name: StreamName,
+	return js.CreateStream(ctx, jetstream.StreamConfig{Name: StreamName, Description: desc,
 		Subjects: []string{SamplesPrefix + "*", CountersSubject},
 		Storage:  jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
-		MaxAge: c.MaxAge, MaxBytes: maxBytes, Discard: jetstream.DiscardOld,
-		Metadata: map[string]string{"partitions": p}})
+		MaxAge: c.MaxAge, MaxBytes: maxBytes, Discard: jetstream.DiscardOld})
 }
+
+// streamDescription says what the stream is, and its P.
+const streamDescription = "fabrictrace samples by address pair: %d partitions"
 
 // Publisher is the ingest role's visitor: it renormalises each flow sample
 // over all of its data source's samples, finds the partition of its
