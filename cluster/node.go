@@ -26,6 +26,10 @@ type EngineNode struct {
 	wg       sync.WaitGroup
 	counters *Consumer
 	gone     ConsumerStats // what the consumers of partitions let go took
+
+	// OnChange, when set before Run, is told what the node owns whenever
+	// that changes (to log it).
+	OnChange func(owned []int)
 }
 
 type partition struct {
@@ -50,7 +54,12 @@ func (n *EngineNode) Run(ctx context.Context, interval time.Duration) error {
 		defer n.wg.Done()
 		n.counters.consume(ctx, n.js, []string{CountersSubject}, jetstream.DeliverNewPolicy)
 	}()
-	err := n.leases.Run(ctx, interval, n.own)
+	err := n.leases.Run(ctx, interval, func(owned []int) {
+		n.own(owned)
+		if n.OnChange != nil {
+			n.OnChange(owned)
+		}
+	})
 	n.own(nil)
 	n.wg.Wait()
 	return err

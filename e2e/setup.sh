@@ -2,7 +2,7 @@
 # Installs the Debian packages the end-to-end tests need: real sFlow agents
 # (Open vSwitch, pmacctd), real BGP speakers (FRR, BIRD, gobgpd, ExaBGP),
 # headless Chromium and Firefox for the dashboard, Prometheus to scrape
-# the collector, a
+# the collector, NATS with JetStream for scale-out, a
 # reference decoder (tshark), capture and traffic tools, and the GeoIP
 # country database with its lookup tool (the country: key's reference). Idempotent: it
 # installs only what is missing. Needs root.
@@ -11,7 +11,8 @@ need=()
 for pair in ovs-vswitchd:openvswitch-switch pmacctd:pmacct tshark:tshark tcpdump:tcpdump \
             hping3:hping3 curl:curl ethtool:ethtool ip:iproute2 ping:iputils-ping \
             /usr/lib/frr/bgpd:frr bird:bird2 gobgpd:gobgpd exabgp:exabgp chromium:chromium firefox-esr:firefox-esr \
-            prometheus:prometheus geoiplookup:geoip-bin /usr/share/GeoIP/GeoIP.dat:geoip-database; do
+            prometheus:prometheus geoiplookup:geoip-bin /usr/share/GeoIP/GeoIP.dat:geoip-database \
+            nats-server:nats-server; do
   { command -v "${pair%%:*}" || [ -f "${pair%%:*}" ]; } >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fabrictrace/fabrictrace/cluster"
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/engine"
 	"github.com/fabrictrace/fabrictrace/flows"
@@ -72,6 +73,11 @@ type options struct {
 	bgpAll        bool
 	bgpNeighbors  string
 	pprof         bool
+	nats          string        // JetStream URL for scale-out; empty: one process
+	role          string        // ingest or engine, with -nats
+	natsParts     int           // partitions of the samples stream
+	node          string        // this engine node's name in the leases
+	natsRetention time.Duration // how long the stream keeps samples
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -106,6 +112,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.printConfig, "print-config", false, "print the effective settings as TOML and exit")
 	fs.BoolVar(&o.builtinEvents, "builtin-events", false, "put path changes and collisions in /events/json without a thresholdID too (sFlow-RT clients expect only their own thresholds' events there)")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ on the REST address, for profiling")
+	fs.StringVar(&o.nats, "nats", "", "NATS `URL` with JetStream, for scale-out over several processes (see the README's Scale-out); empty: one process")
+	fs.StringVar(&o.role, "role", "", "with -nats: ingest (receive sFlow, publish samples by address pair) or engine (own partitions, keep their flows)")
+	fs.IntVar(&o.natsParts, "nats-partitions", 64, "partitions of the samples stream, fixed when the stream is made (1 to 256)")
+	fs.StringVar(&o.node, "node", hostname(), "this engine node's `name` among the partitions' owners")
+	fs.DurationVar(&o.natsRetention, "nats-retention", 10*time.Minute, "how long the samples stream keeps samples")
 	fs.BoolVar(&o.dump, "dump", false, "print every decoded sample to stdout as a JSON line (like sflowtool)")
 	fs.DurationVar(&o.statsInterval, "stats-interval", time.Minute, "how often to log ingest totals (0 disables)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -136,7 +147,23 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.sockets < 1 || o.sockets > 64 {
 		return o, fmt.Errorf("-sflow-sockets %d: want 1 to 64", o.sockets)
 	}
+	switch {
+	case o.nats == "" && o.role != "":
+		return o, fmt.Errorf("-role %s needs -nats URL: the roles talk through NATS JetStream", o.role)
+	case o.nats != "" && o.role != "ingest" && o.role != "engine":
+		return o, fmt.Errorf("-role %q: want ingest or engine with -nats (api and all are still to come; see the README's Scale-out)", o.role)
+	case o.natsParts < 1 || o.natsParts > 256:
+		return o, fmt.Errorf("-nats-partitions %d: want 1 to 256", o.natsParts)
+	}
 	return o, nil
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "engine"
+	}
+	return strings.NewReplacer(".", "-", " ", "-", "*", "-", ">", "-").Replace(h)
 }
 
 func main() {
@@ -230,23 +257,51 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return fmt.Errorf("-sflow-allow: %w", err)
 	}
-	l, err := ingest.Listen(ctx, ingest.Config{Addr: o.sflow, Sockets: o.sockets, ReadBuffer: o.rcvbuf,
-		MaxAgents: o.maxAgents, Allow: allow, Logger: logger})
-	if err != nil {
-		if errors.Is(err, syscall.EACCES) {
-			return fmt.Errorf("%w (ports below 1024 need root or CAP_NET_BIND_SERVICE; try -sflow :16343)", err)
+	var l *ingest.Listener // none on an engine node: its samples come over NATS
+	if o.role != "engine" {
+		l, err = ingest.Listen(ctx, ingest.Config{Addr: o.sflow, Sockets: o.sockets, ReadBuffer: o.rcvbuf,
+			MaxAgents: o.maxAgents, Allow: allow, Logger: logger})
+		if err != nil {
+			if errors.Is(err, syscall.EACCES) {
+				return fmt.Errorf("%w (ports below 1024 need root or CAP_NET_BIND_SERVICE; try -sflow :16343)", err)
+			}
+			return err
 		}
-		return err
 	}
 	if routes == nil && o.bgp != "" {
 		logger.Info("BGP off: no -bgp-accept ranges or -bgp-neighbors to take peers from")
 	}
 	var sink decode.Visitor = eng
-	if o.dump {
-		sink = tee{eng, &dumpSink{w: stdout}}
-	}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return l.Serve(ctx, sink) })
+	if o.nats != "" {
+		js, closeNATS, err := joinCluster(ctx, o, logger)
+		if err != nil {
+			return err
+		}
+		defer closeNATS()
+		switch o.role {
+		case "ingest":
+			pub := cluster.NewPublisher(js, o.natsParts, o.maxAgents*64)
+			sink = pub
+			g.Go(func() error { return pub.Run(ctx, 50*time.Millisecond) })
+		case "engine":
+			leases, err := cluster.OpenLeases(ctx, js, o.node, o.natsParts, cluster.DefaultLeaseTTL)
+			if err != nil {
+				return err
+			}
+			node := cluster.NewEngineNode(js, leases, eng)
+			node.OnChange = func(owned []int) {
+				logger.Info("partitions owned", "node", o.node, "count", len(owned), "partitions", fmt.Sprint(owned))
+			}
+			g.Go(func() error { return node.Run(ctx, time.Second) })
+		}
+	}
+	if o.dump {
+		sink = tee{sink, &dumpSink{w: stdout}}
+	}
+	if l != nil {
+		g.Go(func() error { return l.Serve(ctx, sink) })
+	}
 	g.Go(func() error { return eng.Run(ctx, time.Second) })
 	g.Go(func() error { return logElephants(ctx, eng, logger) })
 	g.Go(func() error { return logPathChanges(ctx, eng, logger) })
@@ -272,7 +327,10 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			BuiltinEvents:  o.builtinEvents,
 			MaxExportFlows: o.maxExport,
 			Ingest: func() map[string]any {
-				is := l.Stats()
+				var is ingest.Stats
+				if l != nil {
+					is = l.Stats()
+				}
 				out := map[string]any{"kernelDrops": is.Kernel.SocketDrops, "rcvbufErrors": is.Kernel.RcvbufErrors,
 					"droppedBehind": is.DroppedBehind, "undecodable": is.Undecodable,
 					"sFlowDatagramsDenied": is.Denied, "sFlowAgentsEvicted": is.AgentsEvicted,
@@ -328,13 +386,17 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 				case <-ctx.Done():
 					return nil
 				case <-t.C:
-					logStats(logger, "ingest totals", l.Stats(), routes)
+					if l != nil {
+						logStats(logger, "ingest totals", l.Stats(), routes)
+					}
 				}
 			}
 		})
 	}
 	err = g.Wait()
-	logStats(logger, "stopped; ingest totals", l.Stats(), routes)
+	if l != nil {
+		logStats(logger, "stopped; ingest totals", l.Stats(), routes)
+	}
 	return err
 }
 
@@ -451,6 +513,9 @@ func agentsJSON(l *ingest.Listener) func() []web.Agent {
 	return func() []web.Agent {
 		now := time.Now()
 		var out []web.Agent
+		if l == nil {
+			return out
+		}
 		for _, a := range l.Agents() {
 			out = append(out, web.Agent{Agent: agentKey(a.Agent, a.SubAgentID), SubAgentID: a.SubAgentID,
 				DatagramsReceived: a.Datagrams, DatagramsLost: a.DatagramsLost,

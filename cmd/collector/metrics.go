@@ -86,23 +86,25 @@ func (m selfMetrics) Collect(ch chan<- prometheus.Metric) {
 		put(dExportMade, counter, float64(ex.Created))
 		put(dExportGone, counter, float64(ex.Replaced))
 	}
-	for _, a := range m.ingest.Agents() {
-		agent, sub := a.Agent.String(), strconv.FormatUint(uint64(a.SubAgentID), 10)
-		put(dDatagrams, counter, float64(a.Datagrams), agent, sub)
-		put(dSamples, counter, float64(a.Flow.Samples+a.Counter.Samples+a.Discard.Samples), agent, sub)
-		put(dBytes, counter, float64(a.Bytes), agent, sub)
-		put(dLost, counter, float64(a.DatagramsLost), agent, sub)
+	if m.ingest != nil { // an engine node (-role engine) has no sFlow socket
+		for _, a := range m.ingest.Agents() {
+			agent, sub := a.Agent.String(), strconv.FormatUint(uint64(a.SubAgentID), 10)
+			put(dDatagrams, counter, float64(a.Datagrams), agent, sub)
+			put(dSamples, counter, float64(a.Flow.Samples+a.Counter.Samples+a.Discard.Samples), agent, sub)
+			put(dBytes, counter, float64(a.Bytes), agent, sub)
+			put(dLost, counter, float64(a.DatagramsLost), agent, sub)
+		}
+		st := m.ingest.Stats()
+		for i, n := range st.Faults {
+			put(dFaults, counter, float64(n), ingest.ErrorKinds[i])
+		}
+		put(dKernel, counter, float64(st.Kernel.SocketDrops))
+		put(dRcvbuf, counter, float64(st.Kernel.RcvbufErrors))
+		put(dBehind, counter, float64(st.DroppedBehind))
+		put(dDenied, counter, float64(st.Denied))
+		put(dAgents, gauge, float64(st.Agents))
+		put(dAgentsEvicted, counter, float64(st.AgentsEvicted))
 	}
-	st := m.ingest.Stats()
-	for i, n := range st.Faults {
-		put(dFaults, counter, float64(n), ingest.ErrorKinds[i])
-	}
-	put(dKernel, counter, float64(st.Kernel.SocketDrops))
-	put(dRcvbuf, counter, float64(st.Kernel.RcvbufErrors))
-	put(dBehind, counter, float64(st.DroppedBehind))
-	put(dDenied, counter, float64(st.Denied))
-	put(dAgents, gauge, float64(st.Agents))
-	put(dAgentsEvicted, counter, float64(st.AgentsEvicted))
 	es := m.engine.Stats()
 	put(dShardBehind, counter, float64(es.BatchesDropped))
 	put(dFlows, gauge, float64(es.Flows))
