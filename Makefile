@@ -48,6 +48,9 @@ bench: build
 	$(GO) test -run '^$$' -bench Flood -benchtime 1x -timeout 20m ./flows/
 	$(GO) test -run '^$$' -bench LearnRoutes -benchtime 1x -timeout 20m ./rib/
 	$(GO) test -run '^$$' -bench HistoryQuery -benchtime 2000x -timeout 20m ./store/
+	# Scale-out: an ingest node's cost per sample, decode alone beside it; an engine
+	# node's, from the wire's batches, beside the collector's engine fed datagrams.
+	$(GO) test -run '^$$' -bench . -count 3 ./cluster/
 	@if [ "$$(id -u)" = 0 ]; then ./scripts/bench-setup.sh; else echo "bench: not root, so peers not installed are skipped"; fi
 	$(BIN)/sflowbench -collector $(BIN)/collector
 	# REST under load: 80 % of the knee measured on the 2-core VM (149k datagrams/s),

@@ -24,7 +24,7 @@ import (
 
 // natsServer runs a real NATS server with JetStream in the test's temp
 // dir, on a free loopback port, and returns its URL.
-func natsServer(t *testing.T) string {
+func natsServer(t testing.TB) string {
 	t.Helper()
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
 		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
@@ -40,7 +40,7 @@ func natsServer(t *testing.T) string {
 }
 
 // dial connects to url, until the test ends.
-func dial(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
+func dial(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -69,7 +69,7 @@ func (c *fakeClock) now() time.Time { return c.t }
 
 // define gives an engine the demo's flows, a confident elephant threshold
 // and the simulated fabric's links.
-func define(t *testing.T, e *engine.Engine) {
+func define(t testing.TB, e *engine.Engine) {
 	t.Helper()
 	for name, ks := range map[string]string{
 		"elephant": "node:inputifindex,ipsource,ipdestination,ipttl",
