@@ -62,9 +62,9 @@ func (c *Consumer) WaitFor(ctx context.Context, seq uint64) error {
 // times the largest renormalising correction (100).
 const maxWeight = 100 * (1<<32 - 1)
 
-// Subjects are the subjects an engine owning parts reads: theirs and the
+// subjects are the subjects an engine owning parts reads: theirs and the
 // counters.
-func Subjects(parts []int) []string {
+func subjects(parts []int) []string {
 	out := []string{CountersSubject}
 	for _, p := range parts {
 		out = append(out, SamplesSubject(p))
@@ -75,7 +75,7 @@ func Subjects(parts []int) []string {
 // Run reads parts and the counters from the start of what the stream
 // holds until ctx ends.
 func (c *Consumer) Run(ctx context.Context, js jetstream.JetStream, parts []int) error {
-	return c.consume(ctx, js, Subjects(parts), jetstream.DeliverAllPolicy)
+	return c.consume(ctx, js, subjects(parts), jetstream.DeliverAllPolicy)
 }
 
 // consume reads subjects in stream order, on an ordered consumer, from

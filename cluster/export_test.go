@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"github.com/fabrictrace/fabrictrace/decode"
-	"github.com/fabrictrace/fabrictrace/flows"
 )
 
 // BatchesOf builds the messages an ingest node would publish for dgs over
@@ -11,34 +10,25 @@ import (
 // engine side.
 func BatchesOf(dgs [][]byte, parts int) [][]byte {
 	var out [][]byte
+	take := func(_ int, b *batch) {
+		out = append(out, b.buf)
+		*b = batch{}
+	}
+	pt := partitioned{batches: make([]batch, parts)}
 	var dec decode.Decoder
-	bs := make([]batch, parts)
+	var ws []float64
 	for _, dg := range dgs {
 		dec.Decode(dg, collect{f: func(d *decode.Datagram, s []decode.FlowSample) {
-			for p := range parts {
-				var raws [][]byte
-				var ws []float64
-				for i := range s {
-					if int(flows.PairShard(&s[i], parts)) == p {
-						raws = append(raws, s[i].Raw)
-						ws = append(ws, float64(s[i].SamplingRate))
-					}
-				}
-				if len(raws) > 0 {
-					bs[p].add(d, raws, ws)
-				}
+			ws = ws[:0]
+			for i := range s {
+				ws = append(ws, float64(s[i].SamplingRate))
 			}
+			pt.add(d, s, ws, 32<<10, take)
 		}})
-		for p := range bs {
-			if len(bs[p].buf) >= 32<<10 {
-				out = append(out, bs[p].buf)
-				bs[p] = batch{}
-			}
-		}
 	}
-	for _, b := range bs {
-		if b.records > 0 {
-			out = append(out, b.buf)
+	for p := range pt.batches {
+		if pt.batches[p].records > 0 {
+			take(p, &pt.batches[p])
 		}
 	}
 	return out

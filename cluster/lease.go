@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,7 +35,6 @@ type Leases struct {
 
 	mu    sync.Mutex
 	owned map[int]uint64 // partition -> the revision of our lease
-	nodes int            // alive at the last tick
 }
 
 // DefaultLeaseTTL is how long a lease lasts unrenewed: a dead node's
@@ -80,7 +80,6 @@ func (l *Leases) Tick(ctx context.Context) (bool, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.nodes = len(nodes)
 	changed := false
 	// Renew; a lease lost (expired and taken, or deleted) is let go.
 	for p, rev := range l.owned {
@@ -112,7 +111,9 @@ func (l *Leases) Tick(ctx context.Context) (bool, error) {
 	}
 	// Under it: claim unowned ones, starting from a place of our own so
 	// that nodes do not all race for partition 0.
-	start := int(hashName(l.name) % uint64(l.parts))
+	h := fnv.New32a()
+	h.Write([]byte(l.name))
+	start := int(h.Sum32() % uint32(l.parts))
 	for i := 0; i < l.parts && len(l.owned) < share; i++ {
 		p := (start + i) % l.parts
 		if owners[p] != "" {
@@ -197,27 +198,10 @@ func (l *Leases) Close() {
 	l.kv.Delete(ctx, "node."+l.name)
 }
 
-// Nodes is how many engine nodes were alive at the last tick.
-func (l *Leases) Nodes() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.nodes
-}
-
 func mapKeys[K comparable, V any](m map[K]V) []K {
 	out := make([]K, 0, len(m))
 	for k := range m {
 		out = append(out, k)
 	}
 	return out
-}
-
-// hashName is FNV-1a of a node's name.
-func hashName(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return h
 }

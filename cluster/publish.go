@@ -75,16 +75,14 @@ const streamDescription = "fabrictrace samples by address pair: %d partitions"
 // decoding workers.
 type Publisher struct {
 	js       jetstream.JetStream
-	parts    int
 	subjects []string
 	pools    *flows.Pools
 	// MaxBatch is the size at which a partition's batch is published.
 	MaxBatch int
 
 	mu       sync.Mutex
-	batches  []batch
+	batches  partitioned
 	counters batch
-	raws     [][]byte
 
 	published, bytes, samples, errs atomic.Uint64
 }
@@ -98,8 +96,8 @@ type PublisherStats struct {
 // NewPublisher publishes to parts partitions through js, following at
 // most maxSources data sources' sample pools.
 func NewPublisher(js jetstream.JetStream, parts, maxSources int) *Publisher {
-	p := &Publisher{js: js, parts: parts, pools: flows.NewPools(maxSources), MaxBatch: 32 << 10,
-		batches: make([]batch, parts)}
+	p := &Publisher{js: js, pools: flows.NewPools(maxSources), MaxBatch: 32 << 10,
+		batches: partitioned{batches: make([]batch, parts)}}
 	for i := range parts {
 		p.subjects = append(p.subjects, SamplesSubject(i))
 	}
@@ -109,40 +107,13 @@ func NewPublisher(js jetstream.JetStream, parts, maxSources int) *Publisher {
 // FlowBatch takes a datagram's flow samples (decode.FlowBatcher).
 func (p *Publisher) FlowBatch(dg *decode.Datagram, samples []decode.FlowSample) {
 	var weights [decode.MaxFlowBatch]float64
-	var home [decode.MaxFlowBatch]uint8
-	n := len(samples)
-	p.pools.Weights(dg.Agent, samples, weights[:n])
-	var parts uint64 // when there are at most 64 partitions: which ones this batch has
-	for i := range samples {
-		home[i] = flows.PairShard(&samples[i], p.parts)
-		parts |= 1 << (home[i] % 64)
-	}
+	p.pools.Weights(dg.Agent, samples, weights[:len(samples)])
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var ws [decode.MaxFlowBatch]float64
-	for part := range p.parts {
-		if p.parts <= 64 && parts&(1<<part) == 0 {
-			continue
-		}
-		raws, k := p.raws[:0], 0
-		for i := range samples {
-			if int(home[i]) == part {
-				raws = append(raws, samples[i].Raw)
-				ws[k] = weights[i]
-				k++
-			}
-		}
-		p.raws = raws
-		if k == 0 {
-			continue
-		}
-		b := &p.batches[part]
-		b.add(dg, raws, ws[:k])
-		p.samples.Add(uint64(k))
-		if len(b.buf) >= p.MaxBatch {
-			p.publish(p.subjects[part], b)
-		}
-	}
+	p.batches.add(dg, samples, weights[:len(samples)], p.MaxBatch, func(part int, b *batch) {
+		p.publish(p.subjects[part], b)
+	})
+	p.samples.Add(uint64(len(samples)))
 }
 
 // Flow takes one flow sample (decode.Visitor).
@@ -181,9 +152,9 @@ func (p *Publisher) publish(subject string, b *batch) {
 // acknowledged all that was published, or ctx ends.
 func (p *Publisher) Flush(ctx context.Context) error {
 	p.mu.Lock()
-	for part := range p.batches {
-		if p.batches[part].records > 0 {
-			p.publish(p.subjects[part], &p.batches[part])
+	for part := range p.batches.batches {
+		if b := &p.batches.batches[part]; b.records > 0 {
+			p.publish(p.subjects[part], b)
 		}
 	}
 	if p.counters.records > 0 {

@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/flows"
 )
 
 // A message on a samples subject is a batch of datagrams, each a valid
@@ -75,6 +76,44 @@ func (b *batch) add(dg *decode.Datagram, raws [][]byte, weights []float64) {
 		b.buf = binary.BigEndian.AppendUint64(b.buf, math.Float64bits(w))
 	}
 	b.records++
+}
+
+// partitioned is one batch per partition.
+type partitioned struct {
+	batches []batch
+	raws    [][]byte
+	weights []float64
+}
+
+// add appends a datagram's flow samples (at most decode.MaxFlowBatch) to
+// their partitions' batches: in each partition that has some, one
+// datagram of them, each with its weight. full is handed each batch that
+// reaches max bytes, and must take its buffer.
+func (pt *partitioned) add(dg *decode.Datagram, samples []decode.FlowSample, weights []float64, max int, full func(part int, b *batch)) {
+	var home [decode.MaxFlowBatch]uint8
+	for i := range samples {
+		home[i] = flows.PairShard(&samples[i], len(pt.batches))
+	}
+	var done uint32 // the samples already added
+	for i := range samples {
+		if done&(1<<i) != 0 {
+			continue
+		}
+		part := home[i]
+		raws, ws := pt.raws[:0], pt.weights[:0]
+		for j := i; j < len(samples); j++ {
+			if home[j] == part {
+				raws, ws = append(raws, samples[j].Raw), append(ws, weights[j])
+				done |= 1 << j
+			}
+		}
+		pt.raws, pt.weights = raws, ws
+		b := &pt.batches[part]
+		b.add(dg, raws, ws)
+		if len(b.buf) >= max {
+			full(int(part), b)
+		}
+	}
 }
 
 // record is one datagram of a message and its weights.

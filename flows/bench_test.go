@@ -25,7 +25,7 @@ import (
 func benchDatagram() []byte {
 	d := sflowtest.Datagram{Agent: agent, Sequence: 1}
 	for i := range 7 {
-		f := testFrame()
+		f := sflowtest.SynAckFrame()
 		f.Src = netip.AddrFrom4([4]byte{10, 1, 1, byte(i)})
 		f.Pad = 128
 		hdr := f.Bytes()[:128]
@@ -102,7 +102,7 @@ func BenchmarkEventFanOut(b *testing.B) {
 		b.Fatal(err)
 	}
 	var dec decode.Decoder
-	f := testFrame()
+	f := sflowtest.SynAckFrame()
 	for i := 0; b.Loop(); i++ {
 		if err := e.SetThreshold("t", flows.Threshold{Metric: "f", Value: 1, ByFlow: true}); err != nil {
 			b.Fatal(err)
@@ -140,7 +140,7 @@ func BenchmarkFlood(b *testing.B) {
 	if v := os.Getenv("FABRICTRACE_FLOOD"); v != "" {
 		n, _ = strconv.Atoi(v)
 	}
-	f := testFrame()
+	f := sflowtest.SynAckFrame()
 	frame := f.Bytes()
 	dg := datagram(f, decode.Port{Value: 5}, 1)
 	at := bytes.Index(dg, frame)
@@ -185,7 +185,7 @@ func peakRSS() int64 {
 func BenchmarkPathQuery(b *testing.B) {
 	e := flows.New(flows.Config{})
 	var dec decode.Decoder
-	f := testFrame()
+	f := sflowtest.SynAckFrame()
 	hops := []struct {
 		agent   netip.Addr
 		ttl     uint8

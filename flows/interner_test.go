@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/flows"
 )
 
@@ -20,7 +21,7 @@ func TestInternedStringsAreReleased(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dec decode.Decoder
-	frame := testFrame()
+	frame := sflowtest.SynAckFrame()
 	seq := uint32(0)
 	send := func(i int) {
 		seq++

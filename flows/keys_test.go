@@ -15,13 +15,6 @@ import (
 
 var agent = netip.MustParseAddr("192.0.2.1")
 
-// testFrame: 10.1.1.2:40000 -> 10.2.2.3:443, TCP SYN ACK, TTL 62, VLAN 10.
-func testFrame() *sflowtest.Frame {
-	return &sflowtest.Frame{SrcMAC: decode.MAC{0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f}, DstMAC: decode.MAC{2, 0, 0, 0, 0, 1},
-		VLANs: []uint16{10}, Src: netip.MustParseAddr("10.1.1.2"), Dst: netip.MustParseAddr("10.2.2.3"),
-		Protocol: sflowtest.ProtoTCP, TTL: 62, DSCP: 46, SrcPort: 40000, DstPort: 443, TCPFlags: 0x12, Pad: 40}
-}
-
 func datagram(frame *sflowtest.Frame, out decode.Port, seq uint32) []byte {
 	d := sflowtest.Datagram{Agent: agent, Sequence: seq, Samples: []sflowtest.Sample{&sflowtest.FlowSample{
 		Sequence: seq, Source: decode.DataSource{Index: 3}, SamplingRate: 100, SamplePool: 100 * seq,
@@ -64,14 +57,14 @@ func TestKeysFromTopologyAndGroups(t *testing.T) {
 	if err := e.SetGroup("zones", []byte(`{"inside":["10.1.0.0/16"],"outside":["0.0.0.0/0"]}`)); err != nil {
 		t.Fatal(err)
 	}
-	b := datagram(testFrame(), decode.Port{Value: 5}, 1)
+	b := datagram(sflowtest.SynAckFrame(), decode.Port{Value: 5}, 1)
 	if got := keyOf(t, e, "node:inputifindex,link:inputifindex,group:ipsource:zones,group:ipdestination:zones", "|", b); got != "leaf1|leaf1-spine1|inside|outside" {
 		t.Errorf("got %q", got)
 	}
 }
 
 func TestFilters(t *testing.T) {
-	b := datagram(testFrame(), decode.Port{Value: 5}, 1)
+	b := datagram(sflowtest.SynAckFrame(), decode.Port{Value: 5}, 1)
 	for filter, match := range map[string]bool{
 		"ipprotocol=6":                              true,
 		"ipprotocol=17":                             false,
@@ -144,7 +137,7 @@ func TestSteadyStateAllocatesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dec decode.Decoder
-	b := datagram(testFrame(), decode.Port{Value: 5}, 1)
+	b := datagram(sflowtest.SynAckFrame(), decode.Port{Value: 5}, 1)
 	dec.Decode(b, e) // first sight of each flow allocates its entry
 	if n := testing.AllocsPerRun(200, func() { dec.Decode(b, e) }); n != 0 {
 		t.Errorf("%.1f allocations per sample in steady state", n)
@@ -159,7 +152,7 @@ func TestFloodStaysUnderTheCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dec decode.Decoder
-	f := testFrame()
+	f := sflowtest.SynAckFrame()
 	for i := range 20_000 {
 		f.Src = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 		f.SrcPort = uint16(i)
@@ -179,7 +172,7 @@ func TestEvictionAtOneSourceKeepsTheNewFlow(t *testing.T) {
 	e := flows.New(flows.Config{MaxFlows: 1})
 	must(t, e.SetFlow("src", keys.Definition{Keys: "ipsource"}))
 	var dec decode.Decoder
-	f := testFrame()
+	f := sflowtest.SynAckFrame()
 	for i := range 5 {
 		f.Src = netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})
 		for j := range 2 { // the second sample must find the flow the first made
@@ -211,7 +204,7 @@ func TestSourcesStayUnderTheCap(t *testing.T) {
 		d := sflowtest.Datagram{Agent: agent, Sequence: seq, Samples: []sflowtest.Sample{&sflowtest.FlowSample{
 			Sequence: seq, Source: decode.DataSource{Index: index}, SamplingRate: 100,
 			Input: decode.Port{Value: index}, Output: decode.Port{Value: 5},
-			Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 1000, Header: testFrame().Bytes()}}}}}
+			Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 1000, Header: sflowtest.SynAckFrame().Bytes()}}}}}
 		if _, err := dec.Decode(d.Bytes(), e); err != nil {
 			t.Fatal(err)
 		}
@@ -247,7 +240,7 @@ func TestRenormalisesFromSamplePool(t *testing.T) {
 		if seq%2 == 0 {
 			continue // lost on the way
 		}
-		dec.Decode(datagram(testFrame(), decode.Port{Value: 5}, seq), e)
+		dec.Decode(datagram(sflowtest.SynAckFrame(), decode.Port{Value: 5}, seq), e)
 	}
 	// 2000 samples at 1 in 100 stood for 200000 frames; at t=600 s over
 	// "no time" the rate is total/t.
@@ -270,7 +263,7 @@ func TestAggModeAgentMergesDataSources(t *testing.T) {
 		for ds := uint32(1); ds <= 2; ds++ {
 			d := sflowtest.Datagram{Agent: agent, Sequence: ds, Samples: []sflowtest.Sample{&sflowtest.FlowSample{
 				Source: decode.DataSource{Index: ds}, SamplingRate: 10, SamplePool: 10, Input: decode.Port{Value: ds},
-				Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 100, Header: testFrame().Bytes()}}}}}
+				Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 100, Header: sflowtest.SynAckFrame().Bytes()}}}}}
 			dec.Decode(d.Bytes(), e)
 		}
 		af, _ := e.ActiveFlows("k", func(netip.Addr) bool { return true }, 10, 0, "sum")
@@ -293,7 +286,7 @@ func TestEventValuesCountAndAvg(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dec decode.Decoder
-	f := testFrame()
+	f := sflowtest.SynAckFrame()
 	for i := range 60 {
 		f.Dst = netip.AddrFrom4([4]byte{10, 2, 0, byte(i)})
 		dec.Decode(datagram(f, decode.Port{Value: 5}, uint32(i+1)), e)

@@ -313,7 +313,7 @@ func TestPartialPathsFoldIntoTheirPath(t *testing.T) {
 	e := flows.New(flows.Config{})
 	var dec decode.Decoder
 	hop := func(agent string, ttl uint8, in, out uint32, sport uint16, seq uint32) {
-		f := testFrame()
+		f := sflowtest.SynAckFrame()
 		f.TTL, f.SrcPort = ttl, sport
 		d := sflowtest.Datagram{Agent: netip.MustParseAddr(agent), Sequence: seq, Samples: []sflowtest.Sample{&sflowtest.FlowSample{
 			Sequence: seq, Source: decode.DataSource{Index: in}, SamplingRate: 100, SamplePool: 100 * seq,

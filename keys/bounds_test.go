@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/keys"
 )
 
@@ -54,7 +55,7 @@ func FuzzDefinition(f *testing.F) {
 	}
 	var v sampleOf
 	var dec decode.Decoder
-	if _, err := dec.Decode(oneSample(testFrame().Bytes(), decode.Port{Value: 5}), &v); err != nil {
+	if _, err := dec.Decode(oneSample(sflowtest.SynAckFrame().Bytes(), decode.Port{Value: 5}), &v); err != nil {
 		f.Fatal(err)
 	}
 	v.s.Env = keys.NewEnv()

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/keys"
 )
 
@@ -59,7 +60,7 @@ func TestKeysFromTheEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.Maps.Put("svc", m)
-	b := oneSample(testFrame().Bytes(), decode.Port{Value: 5})
+	b := oneSample(sflowtest.SynAckFrame().Bytes(), decode.Port{Value: 5})
 	for _, c := range []struct{ keys, want string }{
 		{"bgpdestinationprefix,bgpnexthop,bgpdestinationpeer", "10.2.2.3/32,172.16.0.9,172.16.0.2"},
 		{"bgpdestinationas,asn:ipdestination", "65003,65003"},

@@ -12,13 +12,6 @@ import (
 
 var agent = netip.MustParseAddr("192.0.2.1")
 
-// testFrame: 10.1.1.2:40000 -> 10.2.2.3:443, TCP SYN ACK, TTL 62, VLAN 10.
-func testFrame() *sflowtest.Frame {
-	return &sflowtest.Frame{SrcMAC: decode.MAC{0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f}, DstMAC: decode.MAC{2, 0, 0, 0, 0, 1},
-		VLANs: []uint16{10}, Src: netip.MustParseAddr("10.1.1.2"), Dst: netip.MustParseAddr("10.2.2.3"),
-		Protocol: sflowtest.ProtoTCP, TTL: 62, DSCP: 46, SrcPort: 40000, DstPort: 443, TCPFlags: 0x12, Pad: 40}
-}
-
 // oneSample is a datagram of one packet sample of frame, out of port out.
 func oneSample(frame []byte, out decode.Port, records ...sflowtest.Record) []byte {
 	d := sflowtest.Datagram{Agent: agent, Sequence: 1, Samples: []sflowtest.Sample{&sflowtest.FlowSample{
@@ -71,8 +64,8 @@ func keyOf(t *testing.T, env *keys.Env, ks string, b []byte) string {
 
 func TestKeys(t *testing.T) {
 	vxlan := &sflowtest.Frame{Src: netip.MustParseAddr("192.168.0.1"), Dst: netip.MustParseAddr("192.168.0.2"),
-		Protocol: sflowtest.ProtoUDP, SrcPort: 5555, VNI: 77, Inner: testFrame()}
-	igt := testFrame()
+		Protocol: sflowtest.ProtoUDP, SrcPort: 5555, VNI: 77, Inner: sflowtest.SynAckFrame()}
+	igt := sflowtest.SynAckFrame()
 	igt.SrcMAC = decode.MAC{0x00, 0xD0, 0xEF, 1, 2, 3} // an OUI the IEEE assigned to IGT
 	for _, c := range []struct {
 		keys, want string
@@ -114,7 +107,7 @@ func TestKeys(t *testing.T) {
 	} {
 		frame := c.frame
 		if frame == nil {
-			frame = testFrame()
+			frame = sflowtest.SynAckFrame()
 		}
 		out := c.out
 		if out == (decode.Port{}) {
@@ -127,7 +120,7 @@ func TestKeys(t *testing.T) {
 }
 
 func TestKeysFromSwitchAndRouterRecords(t *testing.T) {
-	d := oneSample(testFrame().Bytes(), decode.Port{Value: 5},
+	d := oneSample(sflowtest.SynAckFrame().Bytes(), decode.Port{Value: 5},
 		&sflowtest.ExtendedSwitch{SrcVLAN: 10, DstVLAN: 20, SrcPriority: 3, DstPriority: 5},
 		&sflowtest.ExtendedRouter{NextHop: netip.MustParseAddr("10.9.9.9"), SrcMaskLen: 24, DstMaskLen: 16})
 	got := keyOf(t, keys.NewEnv(),

@@ -172,3 +172,12 @@ func checksum(h []byte) uint16 {
 	}
 	return ^uint16(sum)
 }
+
+// SynAckFrame is the tests' everyday packet: 10.1.1.2:40000 ->
+// 10.2.2.3:443, a TCP SYN ACK, TTL 62, DSCP 46 (ef), in VLAN 10, from a
+// locally administered MAC.
+func SynAckFrame() *Frame {
+	return &Frame{SrcMAC: decode.MAC{0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f}, DstMAC: decode.MAC{2, 0, 0, 0, 0, 1},
+		VLANs: []uint16{10}, Src: netip.MustParseAddr("10.1.1.2"), Dst: netip.MustParseAddr("10.2.2.3"),
+		Protocol: ProtoTCP, TTL: 62, DSCP: 46, SrcPort: 40000, DstPort: 443, TCPFlags: 0x12, Pad: 40}
+}
