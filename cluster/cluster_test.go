@@ -20,6 +20,7 @@ import (
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/sim"
+	"github.com/fabrictrace/fabrictrace/thresholds"
 )
 
 // natsServer runs a real NATS server with JetStream in the test's temp
@@ -80,7 +81,7 @@ func define(t testing.TB, e *engine.Engine) {
 			t.Fatal(err)
 		}
 	}
-	if err := e.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 100e6 / 8, ByFlow: true, Timeout: 10, Confidence: 0.99}); err != nil {
+	if err := e.SetThreshold("elephant", thresholds.Threshold{Metric: "elephant", Value: 100e6 / 8, ByFlow: true, Timeout: 10, Confidence: 0.99}); err != nil {
 		t.Fatal(err)
 	}
 	links := map[string]api.TopologyLink{}

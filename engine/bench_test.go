@@ -12,6 +12,7 @@ import (
 	"github.com/fabrictrace/fabrictrace/engine"
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/keys"
+	"github.com/fabrictrace/fabrictrace/thresholds"
 )
 
 // BenchmarkShards: the ladder's load (10,000 5-tuples, the demo's three
@@ -41,7 +42,7 @@ func demoEngine(b *testing.B) *flows.Engine {
 			b.Fatal(err)
 		}
 	}
-	if err := e.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 12_500_000, ByFlow: true, Timeout: 10, Confidence: 0.99}); err != nil {
+	if err := e.SetThreshold("elephant", thresholds.Threshold{Metric: "elephant", Value: 12_500_000, ByFlow: true, Timeout: 10, Confidence: 0.99}); err != nil {
 		b.Fatal(err)
 	}
 	return e
@@ -92,7 +93,7 @@ func shards(b *testing.B, k, workers int) {
 			b.Fatal(err)
 		}
 	}
-	if err := e.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 12_500_000, ByFlow: true, Timeout: 10, Confidence: 0.99}); err != nil {
+	if err := e.SetThreshold("elephant", thresholds.Threshold{Metric: "elephant", Value: 12_500_000, ByFlow: true, Timeout: 10, Confidence: 0.99}); err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -25,9 +25,11 @@ import (
 	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/counters"
 	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/elephants"
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/internal/ring"
 	"github.com/fabrictrace/fabrictrace/keys"
+	"github.com/fabrictrace/fabrictrace/thresholds"
 	"github.com/fabrictrace/fabrictrace/topology"
 )
 
@@ -308,7 +310,7 @@ func (e *Engine) FlowDefinition(name string) (keys.Definition, error) {
 func (e *Engine) FlowDefinitions() map[string]keys.Definition { return e.primary.FlowDefinitions() }
 
 // SetThreshold defines a threshold in every shard.
-func (e *Engine) SetThreshold(name string, t flows.Threshold) error {
+func (e *Engine) SetThreshold(name string, t thresholds.Threshold) error {
 	return e.each(func(s *flows.Engine) error { return s.SetThreshold(name, t) })
 }
 
@@ -318,12 +320,12 @@ func (e *Engine) DeleteThreshold(name string) error {
 }
 
 // ThresholdDefinition returns a threshold's definition.
-func (e *Engine) ThresholdDefinition(name string) (flows.Threshold, error) {
+func (e *Engine) ThresholdDefinition(name string) (thresholds.Threshold, error) {
 	return e.primary.ThresholdDefinition(name)
 }
 
 // ThresholdDefinitions returns every threshold's definition.
-func (e *Engine) ThresholdDefinitions() map[string]flows.Threshold {
+func (e *Engine) ThresholdDefinitions() map[string]thresholds.Threshold {
 	return e.primary.ThresholdDefinitions()
 }
 
@@ -429,7 +431,7 @@ func (e *Engine) ElephantRecords(max int) []api.Elephant {
 	if len(e.shards) == 1 {
 		return e.primary.ElephantRecords(max)
 	}
-	return flows.Records(e.ActiveElephants(), e.elephants, orDefault(e.cfg.MaxElephants, 10_000), max)
+	return elephants.Records(e.ActiveElephants(), e.elephants, orDefault(e.cfg.MaxElephants, 10_000), max)
 }
 
 // Paths returns the paths of a pair, from the shard that holds it.

@@ -16,6 +16,7 @@ import (
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/sim"
+	"github.com/fabrictrace/fabrictrace/thresholds"
 )
 
 type fakeClock struct{ t time.Time }
@@ -68,7 +69,7 @@ func TestResultsDoNotDependOnShards(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for name, th := range map[string]flows.Threshold{
+		for name, th := range map[string]thresholds.Threshold{
 			"elephant": {Metric: "elephant", Value: 100e6 / 8, ByFlow: true, Timeout: 10, Confidence: 0.99},
 			"talkers":  {Metric: "talkers", Value: 150e6 / 8, ByFlow: true, Timeout: 5},
 		} {
@@ -302,7 +303,7 @@ func TestWorkersAndQueriesAtOnce(t *testing.T) {
 	if err := e.SetFlow("pairs", keys.Definition{Keys: "ipsource,ipdestination"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.SetThreshold("pairs", flows.Threshold{Metric: "pairs", Value: 1e6, ByFlow: true, Confidence: 0.99}); err != nil {
+	if err := e.SetThreshold("pairs", thresholds.Threshold{Metric: "pairs", Value: 1e6, ByFlow: true, Confidence: 0.99}); err != nil {
 		t.Fatal(err)
 	}
 	var want uint64

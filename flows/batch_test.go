@@ -3,7 +3,6 @@ package flows_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/fabrictrace/fabrictrace/keys"
 	"net/netip"
 	"testing"
 	"time"
@@ -12,6 +11,8 @@ import (
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
+	"github.com/fabrictrace/fabrictrace/thresholds"
 )
 
 // oneByOne hides the engine's FlowBatch, so the decoder hands it one
@@ -41,10 +42,10 @@ func TestBatchedMatchesOneByOne(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := e.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 2e6, ByFlow: true, Timeout: 1}); err != nil {
+		if err := e.SetThreshold("elephant", thresholds.Threshold{Metric: "elephant", Value: 2e6, ByFlow: true, Timeout: 1}); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.SetThreshold("busyport", flows.Threshold{Metric: "ports", Value: 1e8}); err != nil {
+		if err := e.SetThreshold("busyport", thresholds.Threshold{Metric: "ports", Value: 1e8}); err != nil {
 			t.Fatal(err)
 		}
 		engines[i] = e

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"github.com/fabrictrace/fabrictrace/keys"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
+	"github.com/fabrictrace/fabrictrace/thresholds"
 )
 
 // benchDatagram: 7 flow samples with 128-byte headers, 7 different flows.
@@ -59,7 +60,7 @@ func BenchmarkDecodeAndEngine(b *testing.B) {
 		"elephant": "node:inputifindex,ipsource,ipdestination,ipttl",
 		"tuple":    "ipsource,ipdestination,ipprotocol,or:tcpsourceport:udpsourceport,or:tcpdestinationport:udpdestinationport",
 		"ports":    "node:inputifindex",
-	}, flows.Threshold{Metric: "elephant", Value: 1e15, ByFlow: true})
+	}, thresholds.Threshold{Metric: "elephant", Value: 1e15, ByFlow: true})
 	dg := benchDatagram()
 	var dec decode.Decoder
 	dec.Decode(dg, e)
@@ -78,7 +79,7 @@ func BenchmarkDecodeAndEngine(b *testing.B) {
 // runningEngine is an engine with the given flows (name to keys) and one
 // threshold named "elephant", kept running (Run keeps its clock, as in the
 // collector) until the benchmark ends.
-func runningEngine(b *testing.B, defs map[string]string, th flows.Threshold) *flows.Engine {
+func runningEngine(b *testing.B, defs map[string]string, th thresholds.Threshold) *flows.Engine {
 	e := flows.New(flows.Config{})
 	for name, ks := range defs {
 		if err := e.SetFlow(name, keys.Definition{Keys: keys.KeyList(ks)}); err != nil {
@@ -104,7 +105,7 @@ func BenchmarkEventFanOut(b *testing.B) {
 	var dec decode.Decoder
 	f := sflowtest.SynAckFrame()
 	for i := 0; b.Loop(); i++ {
-		if err := e.SetThreshold("t", flows.Threshold{Metric: "f", Value: 1, ByFlow: true}); err != nil {
+		if err := e.SetThreshold("t", thresholds.Threshold{Metric: "f", Value: 1, ByFlow: true}); err != nil {
 			b.Fatal(err)
 		}
 		last := e.Events(context.Background(), -1, "", 1, 0)
@@ -256,7 +257,7 @@ func ladderLoad(b *testing.B, confidence float64) {
 		"elephant": "node:inputifindex,ipsource,ipdestination,ipttl",
 		"pairs":    "ipsource,ipdestination",
 		"ports":    "node:inputifindex,inputifindex",
-	}, flows.Threshold{Metric: "elephant", Value: 12_500_000, ByFlow: true, Timeout: 10, Confidence: confidence})
+	}, thresholds.Threshold{Metric: "elephant", Value: 12_500_000, ByFlow: true, Timeout: 10, Confidence: confidence})
 	var dec decode.Decoder
 	for _, dg := range dgs { // every flow and path exists before timing
 		dec.Decode(dg, e)

@@ -35,17 +35,12 @@ func (e *Engine) elephantLinks(now float64) []LinkUse {
 	if !e.nodeCache.snap.HasLinks() {
 		return nil
 	}
-	for _, el := range e.elephants.active {
-		for ent := range el.entries {
-			k := ent.Src.key
-			if k.class != 0 || !e.onLink(k.agent, k.index) {
-				continue
-			}
-			if el.plan != nil && ent.ValueAt(el.plan.Tau, now) < el.threshold {
-				continue // no longer over the threshold here: it ended or moved
-			}
-			out = append(out, LinkUse{Agent: k.agent, IfIndex: k.index, FlowKey: el.rec.FlowKey})
+	for ent, flowKey := range e.elephants.Locations(now) {
+		k := ent.Src.key
+		if k.class != 0 || !e.onLink(k.agent, k.index) {
+			continue
 		}
+		out = append(out, LinkUse{Agent: k.agent, IfIndex: k.index, FlowKey: flowKey})
 	}
 	return out
 }

@@ -1,15 +1,15 @@
 package flows_test
 
 import (
-	"github.com/fabrictrace/fabrictrace/keys"
-	"math"
 	"net/netip"
 	"sort"
 	"testing"
 	"time"
 
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/sim"
+	"github.com/fabrictrace/fabrictrace/thresholds"
 )
 
 // detection runs one flow of rate times the threshold (100 Mbit/s) for d,
@@ -22,7 +22,7 @@ func detection(t *testing.T, seed uint64, sampling uint32, times float64, d time
 	f := newFabric(t, sim.Config{Seed: seed, Mice: -1, SamplingRate: sampling, ExportDelay: time.Second, ServerAgents: true,
 		Elephants: []sim.Elephant{{Src: src, Dst: dst, Rate: times * 100e6, Start: time.Second, Duration: d}}}, flows.Config{})
 	must(t, f.eng.SetFlow("elephant", keys.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl"}))
-	must(t, f.eng.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 100e6 / 8, ByFlow: true, Timeout: 10,
+	must(t, f.eng.SetThreshold("elephant", thresholds.Threshold{Metric: "elephant", Value: 100e6 / 8, ByFlow: true, Timeout: 10,
 		Confidence: confidence}))
 	f.run(d + 3*time.Second)
 	recs := f.eng.ElephantRecords(10)
@@ -97,37 +97,4 @@ func TestConfidentDetectionMeetsSamplingTheory(t *testing.T) {
 			}
 		}
 	}
-}
-
-// The bounds the rule uses hold their confidence: for Poisson counts of
-// known mean, the 99 % lower bound is over the mean about 1 % of the time.
-func TestPoissonBoundsCoverTheMean(t *testing.T) {
-	for _, mean := range []float64{5, 14, 50, 200} {
-		low, high := flows.PoissonBounds(mean, 2.326)
-		if !(low < mean && mean < high) {
-			t.Errorf("mean %g outside its own bounds [%g, %g]", mean, low, high)
-		}
-		// P(N >= n) for the n whose lower bound passes the mean.
-		n := mean
-		for {
-			if l, _ := flows.PoissonBounds(n, 2.326); l > mean {
-				break
-			}
-			n++
-		}
-		tail := poissonTail(mean, int(n))
-		if tail > 0.015 {
-			t.Errorf("mean %g: the lower bound passes it from n=%g, which comes with probability %.4f, want about 0.01 or less", mean, n, tail)
-		}
-	}
-}
-
-// poissonTail is P(N >= n) for N Poisson with the given mean.
-func poissonTail(mean float64, n int) float64 {
-	p, cdf := math.Exp(-mean), 0.0
-	for k := range n {
-		cdf += p
-		p *= mean / float64(k+1)
-	}
-	return 1 - cdf
 }

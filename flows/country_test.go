@@ -2,13 +2,13 @@ package flows_test
 
 import (
 	"errors"
-	"github.com/fabrictrace/fabrictrace/keys"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/sim"
 )
 

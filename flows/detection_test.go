@@ -2,7 +2,6 @@ package flows_test
 
 import (
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/keys"
 	"net/netip"
 	"slices"
 	"testing"
@@ -10,7 +9,9 @@ import (
 
 	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/sim"
+	"github.com/fabrictrace/fabrictrace/thresholds"
 )
 
 // Detection against the truth of a busy fabric: five simulated minutes of a
@@ -35,7 +36,7 @@ func TestDetectionAgainstTheMix(t *testing.T) {
 			ElephantEvery: 10 * time.Second, ElephantRate: 1e9, ElephantDuration: 25 * time.Second,
 			MixEvery: time.Second, MixThreshold: 100e6}, flows.Config{})
 		must(t, f.eng.SetFlow("elephant", keys.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl"}))
-		must(t, f.eng.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: threshold, ByFlow: true, Timeout: 10, Confidence: 0.99}))
+		must(t, f.eng.SetThreshold("elephant", thresholds.Threshold{Metric: "elephant", Value: threshold, ByFlow: true, Timeout: 10, Confidence: 0.99}))
 		type pair struct{ src, dst netip.Addr }
 		type span struct{ from, to float64 } // an elephant record's life, in simulated seconds
 		declared := map[pair][]span{}

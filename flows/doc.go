@@ -1,14 +1,14 @@
 // Package flows is fabrictrace's flow engine. It takes decoded samples (it
 // is a decode.Visitor) and keeps sFlow-RT style flows: definitions compiled
 // by package keys into plans of key extractors and filters, which it wires
-// to its tables and thresholds and feeds an Env (its strings, RIB,
-// topology, groups and maps); per data source rate tables
-// smoothed with time constant t and capped with eviction, thresholds with
-// per-flow arm and re-arm state, a long-poll event ring, and elephant
-// lifecycles that merge one flow seen at many switches. It feeds every
-// sample to the path tracker (package paths), names nodes and links from
-// package topology, and answers in package api's shapes. It knows nothing
-// of sockets or HTTP.
+// to rate tables (package tables) and thresholds (package thresholds, which
+// start elephants, package elephants), and feeds an Env (its strings, RIB,
+// topology, groups and maps). It keeps its data sources (sample pools for
+// renormalising, interface and host counters), feeds every sample to the
+// path tracker (package paths), names nodes and links from package
+// topology, attributes addresses to their owners through the RIB, and
+// answers in package api's shapes: top-N, flow locations, metrics, the
+// flow log, collisions. It knows nothing of sockets or HTTP.
 //
 // Steady state allocates nothing per sample: keys are written as bytes from
 // typed fields, strings are interned, and a key becomes text only when a

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/keys"
-	"github.com/fabrictrace/fabrictrace/tables"
 	"hash/maphash"
 	"math"
 	"net/netip"
@@ -20,8 +18,12 @@ import (
 	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/counters"
 	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/elephants"
 	"github.com/fabrictrace/fabrictrace/internal/ring"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/paths"
+	"github.com/fabrictrace/fabrictrace/tables"
+	"github.com/fabrictrace/fabrictrace/thresholds"
 	"github.com/fabrictrace/fabrictrace/topology"
 )
 
@@ -96,7 +98,7 @@ type Engine struct {
 	nodeCache        nodeCache // and the topology snapshot now
 	events           *ring.Log[api.Event]
 	flowLog          *ring.Log[api.FlowRecord]
-	elephants        *elephantLog
+	elephants        *elephants.Log[source, thresholds.Fired[source]]
 	paths            *paths.Tracker
 	collisions       *Collisions                 // links with colliding elephants, as reported (alone)
 	gone             map[netip.Prefix]goneRoute  // withdrawn prefixes, when, and what they were
@@ -153,7 +155,7 @@ func New(cfg Config) *Engine {
 	e := &Engine{cfg: cfg, epoch: cfg.Now(), seed: maphash.MakeSeed(), system: system,
 		plans: map[string]*plan{}, tables: map[string]*table{}, thresholds: map[string]*threshold{},
 		sources: map[sourceKey]*source{}, recent: new([recentSources]*source),
-		events: ring.New[api.Event](cfg.MaxEvents), elephants: newElephantLog(cfg.MaxElephants),
+		events:  ring.New[api.Event](cfg.MaxEvents),
 		flowLog: ring.New[api.FlowRecord](maxFlowLog)}
 	e.shard = cfg.Shard.state()
 	e.shard.join(e)
@@ -165,6 +167,8 @@ func New(cfg Config) *Engine {
 	e.topoNow(0, true)
 	e.paths = paths.New(cfg.MaxPaths)
 	e.gone = map[netip.Prefix]goneRoute{}
+	e.elephants = elephants.NewLog[source, thresholds.Fired[source]]((*hooks)(e), cfg.MaxElephants)
+	e.elephants.Share(cfg.Shard.Elephants, cfg.Shard.ElephantIDs)
 	return e
 }
 
@@ -511,9 +515,8 @@ func (e *Engine) warm(keys []flowKey) {
 		}
 	}
 	for j := range keys {
-		if ent := keys[j].warm; keys[j].taken && ent != nil && ent.Fired.elephant != nil {
-			el := ent.Fired.elephant
-			sink += uint64(el.last)
+		if ent := keys[j].warm; keys[j].taken && ent != nil && ent.Fired.Elephant() != nil {
+			sink += ent.Fired.Elephant().Touch()
 		}
 	}
 	for j := range e.taking {
@@ -526,7 +529,7 @@ func (e *Engine) warm(keys []flowKey) {
 
 // update counts the sample in p's flow, and runs p's thresholds on it.
 func (e *Engine) update(p *plan, k *flowKey, s *keys.Sample, now, frameBytes float64) {
-	x := p.amount(p.Value, s)
+	x := p.Amount(p.Value, s)
 	tb := p.table
 	ent := tb.Upsert(k.at, k.key, k.hash, now, len(p.Values) > 0)
 	ent.Add(p.Tau, p.burstLevel, x, frameBytes, now)
@@ -537,7 +540,7 @@ func (e *Engine) update(p *plan, k *flowKey, s *keys.Sample, now, frameBytes flo
 		addValues(ev, p, s, now)
 	}
 	for _, th := range p.thresholds {
-		th.update(e, p, tb, ent, s, now)
+		th.Update(p.Plan, tb, ent, s, now)
 	}
 }
 
@@ -557,20 +560,9 @@ func addValues(ev *tables.EntryValues, p *plan, s *keys.Sample, now float64) {
 			}
 			continue
 		}
-		ev.Extras[i] = ev.Extras[i]*tables.Decay((now-ev.At)/p.Tau) + p.amount(xv.Kind, s)/p.Tau
+		ev.Extras[i] = ev.Extras[i]*tables.Decay((now-ev.At)/p.Tau) + p.Amount(xv.Kind, s)/p.Tau
 	}
 	ev.At = now
-}
-
-// amount is what one sample adds to a flow of the given value kind.
-func (p *plan) amount(k keys.ValueKind, s *keys.Sample) float64 {
-	switch k {
-	case keys.ValueFrames:
-		return s.Scaled
-	case keys.ValueBits:
-		return 8 * float64(s.Flow.RawHeader.FrameLength) * s.Scaled
-	}
-	return float64(s.Flow.RawHeader.FrameLength) * s.Scaled
 }
 
 // Counter takes a counter sample: interface speeds and rates for threshold
@@ -621,7 +613,7 @@ func (e *Engine) Stats() Stats {
 	}
 	s.Events = uint64(e.events.Last())
 	s.PathsTracked, s.PathsEvicted = uint64(e.paths.Len()), e.paths.Evicted()
-	s.Waiters = e.events.Waiters() + e.elephants.changes.Waiters()
+	s.Waiters = e.events.Waiters() + e.elephants.Waiters()
 	return s
 }
 
@@ -651,8 +643,8 @@ func (e *Engine) SetFlow(name string, d keys.Definition) error {
 	}
 	e.tables[name] = e.newTable(p)
 	for _, th := range e.thresholds {
-		if th.def.Metric == name {
-			th.reset()
+		if th.Def().Metric == name {
+			th.Reset()
 		}
 	}
 	e.rewire()
@@ -703,19 +695,19 @@ func (e *Engine) rewire() {
 		p.table = e.tables[p.Name]
 		p.thresholds = p.thresholds[:0]
 		for _, th := range e.thresholds {
-			if th.def.Metric == p.Name {
+			if th.Def().Metric == p.Name {
 				p.thresholds = append(p.thresholds, th)
 			}
 		}
-		sort.Slice(p.thresholds, func(i, j int) bool { return p.thresholds[i].name < p.thresholds[j].name })
+		sort.Slice(p.thresholds, func(i, j int) bool { return p.thresholds[i].Name() < p.thresholds[j].Name() })
 		// Shards split a flow by pair, or else, when nothing but queries
 		// reads it (no threshold, log or values), by wherever its samples
 		// go: its entries of one key add up over the shards.
 		p.spread = !p.Pair && len(p.thresholds) == 0 && !p.Def.Log && len(p.Values) == 0
 		p.burstLevel = 0
 		for _, th := range p.thresholds {
-			if th.def.ByFlow && (p.burstLevel == 0 || th.def.Value/100 < p.burstLevel) {
-				p.burstLevel = th.def.Value / 100
+			if th.Def().ByFlow && (p.burstLevel == 0 || th.Def().Value/100 < p.burstLevel) {
+				p.burstLevel = th.Def().Value / 100
 			}
 		}
 		e.active = append(e.active, p)
@@ -774,8 +766,8 @@ func (e *Engine) DeleteFlow(name string) error {
 	delete(e.plans, name)
 	delete(e.tables, name)
 	for _, th := range e.thresholds {
-		if th.def.Metric == name {
-			th.reset()
+		if th.Def().Metric == name {
+			th.Reset()
 		}
 	}
 	e.rewire()
@@ -784,56 +776,8 @@ func (e *Engine) DeleteFlow(name string) error {
 
 // formatKey renders a binary flow key with the flow's separator.
 func (e *Engine) formatKey(p *plan, key []byte) string {
-	e.scratch = e.appendKey(e.scratch[:0], p, key)
+	e.scratch = p.AppendKey(e.scratch[:0], key, e.env.Strings)
 	return string(e.scratch)
-}
-
-// appendKey appends a key's text, its values joined by the flow's fs.
-func (e *Engine) appendKey(b []byte, p *plan, key []byte) []byte {
-	for i := range p.Keys {
-		var v keys.Value
-		v, key = keys.ReadKey(key)
-		if i > 0 {
-			b = append(b, p.Def.FS...)
-		}
-		b = v.AppendText(b, e.env.Strings)
-	}
-	return b
-}
-
-// identOf is a key's identity: its values without the location fields
-// (node, port, TTL...), which say where a flow was seen, not what it is.
-// Only an elephant's start needs it, so it is built then, not per sample.
-func identOf(p *plan, key []byte) []byte {
-	var ident []byte
-	for _, t := range p.Keys {
-		var v keys.Value
-		v, key = keys.ReadKey(key)
-		if !t.Location {
-			ident = v.AppendKey(ident)
-		}
-	}
-	return ident
-}
-
-// formatIdent renders the identity part of a key (no location fields).
-func (e *Engine) formatIdent(p *plan, ident []byte) string {
-	b := e.scratch[:0]
-	first := true
-	for _, t := range p.Keys {
-		if t.Location {
-			continue
-		}
-		var v keys.Value
-		v, ident = keys.ReadKey(ident)
-		if !first {
-			b = append(b, p.Def.FS...)
-		}
-		first = false
-		b = v.AppendText(b, e.env.Strings)
-	}
-	e.scratch = b
-	return string(b)
 }
 
 // FlowRow is one flow entry: a key at a data source, and its value now.
@@ -1038,7 +982,11 @@ func (e *Engine) Sweep() {
 	defer e.mu.Unlock()
 	now := e.clock()
 	for _, th := range e.thresholds {
-		th.sweep(e, now)
+		var p *keys.Plan // nil: a threshold on a counter metric
+		if fp := e.plans[th.Def().Metric]; fp != nil {
+			p = fp.Plan
+		}
+		th.Sweep(p, e.tables[th.Def().Metric], now)
 	}
 	for _, t := range e.tables {
 		t.Expire(now)
@@ -1070,12 +1018,12 @@ func (e *Engine) reclaimStrings() {
 		}
 	}
 	for _, th := range e.thresholds {
-		for ident := range th.evidence {
+		for ident := range th.Idents() {
 			keys.MarkKey(used, []byte(ident))
 		}
 	}
-	for k := range e.elephants.active {
-		keys.MarkKey(used, []byte(k.ident))
+	for ident := range e.elephants.Idents() {
+		keys.MarkKey(used, []byte(ident))
 	}
 	in.Release(used)
 }

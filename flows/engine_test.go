@@ -3,7 +3,6 @@ package flows_test
 import (
 	"context"
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/keys"
 	"math"
 	"net/netip"
 	"strings"
@@ -14,7 +13,9 @@ import (
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/sim"
+	"github.com/fabrictrace/fabrictrace/thresholds"
 )
 
 // fakeClock is the engine's clock, stepped with the simulator.
@@ -101,7 +102,7 @@ func TestElephantPathLoop(t *testing.T) {
 	f := newFabric(t, sim.Config{Seed: 42, Mice: 60, Elephants: []sim.Elephant{
 		{Src: src, Dst: dst, Rate: rate, Start: 12 * time.Second, Duration: 20 * time.Second}}}, flows.Config{})
 	must(t, f.eng.SetFlow("elephant", keys.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl", Value: "bytes"}))
-	must(t, f.eng.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 100e6 / 8, ByFlow: true, Timeout: 2}))
+	must(t, f.eng.SetThreshold("elephant", thresholds.Threshold{Metric: "elephant", Value: 100e6 / 8, ByFlow: true, Timeout: 2}))
 	f.run(22 * time.Second)
 
 	// Mid-life: the rate at each hop within sampling error of the truth.

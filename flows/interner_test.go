@@ -1,7 +1,6 @@
 package flows_test
 
 import (
-	"github.com/fabrictrace/fabrictrace/keys"
 	"net/netip"
 	"testing"
 	"time"
@@ -9,6 +8,7 @@ import (
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
 )
 
 // Strings that no flow holds any more are released: after more distinct

@@ -2,7 +2,6 @@ package flows_test
 
 import (
 	"errors"
-	"github.com/fabrictrace/fabrictrace/keys"
 	"net/netip"
 	"testing"
 	"time"
@@ -11,6 +10,8 @@ import (
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
+	"github.com/fabrictrace/fabrictrace/thresholds"
 )
 
 var agent = netip.MustParseAddr("192.0.2.1")
@@ -133,7 +134,7 @@ func TestSteadyStateAllocatesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := e.SetThreshold("big", flows.Threshold{Metric: "elephant", Value: 1e12, ByFlow: true}); err != nil {
+	if err := e.SetThreshold("big", thresholds.Threshold{Metric: "elephant", Value: 1e12, ByFlow: true}); err != nil {
 		t.Fatal(err)
 	}
 	var dec decode.Decoder
@@ -282,7 +283,7 @@ func TestEventValuesCountAndAvg(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Fires when the 60th sample (rate 100 each, t=2: 60*100/2 = 3000) lands.
-	if err := e.SetThreshold("scan", flows.Threshold{Metric: "scan", Value: 2950, ByFlow: true}); err != nil {
+	if err := e.SetThreshold("scan", thresholds.Threshold{Metric: "scan", Value: 2950, ByFlow: true}); err != nil {
 		t.Fatal(err)
 	}
 	var dec decode.Decoder

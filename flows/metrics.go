@@ -154,30 +154,11 @@ func (e *Engine) Metrics(agents func(netip.Addr) bool, metrics []string) ([]api.
 }
 
 // counterThresholds checks thresholds on counter metrics against a data
-// source's new counters.
+// source's new counters (a flow of the same name hides one).
 func (e *Engine) counterThresholds(src *source, now float64) {
 	for _, th := range e.thresholds {
-		if !th.counter || e.plans[th.def.Metric] != nil || !th.applies(e, src) {
-			continue
-		}
-		v, ok := e.metric(src, th.def.Metric)
-		f, isNum := v.(float64)
-		if !ok || !isNum {
-			continue
-		}
-		if fired := th.bySource[src]; fired != nil {
-			if f > th.def.Value {
-				fired.below = -1
-			} else if fired.below < 0 {
-				fired.below = now
-			}
-			continue
-		}
-		if f > th.def.Value {
-			th.bySource[src] = &firing{below: -1}
-			ev := api.Event{Timestamp: e.wall(now), ThresholdID: th.name, Metric: th.def.Metric,
-				Agent: src.key.agent.String(), DataSource: src.key.dataSource(), Value: f, Threshold: th.def.Value}
-			e.events.Add(ev, func(ev *api.Event, id int64) { ev.EventID = id })
+		if e.plans[th.Def().Metric] == nil {
+			th.Counter(src, now)
 		}
 	}
 }

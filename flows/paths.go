@@ -2,12 +2,11 @@ package flows
 
 import (
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/keys"
 	"net/netip"
-	"sort"
 
 	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/paths"
 )
 
@@ -20,24 +19,8 @@ func (e *Engine) Paths(q api.PathQuery) (api.Paths, error) {
 	defer e.mu.Unlock()
 	e.topoNow(e.clock(), true)
 	out := e.pathsLocked(q)
-	out.Elephants = e.pairElephants(q.Src, q.Dst)
+	out.Elephants = e.elephants.Pair(q.Src, q.Dst)
 	return out, nil
-}
-
-// pairElephants are a pair's live elephants with their rates. It walks
-// every active elephant, so only a query asks it, not each record.
-func (e *Engine) pairElephants(src, dst netip.Addr) []api.PairElephant {
-	now := e.clock()
-	var out []api.PairElephant
-	for _, el := range e.elephants.active {
-		if el.src != src || el.dst != dst {
-			continue
-		}
-		out = append(out, api.PairElephant{ElephantID: el.rec.ElephantID, ThresholdID: el.rec.ThresholdID,
-			Threshold: el.threshold, Value: el.plan.Def.Value, Estimate: el.rateNow(now)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ElephantID < out[j].ElephantID })
-	return out
 }
 
 // pairPath is the biggest path of a pair, or nil.

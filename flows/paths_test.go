@@ -2,7 +2,6 @@ package flows_test
 
 import (
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/keys"
 	"math"
 	"net/netip"
 	"strings"
@@ -13,7 +12,9 @@ import (
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/sim"
+	"github.com/fabrictrace/fabrictrace/thresholds"
 )
 
 // trueHops renders the simulator's hops as the tracker should: TTL, node,
@@ -278,7 +279,7 @@ func TestCollisionOnOneUplink(t *testing.T) {
 	if err := f.eng.SetFlow("elephant", keys.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.eng.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 100e6 / 8, ByFlow: true, Timeout: 2}); err != nil {
+	if err := f.eng.SetThreshold("elephant", thresholds.Threshold{Metric: "elephant", Value: 100e6 / 8, ByFlow: true, Timeout: 2}); err != nil {
 		t.Fatal(err)
 	}
 	f.run(8 * time.Second)

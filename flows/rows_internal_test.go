@@ -1,13 +1,13 @@
 package flows
 
 import (
-	"github.com/fabrictrace/fabrictrace/keys"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
+	"github.com/fabrictrace/fabrictrace/keys"
 )
 
 // TestFlowRowsLetIngestIn: a query over a big table holds the lock for a

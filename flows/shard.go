@@ -46,11 +46,10 @@ type shardState struct {
 	index   uint8
 	count   int
 	primary bool // shard 0, or the engine alone
-	ids     *atomic.Int64
 }
 
 func (s Shard) state() shardState {
-	return shardState{index: uint8(s.Index), count: s.Count, primary: s.Index == 0, ids: s.ElephantIDs}
+	return shardState{index: uint8(s.Index), count: s.Count, primary: s.Index == 0}
 }
 
 // join wires the shared logs in.
@@ -58,9 +57,6 @@ func (st shardState) join(e *Engine) {
 	sh := e.cfg.Shard
 	if sh.Events != nil {
 		e.events = sh.Events
-	}
-	if sh.Elephants != nil {
-		e.elephants.changes = sh.Elephants
 	}
 	if sh.FlowLog != nil {
 		e.flowLog = sh.FlowLog

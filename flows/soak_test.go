@@ -2,14 +2,15 @@ package flows_test
 
 import (
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/keys"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/sim"
+	"github.com/fabrictrace/fabrictrace/thresholds"
 )
 
 // The soak of make quality, in process and deterministic: two minutes of a
@@ -39,7 +40,7 @@ func soak(t *testing.T, stall int) {
 		MixEvery: 4 * time.Second, MixThreshold: 100e6}, flows.Config{})
 	f.stall = stall
 	must(t, f.eng.SetFlow("elephant", keys.Definition{Keys: "node:inputifindex,ipsource,ipdestination,ipttl"}))
-	must(t, f.eng.SetThreshold("elephant", flows.Threshold{Metric: "elephant", Value: 100e6 / 8, ByFlow: true, Timeout: 10, Confidence: 0.99}))
+	must(t, f.eng.SetThreshold("elephant", thresholds.Threshold{Metric: "elephant", Value: 100e6 / 8, ByFlow: true, Timeout: 10, Confidence: 0.99}))
 	epoch := time.Unix(1_700_000_000, 0)
 	for i := range 4 {
 		f.run(30 * time.Second)

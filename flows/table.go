@@ -4,25 +4,26 @@ import (
 	"hash/maphash"
 
 	"github.com/fabrictrace/fabrictrace/tables"
+	"github.com/fabrictrace/fabrictrace/thresholds"
 )
 
 // A definition's flows: package tables' table of entries by data source,
 // each with what the engine's thresholds fired on it.
 type (
-	table = tables.Table[source, firedBy]
-	entry = tables.Entry[source, firedBy]
+	table = tables.Table[source, thresholds.Fired[source]]
+	entry = tables.Entry[source, thresholds.Fired[source]]
 )
 
 // newTable makes p's table, under the engine's cap, telling the flow log
 // and the thresholds of every entry let go.
 func (e *Engine) newTable(p *plan) *table {
-	t := tables.NewTable[source, firedBy](p.Tau, e.cfg.MaxFlows)
+	t := tables.NewTable[source, thresholds.Fired[source]](p.Tau, e.cfg.MaxFlows)
 	t.OnRemove = func(ent *entry, evicted bool) {
 		if p.logged != nil {
 			e.logEnd(p, ent)
 		}
 		for _, th := range e.thresholds {
-			th.forget(e, ent)
+			th.Forget(ent)
 		}
 		if evicted {
 			e.stats.FlowsEvicted++

@@ -251,7 +251,7 @@ func (e *Engine) FlowLocations(name string, agents func(netip.Addr) bool, key st
 	var buf []byte
 	out := []api.FlowLocation{}
 	err := s.each(func(ent *entry, w *where, v float64) {
-		if buf = e.appendKey(buf[:0], s.p, ent.Key()); string(buf) == key {
+		if buf = s.p.AppendKey(buf[:0], ent.Key(), e.env.Strings); string(buf) == key {
 			out = append(out, api.FlowLocation{Agent: w.agent, DataSource: w.ds, Value: v})
 		}
 	})

@@ -2,10 +2,10 @@ package flows
 
 import (
 	"fmt"
-	"github.com/fabrictrace/fabrictrace/keys"
 	"net/netip"
 
 	"github.com/fabrictrace/fabrictrace/api"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/topology"
 )
 

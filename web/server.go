@@ -22,6 +22,7 @@ import (
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/rib"
+	"github.com/fabrictrace/fabrictrace/thresholds"
 )
 
 // Version is fabrictrace's own version, on /analyzer/json.
@@ -72,10 +73,10 @@ type Engine interface {
 	DeleteFlow(name string) error
 	FlowDefinition(name string) (keys.Definition, error)
 	FlowDefinitions() map[string]keys.Definition
-	SetThreshold(name string, t flows.Threshold) error
+	SetThreshold(name string, t thresholds.Threshold) error
 	DeleteThreshold(name string) error
-	ThresholdDefinition(name string) (flows.Threshold, error)
-	ThresholdDefinitions() map[string]flows.Threshold
+	ThresholdDefinition(name string) (thresholds.Threshold, error)
+	ThresholdDefinitions() map[string]thresholds.Threshold
 	SetGroup(name string, body []byte) error
 	DeleteGroup(name string) error
 	Group(name string) (map[string][]string, error)
@@ -351,7 +352,7 @@ func (s *Server) getThreshold(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) putThreshold(_ *http.Request, name string, body []byte) error {
-	t, err := flows.ParseThreshold(body)
+	t, err := thresholds.Parse(body)
 	if err != nil {
 		return err
 	}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/engine"
-	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/keys"
+	"github.com/fabrictrace/fabrictrace/thresholds"
 )
 
 // defineFile is what -define loads at start: the same bodies the REST API
@@ -71,7 +71,7 @@ func applyDefinition(e *engine.Engine, kind, name string, body []byte) error {
 		}
 		return e.SetFlow(name, d)
 	case "threshold":
-		t, err := flows.ParseThreshold(body)
+		t, err := thresholds.Parse(body)
 		if err != nil {
 			return err
 		}

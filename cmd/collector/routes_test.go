@@ -18,6 +18,7 @@ import (
 	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/rib"
 	"github.com/fabrictrace/fabrictrace/sim"
+	"github.com/fabrictrace/fabrictrace/thresholds"
 )
 
 // A flow keyed ipdestination,bgpdestinationpeer names, for every container
@@ -151,7 +152,7 @@ func TestElephantOwnerAndGone(t *testing.T) {
 	if err := eng.SetFlow("pair", keys.Definition{Keys: "ipsource,ipdestination"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := eng.SetThreshold("big", flows.Threshold{Metric: "pair", Value: 1e6, ByFlow: true}); err != nil {
+	if err := eng.SetThreshold("big", thresholds.Threshold{Metric: "pair", Value: 1e6, ByFlow: true}); err != nil {
 		t.Fatal(err)
 	}
 	frame := (&sflowtest.Frame{Src: netip.MustParseAddr("172.16.1.11"), Dst: container.Addr(),

@@ -1,12 +1,12 @@
-package flows
+package thresholds
 
 import (
-	"github.com/fabrictrace/fabrictrace/keys"
-	"github.com/fabrictrace/fabrictrace/tables"
 	"math"
 
 	"github.com/fabrictrace/fabrictrace/api"
+	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/paths"
+	"github.com/fabrictrace/fabrictrace/tables"
 )
 
 // A threshold with a confidence (fabrictrace's own field; sFlow-RT has no
@@ -38,9 +38,9 @@ const evidenceTau = 10.0
 const candidateShare = 0.25
 
 // evidence is one identity's merged evidence under one threshold.
-type evidence struct {
+type evidence[S any] struct {
 	ident   string
-	members []*member
+	members []*member[S]
 	fired   bool
 	below   float64 // when its upper bound went under the value, or -1
 	size    float64 // mean value units per packet, as last seen
@@ -56,9 +56,9 @@ type evidence struct {
 }
 
 // member is one entry (one hop) of an identity's evidence.
-type member struct {
-	ent   *entry
-	ev    *evidence
+type member[S any] struct {
+	ent   *tables.Entry[S, Fired[S]]
+	ev    *evidence[S]
 	clock *paths.Clock     // its agent's, for exposure; nil if unknown
 	count [windows]float64 // samples, decayed to at, over each of evidenceWindows
 	units [windows]float64 // their value units per packet (unscaled by sampling), likewise
@@ -76,7 +76,7 @@ type member struct {
 // gap is a member's mean time between samples, over its whole watch: the
 // arrivals of one datagram's samples come at once, so no smoothing of the
 // times between arrivals would say it.
-func (m *member) gap() float64 {
+func (m *member[S]) gap() float64 {
 	if m.n < 3 || m.at <= m.first {
 		return math.Inf(1)
 	}
@@ -84,7 +84,7 @@ func (m *member) gap() float64 {
 }
 
 // watchedElsewhere says whether another member than m sees the flow now.
-func (ev *evidence) watchedElsewhere(m *member, now float64) bool {
+func (ev *evidence[S]) watchedElsewhere(m *member[S], now float64) bool {
 	for _, o := range ev.members {
 		if o != m && o.watching(now) {
 			return true
@@ -96,7 +96,7 @@ func (ev *evidence) watchedElsewhere(m *member, now float64) bool {
 // watching says whether a member still sees the flow: it has not been
 // silent, in its agent's reports since, for its quiet (as a path's hop:
 // paths.QuietFor; paths.WindowFloor while it has too few samples to tell).
-func (m *member) watching(now float64) bool {
+func (m *member[S]) watching(now float64) bool {
 	heard := now
 	if m.clock != nil {
 		heard = m.clock.Last()
@@ -142,18 +142,18 @@ const (
 	checkEvery   = 0.02
 )
 
-// estimate merges the members' evidence as of now, over the long window.
+// Estimate merges the members' evidence as of now, over the long window.
 //
 // A hop that no longer sees the flow while another still does (the flow
 // moved off it) watched only until its last sample: its exposure stops
 // there, or it would dilute the rate. When no hop sees it, the flow went
 // quiet: every hop's exposure runs on, and the rate decays.
-func (ev *evidence) estimate(now, z float64) api.Estimate { return ev.estimateOver(now, z, 0) }
+func (ev *evidence[S]) Estimate(now, z float64) api.Estimate { return ev.estimateOver(now, z, 0) }
 
 // estimateOver merges the members' evidence over window w (0 long, 1 short).
 // The first sample of the flow, the one that started the watch, is not
 // evidence of its rate (the inspection paradox): the count leaves it out.
-func (ev *evidence) estimateOver(now, z float64, w int) api.Estimate {
+func (ev *evidence[S]) estimateOver(now, z float64, w int) api.Estimate {
 	tau := evidenceWindows[w]
 	var n, units, expo float64
 	anyWatching := false
@@ -196,7 +196,7 @@ func (ev *evidence) estimateOver(now, z float64, w int) api.Estimate {
 
 // lowOver says whether either window's lower bound is over the value,
 // each at the confidence split in two.
-func (ev *evidence) lowOver(now, zSplit, value float64) bool {
+func (ev *evidence[S]) lowOver(now, zSplit, value float64) bool {
 	for w := range evidenceWindows {
 		if ev.estimateOver(now, zSplit, w).RateLow > value {
 			return true
@@ -206,13 +206,13 @@ func (ev *evidence) lowOver(now, zSplit, value float64) bool {
 }
 
 // updateConfident is update for a byFlow threshold with a confidence.
-func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *keys.Sample, now float64) {
+func (th *State[S]) updateConfident(p *keys.Plan, ent *tables.Entry[S, Fired[S]], s *keys.Sample, now float64) {
 	m := th.members[ent]
 	if m == nil {
 		if ent.Value < candidateShare*th.def.Value {
 			return
 		}
-		m = th.join(e, p, ent, s, now)
+		m = th.join(p, ent, s, now)
 	}
 	scale := max(s.Scaled, 1)
 	// A hop the flow comes back to (a link healed) did not watch it in
@@ -229,7 +229,7 @@ func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *keys.Sam
 	for w, tau := range evidenceWindows {
 		d := tables.Decay((now - m.at) / tau)
 		m.count[w] = m.count[w]*d + 1
-		m.units[w] = m.units[w]*d + p.amount(p.Value, s)/scale
+		m.units[w] = m.units[w]*d + p.Amount(p.Value, s)/scale
 	}
 	m.at, m.perSample = now, scale
 	// Until it fires, every sample of the flow is a look at it; once it
@@ -238,13 +238,13 @@ func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *keys.Sam
 	ev := m.ev
 	if !ev.fired {
 		if ev.lowOver(now, th.zSplit, th.def.Value) {
-			th.fireEvidence(e, p, ev, now)
+			th.fireEvidence(p, ev, now)
 		}
 		return
 	}
 	if ev.pending++; ev.pending >= checkSamples || now-ev.checked >= checkEvery {
 		ev.checked, ev.pending = now, 0
-		est := ev.estimate(now, th.z)
+		est := ev.Estimate(now, th.z)
 		ev.rate, ev.over = est.Rate, est.RateHigh >= th.def.Value
 		if ev.over {
 			ev.below = -1
@@ -252,32 +252,29 @@ func (th *threshold) updateConfident(e *Engine, p *plan, ent *entry, s *keys.Sam
 	}
 	if f := firingOf(ent, th); f != nil {
 		f.below = -1
-		f.elephant.seen(ent, ent.Value)
-		f.elephant.peak = max(f.elephant.peak, ev.rate)
-		if ev.over {
-			f.elephant.last = max(f.elephant.last, now)
-		}
+		f.elephant.Seen(ent, ent.Value)
+		f.elephant.Over(now, ev.rate, ev.over)
 		return
 	}
 	// A hop that joined an identity already over the threshold: its event,
 	// and a location of the elephant.
-	th.fireMember(e, p, m, now)
+	th.fireMember(p, m, now)
 }
 
 // join makes an entry a member of its identity's evidence.
-func (th *threshold) join(e *Engine, p *plan, ent *entry, s *keys.Sample, now float64) *member {
-	ident := string(identOf(p, ent.Key()))
+func (th *State[S]) join(p *keys.Plan, ent *tables.Entry[S, Fired[S]], s *keys.Sample, now float64) *member[S] {
+	ident := string(p.Ident(ent.Key()))
 	ev := th.evidence[ident]
 	if ev == nil {
-		ev = &evidence{ident: ident, below: -1, since: now}
+		ev = &evidence[S]{ident: ident, below: -1, since: now}
 		th.evidence[ident] = ev
 	}
 	// Its samples may have been taken any time since the agent sent its
 	// datagram before (its own clock says when); of an agent just heard
 	// from for the first time, as long ago as any agent holds one
 	// (paths.WindowFloor), for all that is known.
-	m := &member{ent: ent, ev: ev, at: now, perSample: max(s.Scaled, 1)}
-	m.clock = e.paths.Clock(s.Datagram.Agent)
+	m := &member[S]{ent: ent, ev: ev, at: now, perSample: max(s.Scaled, 1)}
+	m.clock = th.env.Clock(s.Datagram.Agent)
 	m.start = m.clock.HeldSince(now)
 	// A hop that joins in the first moments of the flow has watched it since
 	// its first sighting; one that joins later may be where the flow moved.
@@ -290,7 +287,7 @@ func (th *threshold) join(e *Engine, p *plan, ent *entry, s *keys.Sample, now fl
 	// shorter), from as long before the burst's first arrival as the agent
 	// holds a sample. Not its whole history: mice of the same pair before
 	// an elephant would hold the estimate down for the evidence's 10 s.
-	if amount := p.amount(p.Value, s); amount > 0 {
+	if amount := p.Amount(p.Value, s); amount > 0 {
 		burst := max(now-ent.Since, 0)
 		window := p.Tau * (1 - tables.Decay(burst/p.Tau))
 		if n := ent.Value*p.Tau/amount - 1; n > 0 && window > 0 {
@@ -306,32 +303,32 @@ func (th *threshold) join(e *Engine, p *plan, ent *entry, s *keys.Sample, now fl
 
 // fireEvidence fires an identity: each of its hops over the candidate share
 // gets its event, and the elephant starts with them as locations.
-func (th *threshold) fireEvidence(e *Engine, p *plan, ev *evidence, now float64) {
+func (th *State[S]) fireEvidence(p *keys.Plan, ev *evidence[S], now float64) {
 	ev.fired, ev.below = true, -1
 	for _, m := range ev.members {
-		th.fireMember(e, p, m, now)
+		th.fireMember(p, m, now)
 	}
 }
 
-func (th *threshold) fireMember(e *Engine, p *plan, m *member, now float64) {
+func (th *State[S]) fireMember(p *keys.Plan, m *member[S], now float64) {
 	ent := m.ent
 	if firingOf(ent, th) != nil {
 		return
 	}
 	v := ent.ValueAt(p.Tau, now)
 	th.byEntry[ent] = struct{}{}
-	th.fire(e, p, ent, v)
-	el := e.elephants.start(e, th, p, ent, v)
-	el.last = max(el.last, now)
-	fireOn(ent, firedBy{th: th, below: -1, elephant: el})
+	th.fire(p, ent, v)
+	el := th.start(p, ent, v)
+	el.Heard(now)
+	fireOn(ent, Fired[S]{th: th, below: -1, elephant: el})
 }
 
 // sweepConfident re-arms identities whose upper bound stayed under the
 // value for the timeout, and lets go of the evidence of flows that fell
 // quiet without firing, so that it stays bounded by the table.
-func (th *threshold) sweepConfident(e *Engine, now float64) {
+func (th *State[S]) sweepConfident(now float64) {
 	for ident, ev := range th.evidence {
-		est := ev.estimate(now, th.z)
+		est := ev.Estimate(now, th.z)
 		if ev.fired {
 			if est.RateHigh >= th.def.Value {
 				ev.below = -1
@@ -345,7 +342,7 @@ func (th *threshold) sweepConfident(e *Engine, now float64) {
 			}
 			for _, m := range ev.members {
 				if firingOf(m.ent, th) != nil {
-					th.rearm(e, m.ent)
+					th.rearm(m.ent)
 				}
 				delete(th.members, m.ent)
 			}
@@ -362,7 +359,7 @@ func (th *threshold) sweepConfident(e *Engine, now float64) {
 }
 
 // leaveEvidence drops an entry the table let go from its identity.
-func (th *threshold) leaveEvidence(ent *entry) {
+func (th *State[S]) leaveEvidence(ent *tables.Entry[S, Fired[S]]) {
 	m := th.members[ent]
 	if m == nil {
 		return

@@ -1,4 +1,0 @@
-package flows
-
-// PoissonBounds is poissonBounds, for the external tests.
-var PoissonBounds = poissonBounds
