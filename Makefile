@@ -65,6 +65,7 @@ fuzz:
 	$(GO) test ./keys/ -run '^$$' -fuzz '^FuzzDefinition$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./geoip/ -run '^$$' -fuzz '^FuzzLookup$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./cluster/ -run '^$$' -fuzz '^FuzzTake$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./thresholds/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
 lint:
 	$(GO) vet ./...
