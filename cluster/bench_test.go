@@ -80,7 +80,7 @@ func BenchmarkTake(b *testing.B) {
 }
 
 func benchEngine(b *testing.B) *engine.Engine {
-	eng, err := engine.New(flows.Config{}, 1)
+	eng, err := engine.New(flows.Config{HeardApart: true}, 1)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -110,7 +110,16 @@ type timed struct {
 	at   int64
 }
 
-func look(t *testing.T, e *engine.Engine) view {
+// answers is what look reads: an engine, or an api node's view of several.
+type answers interface {
+	Stats() flows.Stats
+	ActiveFlows(name string, agents func(netip.Addr) bool, maxFlows int, minValue float64, aggMode string) ([]api.ActiveFlow, error)
+	Events(ctx context.Context, after int64, thresholdID string, max int, timeout time.Duration) []api.Event
+	ElephantRecords(max int) []api.Elephant
+	Paths(q api.PathQuery) (api.Paths, error)
+}
+
+func look(t *testing.T, e answers) view {
 	t.Helper()
 	all := func(netip.Addr) bool { return true }
 	v := view{samples: e.Stats().Samples}
@@ -175,7 +184,7 @@ func TestOverJetStreamAsOneCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer one.Close()
-	far, err := engine.New(flows.Config{Now: clock.now}, 2)
+	far, err := engine.New(flows.Config{Now: clock.now, HeardApart: true}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,10 +13,12 @@ import (
 )
 
 // Taker is what a Consumer feeds: an engine that takes flow samples with
-// the weights ingest gave them (package engine's Engine is one).
+// the weights ingest gave them, and hears every datagram's header
+// (package engine's Engine is one, made with flows.Config's HeardApart).
 type Taker interface {
 	decode.Visitor
 	TakeWeighted(dg *decode.Datagram, samples []decode.FlowSample, weights []float64)
+	Heard(dg *decode.Datagram)
 }
 
 // Consumer is the engine role's reader: it reads its partitions' batches
@@ -78,6 +80,12 @@ func (c *Consumer) Run(ctx context.Context, js jetstream.JetStream, parts []int)
 	return c.consume(ctx, js, subjects(parts), jetstream.DeliverAllPolicy)
 }
 
+// RunCounters reads the counters published from now on until ctx ends:
+// an api node's engine keeps what /metric, /dump and /table serve.
+func (c *Consumer) RunCounters(ctx context.Context, js jetstream.JetStream) error {
+	return c.consume(ctx, js, []string{CountersSubject}, jetstream.DeliverNewPolicy)
+}
+
 // consume reads subjects in stream order, on an ordered consumer, from
 // where deliver says, until ctx ends.
 func (c *Consumer) consume(ctx context.Context, js jetstream.JetStream, subjects []string, deliver jetstream.DeliverPolicy) error {
@@ -121,8 +129,12 @@ func (c *Consumer) Take(msg []byte) {
 	c.messages.Add(1)
 	err := walk(msg, func(r record) error {
 		c.rec, c.taken, c.badWeight = r, 0, false
-		if _, err := c.dec.Decode(r.datagram, c); err != nil {
+		dg, err := c.dec.Decode(r.datagram, c)
+		if err != nil {
 			return err
+		}
+		if dg.NumSamples == 0 { // a datagram's header alone: it arrived
+			c.eng.Heard(dg)
 		}
 		if c.badWeight {
 			return fmt.Errorf("%w: a weight outside 0 to %g", ErrMessage, float64(maxWeight))

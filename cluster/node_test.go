@@ -67,7 +67,7 @@ func TestEngineNodeTakesOverADeadOnesPartitions(t *testing.T) {
 	}
 	start := func(name string) *node {
 		nc, js := dial(t, url)
-		eng, err := engine.New(flows.Config{}, 1)
+		eng, err := engine.New(flows.Config{HeardApart: true}, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

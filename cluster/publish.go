@@ -110,7 +110,18 @@ func (p *Publisher) FlowBatch(dg *decode.Datagram, samples []decode.FlowSample) 
 	p.pools.Weights(dg.Agent, samples, weights[:len(samples)])
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// Every engine hears the datagram, whichever partitions its samples
+	// are in: its header goes with the counters, which are published
+	// before any samples after them, so that an engine hears a datagram
+	// before it takes its samples, as a collector does.
+	p.counters.add(dg, nil, nil)
+	if len(p.counters.buf) >= p.MaxBatch {
+		p.publish(CountersSubject, &p.counters)
+	}
 	p.batches.add(dg, samples, weights[:len(samples)], p.MaxBatch, func(part int, b *batch) {
+		if p.counters.records > 0 {
+			p.publish(CountersSubject, &p.counters)
+		}
 		p.publish(p.subjects[part], b)
 	})
 	p.samples.Add(uint64(len(samples)))
@@ -152,13 +163,13 @@ func (p *Publisher) publish(subject string, b *batch) {
 // acknowledged all that was published, or ctx ends.
 func (p *Publisher) Flush(ctx context.Context) error {
 	p.mu.Lock()
+	if p.counters.records > 0 { // first: the datagrams' headers
+		p.publish(CountersSubject, &p.counters)
+	}
 	for part := range p.batches.batches {
 		if b := &p.batches.batches[part]; b.records > 0 {
 			p.publish(p.subjects[part], b)
 		}
-	}
-	if p.counters.records > 0 {
-		p.publish(CountersSubject, &p.counters)
 	}
 	p.mu.Unlock()
 	select {

@@ -100,7 +100,7 @@ func TestBadWeightsAreRefused(t *testing.T) {
 		for i := range 8 {
 			bad[at+i] = byte(bits >> (56 - 8*i))
 		}
-		eng, err := engine.New(flows.Config{}, 1)
+		eng, err := engine.New(flows.Config{HeardApart: true}, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +121,7 @@ func TestBadWeightsAreRefused(t *testing.T) {
 func FuzzTake(f *testing.F) {
 	f.Add(message(f))
 	f.Add([]byte(magic))
-	eng, err := engine.New(flows.Config{}, 1)
+	eng, err := engine.New(flows.Config{HeardApart: true}, 1)
 	if err != nil {
 		f.Fatal(err)
 	}

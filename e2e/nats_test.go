@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,10 +18,14 @@ import (
 // Scale-out over Debian's nats-server (2.9) with JetStream, each role its
 // own process on loopback: the simulator sends to an ingest node, which
 // publishes samples by address pair; two engine nodes share the
-// partitions, so each holds its own pairs. kill -9 of the node that holds
-// the elephant's pair: the other takes its partitions over and shows the
-// elephant within 15 s (leases last 6 s; a moved flow rebuilds its rate
-// within its time constant).
+// partitions, so each holds its own pairs; an api node, which alone was
+// given the definitions (they reach the engines through the cluster's
+// bucket), answers for both: the union of their pairs, pathtrace's path,
+// and the sFlow-RT client scripts (scripts/clients.py) unchanged. kill -9
+// of the node that holds the elephant's pair: the other takes its
+// partitions over and the api node shows the elephant live again within
+// 15 s (leases last 6 s; a moved flow rebuilds its rate within its time
+// constant).
 func TestScaleOutOverRealNATS(t *testing.T) {
 	natsBin, err := exec.LookPath("nats-server")
 	if err != nil {
@@ -48,6 +53,8 @@ func TestScaleOutOverRealNATS(t *testing.T) {
 		return cmd
 	}
 	start("ingest", ingestHTTP, "-role", "ingest", "-sflow", sflow)
+	apiHTTP := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+	start("api", apiHTTP, "-role", "api", "-sflow", "", "-define", define)
 	type node struct {
 		name, http string
 		cmd        *exec.Cmd
@@ -55,7 +62,8 @@ func TestScaleOutOverRealNATS(t *testing.T) {
 	var nodes []*node
 	for _, name := range []string{"e1", "e2"} {
 		n := &node{name: name, http: fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))}
-		n.cmd = start(name, n.http, "-role", "engine", "-node", name, "-define", define)
+		n.cmd = start(name, n.http, "-role", "engine", "-node", name)
+		waitFor(t, name+" has the api node's definitions", 10*time.Second, fileContains(filepath.Join(dir, name+".log"), "definitions from the cluster applied"))
 		nodes = append(nodes, n)
 		if name == "e1" {
 			waitFor(t, "e1 owns all 16 partitions", 10*time.Second, fileContains(filepath.Join(dir, "e1.log"), "count=16"))
@@ -68,9 +76,9 @@ func TestScaleOutOverRealNATS(t *testing.T) {
 	run(t, dir, "fabricsim", nil, filepath.Join(bin, "fabricsim"), "-sflow", sflow, "-bgp", "",
 		"-elephant", "172.16.1.11,172.16.1.42,300,0s,1h", "-elephant-every", "0", "-progress", "0")
 
-	pairs := func(n *node) []string {
+	pairsAt := func(http string) []string {
 		var afs []struct{ Key string }
-		if err := getJSON("http://"+n.http+"/activeflows/ALL/pairs/json?maxFlows=1000", &afs); err != nil {
+		if err := getJSON("http://"+http+"/activeflows/ALL/pairs/json?maxFlows=1000", &afs); err != nil {
 			return nil
 		}
 		var out []string
@@ -80,6 +88,7 @@ func TestScaleOutOverRealNATS(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
+	pairs := func(n *node) []string { return pairsAt(n.http) }
 	const elephant = "172.16.1.11,172.16.1.42"
 	var owner, other *node
 	waitFor(t, "both engine nodes hold pairs, one of them the elephant's", 30*time.Second, func() (bool, string) {
@@ -101,6 +110,55 @@ func TestScaleOutOverRealNATS(t *testing.T) {
 	}
 	t.Logf("%s holds %d pairs, the elephant's among them; %s %d", owner.name, len(a), other.name, len(b))
 
+	// The api node answers for both engines: the union of their pairs
+	// (asked until three answers agree, as flows come and go).
+	waitFor(t, "the api node's pairs are the engines' together", 15*time.Second, func() (bool, string) {
+		a, b := pairs(owner), pairs(other)
+		both := append(slices.Clone(a), b...)
+		slices.Sort(both)
+		got := pairsAt(apiHTTP)
+		return slices.Equal(got, both), fmt.Sprintf("api %d pairs, engines %d+%d", len(got), len(a), len(b))
+	})
+	// pathtrace against the api node: the elephant's path, leaf01 to leaf04.
+	waitFor(t, "pathtrace at the api node shows the elephant's path", 15*time.Second, func() (bool, string) {
+		out, err := exec.Command(pathtraceBin, "-collector", "http://"+apiHTTP, "-json", "172.16.1.11", "172.16.1.42").Output()
+		if err != nil {
+			return false, fmt.Sprintf("%v: %s", err, out)
+		}
+		var got pathAnswer
+		json.Unmarshal(out, &got)
+		return len(got.Paths) > 0 && got.Paths[0].Complete && strings.Contains(got.hops(0), "10.255.1.1@") &&
+			strings.Contains(got.hops(0), "10.255.1.4@"), string(out)
+	})
+	// The sFlow-RT client scripts, unchanged, against the api node: their
+	// definitions reach the engines, their thresholds' events come back.
+	// (once every host has sent its counters twice: utilizations are rates)
+	waitFor(t, "the api node's host table", 30*time.Second, func() (bool, string) {
+		var rows [][]any
+		err := getJSON("http://"+apiHTTP+"/table/ALL/host_name,load_one,cpu_utilization,mem_utilization/json?os_name=linux", &rows)
+		return err == nil && len(rows) >= 4, fmt.Sprint(len(rows), " rows ", err)
+	})
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatal("python3 is not installed")
+	}
+	out, err := exec.Command(py, "../scripts/clients.py", "http://"+apiHTTP).CombinedOutput()
+	if err != nil {
+		t.Fatalf("clients.py against the api node: %v\n%s", err, out)
+	}
+	t.Logf("clients.py against the api node:\n%s", out)
+	activeAt := func() bool {
+		var live []struct{ Src, Dst string }
+		getJSON("http://"+apiHTTP+"/elephants/json?active=true", &live)
+		for _, e := range live {
+			if e.Src == "172.16.1.11" && e.Dst == "172.16.1.42" {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, "the api node shows the elephant live", 15*time.Second, func() (bool, string) { return activeAt(), "" })
+
 	// kill -9 the elephant's node, by its PID.
 	syscall.Kill(-owner.cmd.Process.Pid, syscall.SIGKILL)
 	owner.cmd.Wait()
@@ -110,15 +168,28 @@ func TestScaleOutOverRealNATS(t *testing.T) {
 		return slices.Contains(p, elephant), strings.Join(p[:min(len(p), 5)], " ")
 	})
 	t.Logf("%s was killed; %s showed the elephant %.1f s later", owner.name, other.name, time.Since(killed).Seconds())
-	waitFor(t, other.name+" owns all 16 partitions", 5*time.Second, func() (bool, string) {
-		b, _ := os.ReadFile(filepath.Join(dir, other.name+".log"))
-		lines := strings.Split(string(b), "\n")
-		last := ""
-		for _, l := range lines {
-			if strings.Contains(l, "partitions owned") {
-				last = l
+	waitFor(t, "the api node shows the elephant live again", 15*time.Second, func() (bool, string) { return activeAt(), "" })
+	t.Logf("the api node showed it live again %.1f s after the kill", time.Since(killed).Seconds())
+	// owns is what a node's log last said it owns.
+	owns := func(log, count string) func() (bool, string) {
+		return func() (bool, string) {
+			b, _ := os.ReadFile(filepath.Join(dir, log+".log"))
+			last := ""
+			for l := range strings.SplitSeq(string(b), "\n") {
+				if strings.Contains(l, "partitions owned") {
+					last = l
+				}
 			}
+			return strings.Contains(last, "count="+count+" "), last
 		}
-		return strings.Contains(last, "count=16"), last
-	})
+	}
+	waitFor(t, other.name+" owns all 16 partitions", 5*time.Second, owns(other.name, "16"))
+
+	// Restarted, the node gets its share back: 8 and 8.
+	restarted := time.Now()
+	start(owner.name+"-restarted", owner.http, "-role", "engine", "-node", owner.name)
+	waitFor(t, owner.name+" owns 8 partitions again", 20*time.Second, owns(owner.name+"-restarted", "8"))
+	waitFor(t, other.name+" owns 8 partitions again", 10*time.Second, owns(other.name, "8"))
+	t.Logf("%s restarted: 8 and 8 partitions %.1f s later", owner.name, time.Since(restarted).Seconds())
+	waitFor(t, "the api node shows the elephant live after the rebalance", 20*time.Second, func() (bool, string) { return activeAt(), "" })
 }

@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -193,6 +194,14 @@ func (e *Engine) Flow(dg *decode.Datagram, fs *decode.FlowSample) {
 func (e *Engine) Counter(dg *decode.Datagram, cs *decode.CounterSample) {
 	for _, s := range e.shards {
 		s.Counter(dg, cs)
+	}
+}
+
+// Heard notes a datagram's arrival in every shard (for flows.Config's
+// HeardApart).
+func (e *Engine) Heard(dg *decode.Datagram) {
+	for _, s := range e.shards {
+		s.Heard(dg)
 	}
 }
 
@@ -511,6 +520,16 @@ func (e *Engine) rows(name string, agents func(netip.Addr) bool) ([]flows.FlowRo
 		rows = append(rows, part...)
 	}
 	return rows, nil
+}
+
+// Agents lists the agents any shard has data sources of, in order.
+func (e *Engine) Agents() []netip.Addr {
+	var out []netip.Addr
+	for _, s := range e.shards {
+		out = append(out, s.Agents()...)
+	}
+	slices.SortFunc(out, func(x, y netip.Addr) int { return x.Compare(y) })
+	return slices.Compact(out)
 }
 
 // FlowKeys returns the keys in use and how long since each was updated,

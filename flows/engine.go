@@ -46,6 +46,16 @@ type Config struct {
 	// Shard makes the engine one of several that share the flows by
 	// address pair (package engine runs them); zero for an engine alone.
 	Shard Shard
+	// HeardApart: each datagram's arrival comes through Heard (and with
+	// counters), not with its flow samples. An engine node of package
+	// cluster is handed only its partitions' samples of a datagram, but
+	// every datagram's header, so that its agents' clocks tick as one
+	// collector's do.
+	HeardApart bool
+	// CountersElsewhere: thresholds on counter metrics are raised by
+	// another process, which sees the same counters (every engine node of
+	// package cluster does; its api node raises them, once).
+	CountersElsewhere bool
 }
 
 func (c Config) withDefaults() Config {
@@ -360,7 +370,9 @@ type flowKey struct {
 func (e *Engine) take(dg *decode.Datagram, home []uint8, weights []float64) {
 	now := e.clock()
 	e.topoNow(now, false)
-	e.paths.Heard(dg, now)
+	if !e.cfg.HeardApart {
+		e.paths.Heard(dg, now)
+	}
 	e.batchGen++
 	e.taking = e.taking[:0]
 	plans := len(e.active)
@@ -565,6 +577,14 @@ func addValues(ev *tables.EntryValues, p *plan, s *keys.Sample, now float64) {
 	ev.At = now
 }
 
+// Heard notes a datagram's arrival from its agent, for its export cadence,
+// when the engine's Config has HeardApart.
+func (e *Engine) Heard(dg *decode.Datagram) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.paths.Heard(dg, e.clock())
+}
+
 // Counter takes a counter sample: interface speeds and rates for threshold
 // filters and /metric.
 func (e *Engine) Counter(dg *decode.Datagram, cs *decode.CounterSample) {
@@ -581,7 +601,7 @@ func (e *Engine) Counter(dg *decode.Datagram, cs *decode.CounterSample) {
 			src.host = &counters.Host{}
 		}
 		src.host.Update(cs, now)
-		if e.shard.primary {
+		if e.shard.primary && !e.cfg.CountersElsewhere {
 			e.counterThresholds(src, now)
 		}
 	}
@@ -597,7 +617,7 @@ func (e *Engine) Counter(dg *decode.Datagram, cs *decode.CounterSample) {
 		}
 		e.topo.LearnPort(dg.Agent, src.counters.Name, g.IfIndex)
 	}
-	if e.shard.primary {
+	if e.shard.primary && !e.cfg.CountersElsewhere {
 		e.counterThresholds(src, now)
 	}
 }
@@ -971,6 +991,22 @@ func (e *Engine) FlowKeys() map[string]int64 {
 			}
 		}
 	}
+	return out
+}
+
+// Agents lists the agents the engine has data sources of, in order.
+func (e *Engine) Agents() []netip.Addr {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	seen := map[netip.Addr]bool{}
+	for k := range e.sources {
+		seen[k.agent] = true
+	}
+	out := make([]netip.Addr, 0, len(seen))
+	for a := range seen {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(x, y netip.Addr) int { return x.Compare(y) })
 	return out
 }
 

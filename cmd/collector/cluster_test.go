@@ -15,8 +15,9 @@ func TestClusterFlags(t *testing.T) {
 		{[]string{"-nats", "nats://127.0.0.1:4222", "-role", "ingest"}, ""},
 		{[]string{"-nats", "nats://127.0.0.1:4222", "-role", "engine", "-node", "e1", "-nats-partitions", "16"}, ""},
 		{[]string{"-role", "engine"}, "needs -nats URL"},
-		{[]string{"-nats", "nats://127.0.0.1:4222"}, "want ingest or engine"},
-		{[]string{"-nats", "nats://127.0.0.1:4222", "-role", "api"}, "still to come"},
+		{[]string{"-nats", "nats://127.0.0.1:4222"}, "want ingest, engine or api"},
+		{[]string{"-nats", "nats://127.0.0.1:4222", "-role", "api"}, ""},
+		{[]string{"-nats", "nats://127.0.0.1:4222", "-role", "all"}, "all is still to come"},
 		{[]string{"-nats", "nats://127.0.0.1:4222", "-role", "engine", "-nats-partitions", "300"}, "want 1 to 256"},
 	} {
 		_, err := parseFlags(c.args, io.Discard)

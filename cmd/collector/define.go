@@ -12,8 +12,6 @@ import (
 
 	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/engine"
-	"github.com/fabrictrace/fabrictrace/keys"
-	"github.com/fabrictrace/fabrictrace/thresholds"
 )
 
 // defineFile is what -define loads at start: the same bodies the REST API
@@ -36,6 +34,13 @@ func loadDefinitions(name string, e *engine.Engine) error {
 
 // applyDefinitions applies a -define document; errors begin with from.
 func applyDefinitions(from string, b []byte, e *engine.Engine) error {
+	return eachDefinition(from, b, func(kind, name string, body []byte) error { return e.ApplyDefinition(kind, name, body) })
+}
+
+// eachDefinition hands each definition of a -define document to apply,
+// the topology first, then groups, maps, flows and thresholds (each
+// refers to the ones before); errors begin with from.
+func eachDefinition(from string, b []byte, apply func(kind, name string, body []byte) error) error {
 	var f defineFile
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -43,7 +48,11 @@ func applyDefinitions(from string, b []byte, e *engine.Engine) error {
 		return fmt.Errorf("%s: %w", from, err)
 	}
 	if f.Topology != nil {
-		if err := e.SetTopology(*f.Topology); err != nil {
+		body, err := json.Marshal(f.Topology)
+		if err == nil {
+			err = apply("topology", "", body)
+		}
+		if err != nil {
 			return fmt.Errorf("%s: %w", from, err)
 		}
 	}
@@ -52,42 +61,12 @@ func applyDefinitions(from string, b []byte, e *engine.Engine) error {
 		defs map[string]json.RawMessage
 	}{{"group", f.Groups}, {"map", f.Maps}, {"flow", f.Flows}, {"threshold", f.Thresholds}} {
 		for n, raw := range set.defs {
-			if err := applyDefinition(e, set.kind, n, raw); err != nil {
+			if err := apply(set.kind, n, raw); err != nil {
 				return fmt.Errorf("%s: %s %q: %w", from, set.kind, n, err)
 			}
 		}
 	}
 	return nil
-}
-
-// applyDefinition applies a PUT body of a kind (flow, threshold, group,
-// topology) to the engine: for -define and for what the store kept.
-func applyDefinition(e *engine.Engine, kind, name string, body []byte) error {
-	switch kind {
-	case "flow":
-		d, err := keys.ParseDefinition(body)
-		if err != nil {
-			return err
-		}
-		return e.SetFlow(name, d)
-	case "threshold":
-		t, err := thresholds.Parse(body)
-		if err != nil {
-			return err
-		}
-		return e.SetThreshold(name, t)
-	case "group":
-		return e.SetGroup(name, body)
-	case "map":
-		return e.SetMap(name, body)
-	case "topology":
-		var doc api.Topology
-		if err := json.Unmarshal(body, &doc); err != nil {
-			return err
-		}
-		return e.SetTopology(doc)
-	}
-	return fmt.Errorf("unknown kind %q", kind)
 }
 
 // logElephants logs each elephant as it starts and ends, so the log tells

@@ -113,7 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.builtinEvents, "builtin-events", false, "put path changes and collisions in /events/json without a thresholdID too (sFlow-RT clients expect only their own thresholds' events there)")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ on the REST address, for profiling")
 	fs.StringVar(&o.nats, "nats", "", "NATS `URL` with JetStream, for scale-out over several processes (see the README's Scale-out); empty: one process")
-	fs.StringVar(&o.role, "role", "", "with -nats: ingest (receive sFlow, publish samples by address pair) or engine (own partitions, keep their flows)")
+	fs.StringVar(&o.role, "role", "", "with -nats: ingest (receive sFlow, publish samples by address pair), engine (own partitions, keep their flows) or api (serve REST from every engine)")
 	fs.IntVar(&o.natsParts, "nats-partitions", 64, "partitions of the samples stream, fixed when the stream is made (1 to 256)")
 	fs.StringVar(&o.node, "node", hostname(), "this engine node's `name` among the partitions' owners")
 	fs.DurationVar(&o.natsRetention, "nats-retention", 10*time.Minute, "how long the samples stream keeps samples")
@@ -150,8 +150,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case o.nats == "" && o.role != "":
 		return o, fmt.Errorf("-role %s needs -nats URL: the roles talk through NATS JetStream", o.role)
-	case o.nats != "" && o.role != "ingest" && o.role != "engine":
-		return o, fmt.Errorf("-role %q: want ingest or engine with -nats (api and all are still to come; see the README's Scale-out)", o.role)
+	case o.nats != "" && o.role != "ingest" && o.role != "engine" && o.role != "api":
+		return o, fmt.Errorf("-role %q: want ingest, engine or api with -nats (all is still to come; see the README's Scale-out)", o.role)
 	case o.natsParts < 1 || o.natsParts > 256:
 		return o, fmt.Errorf("-nats-partitions %d: want 1 to 256", o.natsParts)
 	}
@@ -205,7 +205,9 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	ecfg := flows.Config{MaxFlows: o.maxFlows}
+	// An engine node hears every datagram's header apart from its samples.
+	// Counter thresholds are the api node's: each engine node sees every counter.
+	ecfg := flows.Config{MaxFlows: o.maxFlows, HeardApart: o.role == "engine", CountersElsewhere: o.role == "engine"}
 	countries, err := openGeoIP(o.geoip, logger)
 	if err != nil {
 		return err
@@ -257,8 +259,8 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return fmt.Errorf("-sflow-allow: %w", err)
 	}
-	var l *ingest.Listener // none on an engine node: its samples come over NATS
-	if o.role != "engine" {
+	var l *ingest.Listener // none on an engine or api node: its samples come over NATS
+	if o.role != "engine" && o.role != "api" && o.sflow != "" {
 		l, err = ingest.Listen(ctx, ingest.Config{Addr: o.sflow, Sockets: o.sockets, ReadBuffer: o.rcvbuf,
 			MaxAgents: o.maxAgents, Allow: allow, Logger: logger})
 		if err != nil {
@@ -272,6 +274,12 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		logger.Info("BGP off: no -bgp-accept ranges or -bgp-neighbors to take peers from")
 	}
 	var sink decode.Visitor = eng
+	var webEngine web.Engine = eng // an api node's serves every engine's
+	var saver web.Saver            // where REST writes are kept (an api node's go to the cluster's bucket too)
+	var fan *cluster.Fanout        // an api node's questions to the engines
+	if st != nil {
+		saver = st
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	if o.nats != "" {
 		js, closeNATS, err := joinCluster(ctx, o, logger)
@@ -293,7 +301,45 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			node.OnChange = func(owned []int) {
 				logger.Info("partitions owned", "node", o.node, "count", len(owned), "partitions", fmt.Sprint(owned))
 			}
+			if err := cluster.EnsureResults(ctx, js, cluster.ResultsConfig{}); err != nil {
+				return err
+			}
+			defs, err := cluster.OpenDefinitions(ctx, js)
+			if err != nil {
+				return err
+			}
+			results := cluster.NewResultsPublisher(js, o.node, eng)
 			g.Go(func() error { return node.Run(ctx, time.Second) })
+			g.Go(func() error { return watchDefinitions(ctx, defs, eng, logger) })
+			g.Go(func() error { return results.Run(ctx) })
+			g.Go(func() error {
+				return cluster.ServeQueries(ctx, js.Conn(), o.node, eng, func() []int { parts, _ := node.Consuming(); return parts })
+			})
+		case "api":
+			if err := cluster.EnsureResults(ctx, js, cluster.ResultsConfig{}); err != nil {
+				return err
+			}
+			defs, err := cluster.OpenDefinitions(ctx, js)
+			if err != nil {
+				return err
+			}
+			if o.define != "" { // what the file says reaches every engine
+				b, err := os.ReadFile(o.define)
+				if err != nil {
+					return fmt.Errorf("-define: %w", err)
+				}
+				if err := eachDefinition("-define "+o.define, b, defs.PutDefinition); err != nil {
+					return err
+				}
+			}
+			reader := cluster.NewResultsReader(10_000)
+			fan = cluster.NewFanout(js.Conn(), o.natsParts, 2*time.Second)
+			webEngine = apiEngine{Engine: eng, remote: cluster.NewAPI(fan, reader, eng), defs: defs}
+			g.Go(func() error { return watchDefinitions(ctx, defs, eng, logger) })
+			g.Go(func() error { return reader.Run(ctx, js) })
+			g.Go(func() error { return cluster.NewConsumer(eng).RunCounters(ctx, js) })
+			// The events of counter thresholds, which only this node raises.
+			g.Go(func() error { return cluster.NewResultsPublisher(js, "api", eng).Run(ctx) })
 		}
 	}
 	if o.dump {
@@ -323,7 +369,7 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		if o.token == "" && !o.readOnly {
 			logger.Warn("REST writes are open to anyone who can reach -http; set -token (or $FABRICTRACE_TOKEN), or -readonly")
 		}
-		wcfg := web.Config{Engine: eng, Agents: agentsJSON(l), RIB: routes, ReadOnly: o.readOnly, Token: o.token,
+		wcfg := web.Config{Engine: webEngine, Saver: saver, Agents: agentsJSON(l), RIB: routes, ReadOnly: o.readOnly, Token: o.token,
 			BuiltinEvents:  o.builtinEvents,
 			MaxExportFlows: o.maxExport,
 			Ingest: func() map[string]any {
@@ -339,11 +385,14 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 				for k, v := range load.figures() {
 					out[k] = v
 				}
+				if fan != nil { // answers that lacked partitions: engines down or slow
+					out["clusterPartialAnswers"], out["clusterPartitionsMissing"] = fan.Partial.Load(), fan.Missing()
+				}
 				return out
 			},
 			Logger: logger}
 		if st != nil {
-			wcfg.Saver, wcfg.History = st, history{st}
+			wcfg.History = history{st}
 		}
 		reg := prometheus.NewRegistry()
 		var ws *web.Server // made below, once /metrics is in its config; served after

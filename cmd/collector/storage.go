@@ -35,7 +35,7 @@ func restore(s *store.Store, e *engine.Engine, logger *slog.Logger) error {
 		return err
 	}
 	for _, d := range defs {
-		if err := applyDefinition(e, d.Kind, d.Name, d.Body); err != nil {
+		if err := e.ApplyDefinition(d.Kind, d.Name, d.Body); err != nil {
 			logger.Warn("stored definition does not apply; kept in the store", "kind", d.Kind, "name", d.Name, "err", err)
 		}
 	}

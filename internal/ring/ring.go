@@ -31,15 +31,34 @@ func New[T any](size int) *Log[T] {
 // Add appends an item, giving it the next id through set, and wakes waiters.
 func (r *Log[T]) Add(item T, set func(*T, int64)) int64 {
 	r.mu.Lock()
-	r.last++
-	id := r.last
+	id := r.last + 1
+	r.put(item, id, set)
+	r.mu.Unlock()
+	return id
+}
+
+// AddAt appends an item with an id of the caller's (one the log has not
+// given yet, such as a stream's sequence), giving it through set; ids
+// skipped are absent. It says false, adding nothing, when id is not past
+// the newest.
+func (r *Log[T]) AddAt(item T, id int64, set func(*T, int64)) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if id <= r.last {
+		return false
+	}
+	r.put(item, id, set)
+	return true
+}
+
+// put stores item as id (past r.last) and wakes waiters; r.mu is held.
+func (r *Log[T]) put(item T, id int64, set func(*T, int64)) {
+	r.last = id
 	set(&item, id)
 	slot := int((id - 1) % int64(len(r.items)))
 	r.items[slot], r.ids[slot] = item, id
 	close(r.wake)
 	r.wake = make(chan struct{})
-	r.mu.Unlock()
-	return id
 }
 
 // Since returns up to limit items with id > after that keep passes, newest
@@ -52,6 +71,9 @@ func (r *Log[T]) Since(after int64, limit int, keep func(*T) bool) ([]T, <-chan 
 	oldest := max(r.last-int64(len(r.items))+1, 1)
 	for id := r.last; id > after && id >= oldest && len(out) < limit; id-- {
 		slot := int((id - 1) % int64(len(r.items)))
+		if r.ids[slot] != id { // skipped by AddAt
+			continue
+		}
 		if keep == nil || keep(&r.items[slot]) {
 			out = append(out, r.items[slot])
 		}

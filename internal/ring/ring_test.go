@@ -2,6 +2,7 @@ package ring_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -84,5 +85,40 @@ func TestWaitWakesAndEnds(t *testing.T) {
 	}
 	if r.Waiters() != 0 {
 		t.Errorf("%d waiters left", r.Waiters())
+	}
+}
+
+// Items added at ids of the caller's (a stream's sequence): the ids
+// skipped are absent, never an older item that shared their slot, and an
+// id not past the newest is refused.
+func TestAddAt(t *testing.T) {
+	r := ring.New[item](4)
+	for _, id := range []int64{1, 2, 3, 4, 5} { // slots 0-3, then 5 over 1's
+		r.AddAt(item{v: int(id)}, id, setID)
+	}
+	if !r.AddAt(item{v: 9}, 9, setID) { // 6-8 skipped: 9 is in 5's slot
+		t.Fatal("id 9 refused")
+	}
+	if r.AddAt(item{v: 8}, 8, setID) || r.AddAt(item{v: 9}, 9, setID) {
+		t.Error("an id not past the newest taken")
+	}
+	got, _ := r.Since(0, 10, nil)
+	var ids []int64
+	for _, it := range got {
+		if int64(it.v) != it.id {
+			t.Errorf("item %d under id %d", it.v, it.id)
+		}
+		ids = append(ids, it.id)
+	}
+	// The log holds ids 6-9 by its size; 6, 7 and 8 were skipped.
+	if fmt.Sprint(ids) != "[9]" {
+		t.Errorf("ids %v, want [9]", ids)
+	}
+	if r.Last() != 9 {
+		t.Errorf("Last = %d, want 9", r.Last())
+	}
+	r.AddAt(item{v: 10}, 10, setID)
+	if got, _ := r.Since(8, 10, nil); len(got) != 2 || got[0].id != 10 || got[1].id != 9 {
+		t.Errorf("Since(8) = %v, want 10 and 9", got)
 	}
 }
