@@ -115,6 +115,10 @@ func TestAPINodeAsOneCollector(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A -define file's seed does not undo what was PUT.
+	if err := defs.SeedDefinition("threshold", "elephant", []byte(`{"metric":"elephant","value":1}`)); err != nil {
+		t.Fatal(err)
+	}
 	// A definition put and deleted before the engines start is not theirs.
 	if err := defs.PutDefinition("flow", "gone", []byte(`{"keys":"ipsource"}`)); err != nil {
 		t.Fatal(err)
@@ -156,6 +160,9 @@ func TestAPINodeAsOneCollector(t *testing.T) {
 		}
 		if got, want := eng.FlowDefinitions(), one.FlowDefinitions(); !reflect.DeepEqual(got, want) {
 			t.Fatalf("%s's flows from the bucket: %v, want %v", name, got, want)
+		}
+		if got, want := eng.ThresholdDefinitions(), one.ThresholdDefinitions(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s's thresholds from the bucket: %v, want %v", name, got, want)
 		}
 		js := connect()
 		go n.cons.Run(ctx, js, n.parts)

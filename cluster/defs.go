@@ -78,6 +78,20 @@ func (d *Definitions) PutDefinition(kind, name string, body []byte) error {
 	return err
 }
 
+// SeedDefinition keeps a definition unless the bucket has one of that kind
+// and name already: what a -define file says at start does not undo what
+// users PUT since.
+func (d *Definitions) SeedDefinition(kind, name string, body []byte) error {
+	if !knownKind(kind) {
+		return fmt.Errorf("definition kind %q: want one of %s", kind, strings.Join(definitionKinds, ", "))
+	}
+	_, err := d.kv.Create(context.Background(), definitionKey(kind, name), body)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return nil
+	}
+	return err
+}
+
 // DeleteDefinition forgets a definition (web.Saver).
 func (d *Definitions) DeleteDefinition(kind, name string) error {
 	err := d.kv.Delete(context.Background(), definitionKey(kind, name))

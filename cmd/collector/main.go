@@ -323,12 +323,12 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			if err != nil {
 				return err
 			}
-			if o.define != "" { // what the file says reaches every engine
+			if o.define != "" { // what the file says reaches every engine, unless users PUT it since
 				b, err := os.ReadFile(o.define)
 				if err != nil {
 					return fmt.Errorf("-define: %w", err)
 				}
-				if err := eachDefinition("-define "+o.define, b, defs.PutDefinition); err != nil {
+				if err := eachDefinition("-define "+o.define, b, defs.SeedDefinition); err != nil {
 					return err
 				}
 			}
