@@ -54,7 +54,8 @@ func TestScaleOutOverRealNATS(t *testing.T) {
 	}
 	start("ingest", ingestHTTP, "-role", "ingest", "-sflow", sflow)
 	apiHTTP := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
-	start("api", apiHTTP, "-role", "api", "-sflow", "", "-define", define)
+	bgp := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)) // the api node's BGP peer: the leaves announce the containers
+	start("api", apiHTTP, "-role", "api", "-sflow", "", "-define", define, "-bgp", bgp, "-bgp-accept", "127.0.1.0/24")
 	type node struct {
 		name, http string
 		cmd        *exec.Cmd
@@ -73,7 +74,7 @@ func TestScaleOutOverRealNATS(t *testing.T) {
 	for _, n := range nodes {
 		waitFor(t, n.name+" owns 8 partitions", 15*time.Second, fileContains(filepath.Join(dir, n.name+".log"), "count=8"))
 	}
-	run(t, dir, "fabricsim", nil, filepath.Join(bin, "fabricsim"), "-sflow", sflow, "-bgp", "",
+	run(t, dir, "fabricsim", nil, filepath.Join(bin, "fabricsim"), "-sflow", sflow, "-bgp", bgp,
 		"-elephant", "172.16.1.11,172.16.1.42,300,0s,1h", "-elephant-every", "0", "-progress", "0")
 
 	pairsAt := func(http string) []string {
@@ -120,7 +121,9 @@ func TestScaleOutOverRealNATS(t *testing.T) {
 		return slices.Equal(got, both), fmt.Sprintf("api %d pairs, engines %d+%d", len(got), len(a), len(b))
 	})
 	// pathtrace against the api node: the elephant's path, leaf01 to leaf04.
-	waitFor(t, "pathtrace at the api node shows the elephant's path", 15*time.Second, func() (bool, string) {
+	// The engines know who owns the destination from the api node's RIB,
+	// through the routes bucket: leaf04 announced it.
+	waitFor(t, "pathtrace at the api node shows the elephant's path and owner", 30*time.Second, func() (bool, string) {
 		out, err := exec.Command(pathtraceBin, "-collector", "http://"+apiHTTP, "-json", "172.16.1.11", "172.16.1.42").Output()
 		if err != nil {
 			return false, fmt.Sprintf("%v: %s", err, out)
@@ -128,7 +131,7 @@ func TestScaleOutOverRealNATS(t *testing.T) {
 		var got pathAnswer
 		json.Unmarshal(out, &got)
 		return len(got.Paths) > 0 && got.Paths[0].Complete && strings.Contains(got.hops(0), "10.255.1.1@") &&
-			strings.Contains(got.hops(0), "10.255.1.4@"), string(out)
+			strings.Contains(got.hops(0), "10.255.1.4@") && got.DstOwner != nil && got.DstOwner.Prefix == "172.16.1.42/32", string(out)
 	})
 	// The sFlow-RT client scripts, unchanged, against the api node: their
 	// definitions reach the engines, their thresholds' events come back.
@@ -148,10 +151,13 @@ func TestScaleOutOverRealNATS(t *testing.T) {
 	}
 	t.Logf("clients.py against the api node:\n%s", out)
 	activeAt := func() bool {
-		var live []struct{ Src, Dst string }
+		var live []struct {
+			Src, Dst string
+			Owner    *struct{ AnnouncedBy string }
+		}
 		getJSON("http://"+apiHTTP+"/elephants/json?active=true", &live)
 		for _, e := range live {
-			if e.Src == "172.16.1.11" && e.Dst == "172.16.1.42" {
+			if e.Src == "172.16.1.11" && e.Dst == "172.16.1.42" && e.Owner != nil && e.Owner.AnnouncedBy == "leaf04" {
 				return true
 			}
 		}

@@ -197,13 +197,20 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 	// The RIB tells the eng of withdrawn containers; the eng is made
 	// second, so the hook reaches it through this variable.
 	var eng *engine.Engine
-	routes, err := startBGP(ctx, o, logger, func(p netip.Prefix) {
-		if eng != nil {
-			eng.Withdrawn(p)
+	var routes *rib.RIB // an engine node's routes come from the api node's, an ingest node needs none
+	if o.role != "engine" && o.role != "ingest" {
+		var err error
+		if routes, err = startBGP(ctx, o, logger, func(p netip.Prefix) {
+			if eng != nil {
+				eng.Withdrawn(p)
+			}
+		}); err != nil {
+			return err
 		}
-	})
-	if err != nil {
-		return err
+	}
+	var routeTable *cluster.RouteTable
+	if o.role == "engine" {
+		routeTable = cluster.NewRouteTable()
 	}
 	// An engine node hears every datagram's header apart from its samples.
 	// Counter thresholds are the api node's: each engine node sees every counter.
@@ -218,6 +225,9 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 	if routes != nil {
 		defer routes.Close()
 		ecfg.Routes = ribRoutes{routes}
+	}
+	if routeTable != nil {
+		ecfg.Routes = routeTable
 	}
 	if eng, err = engine.New(ecfg, o.shards); err != nil {
 		return fmt.Errorf("-engine-shards: %w", err)
@@ -270,7 +280,10 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			return err
 		}
 	}
-	if routes == nil && o.bgp != "" {
+	switch {
+	case (o.role == "engine" || o.role == "ingest") && (o.bgpAccept != "" || o.bgpNeighbors != ""):
+		logger.Warn("BGP is the api node's: -bgp-accept and -bgp-neighbors are ignored on an " + o.role + " node")
+	case routes == nil && o.bgp != "" && o.role != "engine" && o.role != "ingest":
 		logger.Info("BGP off: no -bgp-accept ranges or -bgp-neighbors to take peers from")
 	}
 	var sink decode.Visitor = eng
@@ -309,6 +322,11 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 				return err
 			}
 			results := cluster.NewResultsPublisher(js, o.node, eng)
+			bucket, err := cluster.OpenRoutes(ctx, js)
+			if err != nil {
+				return err
+			}
+			g.Go(func() error { return bucket.Watch(ctx, routeTable, 100*time.Millisecond, eng.Withdrawn, nil) })
 			g.Go(func() error { return node.Run(ctx, time.Second) })
 			g.Go(func() error { return watchDefinitions(ctx, defs, eng, logger) })
 			g.Go(func() error { return results.Run(ctx) })
@@ -338,6 +356,13 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			g.Go(func() error { return watchDefinitions(ctx, defs, eng, logger) })
 			g.Go(func() error { return reader.Run(ctx, js) })
 			g.Go(func() error { return cluster.NewConsumer(eng).RunCounters(ctx, js) })
+			if routes != nil { // the engines' owners: what this node's BGP peer learns
+				bucket, err := cluster.OpenRoutes(ctx, js)
+				if err != nil {
+					return err
+				}
+				g.Go(func() error { return shareRoutes(ctx, routes, bucket, logger) })
+			}
 			// The events of counter thresholds, which only this node raises.
 			g.Go(func() error { return cluster.NewResultsPublisher(js, "api", eng).Run(ctx) })
 		}
