@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -17,7 +18,9 @@ import (
 // (package engine's Engine is one, made with flows.Config's HeardApart).
 type Taker interface {
 	decode.Visitor
-	TakeWeighted(dg *decode.Datagram, samples []decode.FlowSample, weights []float64)
+	// TakeWeightedAt takes samples that arrived at at: the zero time for
+	// now, a time past for a partition replayed.
+	TakeWeightedAt(dg *decode.Datagram, samples []decode.FlowSample, weights []float64, at time.Time)
 	Heard(dg *decode.Datagram)
 }
 
@@ -28,11 +31,13 @@ type Consumer struct {
 	eng       Taker
 	dec       decode.Decoder
 	rec       record
-	taken     int  // weights of rec used so far
-	badWeight bool // rec had a weight no sample can have: the rest of it is dropped
+	taken     int       // weights of rec used so far
+	badWeight bool      // rec had a weight no sample can have: the rest of it is dropped
+	at        time.Time // when the message being taken arrived, if it is replayed; zero: now
 
 	last                      atomic.Uint64 // stream sequence of the last message taken
 	messages, samples, faults atomic.Uint64
+	replayed                  atomic.Uint64 // samples taken at their time past
 	progress                  chan struct{} // a token after each message taken
 	ready                     atomic.Bool   // its JetStream consumer is made: what is published from now on, it reads
 }
@@ -41,6 +46,7 @@ type Consumer struct {
 type ConsumerStats struct {
 	Messages, Samples uint64
 	Faults            uint64 // malformed messages or datagrams, dropped
+	Replayed          uint64 // samples of a partition read back by its new owner, at their time
 	LastSequence      uint64 // the stream sequence of the last message taken
 }
 
@@ -89,8 +95,29 @@ func (c *Consumer) RunCounters(ctx context.Context, js jetstream.JetStream) erro
 // consume reads subjects in stream order, on an ordered consumer, from
 // where deliver says, until ctx ends.
 func (c *Consumer) consume(ctx context.Context, js jetstream.JetStream, subjects []string, deliver jetstream.DeliverPolicy) error {
-	cons, err := js.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: subjects, DeliverPolicy: deliver})
+	return c.consumeFrom(ctx, js, jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: deliver}, 0)
+}
+
+// Replay reads subject from the messages stored since from, each taken at
+// the time it was stored, up to the newest stored when it begins; then on,
+// live, until ctx ends: a partition's new owner rebuilds its flows' rates,
+// thresholds, elephants and paths as they were.
+func (c *Consumer) Replay(ctx context.Context, js jetstream.JetStream, subject string, from time.Time) error {
+	var upTo uint64
+	if st, err := js.Stream(ctx, StreamName); err == nil {
+		if m, err := st.GetLastMsgForSubject(ctx, subject); err == nil {
+			upTo = m.Sequence
+		}
+	}
+	return c.consumeFrom(ctx, js, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject},
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from}, upTo)
+}
+
+// consumeFrom reads as cfg says until ctx ends, messages up to sequence
+// upTo at the time they were stored.
+func (c *Consumer) consumeFrom(ctx context.Context, js jetstream.JetStream, cfg jetstream.OrderedConsumerConfig, upTo uint64) error {
+	subjects := cfg.FilterSubjects
+	cons, err := js.OrderedConsumer(ctx, StreamName, cfg)
 	if err != nil {
 		return fmt.Errorf("consumer of %s: %w", strings.Join(subjects, ", "), err)
 	}
@@ -112,8 +139,13 @@ func (c *Consumer) consume(ctx context.Context, js jetstream.JetStream, subjects
 			}
 			return err
 		}
+		md, err := msg.Metadata()
+		c.at = time.Time{}
+		if err == nil && md.Sequence.Stream <= upTo {
+			c.at = md.Timestamp
+		}
 		c.Take(msg.Data())
-		if md, err := msg.Metadata(); err == nil {
+		if err == nil {
 			c.last.Store(md.Sequence.Stream)
 		}
 		select {
@@ -167,7 +199,10 @@ func (c *Consumer) FlowBatch(dg *decode.Datagram, samples []decode.FlowSample) {
 	}
 	c.taken += len(samples)
 	c.samples.Add(uint64(len(samples)))
-	c.eng.TakeWeighted(dg, samples, ws[:len(samples)])
+	if !c.at.IsZero() {
+		c.replayed.Add(uint64(len(samples)))
+	}
+	c.eng.TakeWeightedAt(dg, samples, ws[:len(samples)], c.at)
 }
 
 // Flow takes one flow sample (decode.Visitor).
@@ -183,5 +218,6 @@ func (c *Consumer) Ready() bool { return c.ready.Load() }
 
 // Stats returns what the consumer took.
 func (c *Consumer) Stats() ConsumerStats {
-	return ConsumerStats{Messages: c.messages.Load(), Samples: c.samples.Load(), Faults: c.faults.Load(), LastSequence: c.last.Load()}
+	return ConsumerStats{Messages: c.messages.Load(), Samples: c.samples.Load(), Faults: c.faults.Load(),
+		Replayed: c.replayed.Load(), LastSequence: c.last.Load()}
 }

@@ -33,3 +33,6 @@ func BatchesOf(dgs [][]byte, parts int) [][]byte {
 	}
 	return out
 }
+
+// TakeResult files a results message as the stream's seq.
+func TakeResult(r *ResultsReader, data []byte, seq int64) { r.take(data, seq) }

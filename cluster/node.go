@@ -11,17 +11,22 @@ import (
 
 // EngineNode is the engine role: it holds leases on partitions (Leases)
 // and runs a consumer for each partition it owns, and one for the
-// counters, all feeding one engine. A partition it gains is read from
-// the samples published after it was gained: the state its old owner
-// held is not replayed yet, so a flow moved rebuilds its rate, and an
-// elephant is detected anew, within the flow's time constant.
+// counters, all feeding one engine. A partition it gains is read back
+// from Replay ago (or from when this node last let it go, if later), each
+// sample at its time, then live: a moved flow carries on with its rate,
+// elephant and path. Without Replay it is read from when it was gained.
 type EngineNode struct {
+	// Replay is how far back a partition gained is read: at most what the
+	// stream keeps. Set before Run.
+	Replay time.Duration
+
 	js     jetstream.JetStream
 	eng    Taker
 	leases *Leases
 
 	mu       sync.Mutex
 	running  map[int]*partition
+	released map[int]time.Time // when this node let each partition go
 	ctx      context.Context
 	wg       sync.WaitGroup
 	counters *Consumer
@@ -39,7 +44,7 @@ type partition struct {
 
 // NewEngineNode feeds eng with the partitions leases gives it.
 func NewEngineNode(js jetstream.JetStream, leases *Leases, eng Taker) *EngineNode {
-	return &EngineNode{js: js, eng: eng, leases: leases, running: map[int]*partition{}}
+	return &EngineNode{js: js, eng: eng, leases: leases, running: map[int]*partition{}, released: map[int]time.Time{}}
 }
 
 // Run holds leases, ticking every interval, and consumes what they give
@@ -80,9 +85,17 @@ func (n *EngineNode) own(parts []int) {
 		pr := &partition{c: NewConsumer(n.eng), cancel: cancel}
 		n.running[p] = pr
 		n.wg.Add(1)
+		from := time.Now().Add(-n.Replay)
+		if r, ok := n.released[p]; ok && r.After(from) {
+			from = r // what it holds of p is up to then
+		}
 		go func() {
 			defer n.wg.Done()
-			pr.c.consume(ctx, n.js, []string{SamplesSubject(p)}, jetstream.DeliverNewPolicy)
+			if n.Replay > 0 {
+				pr.c.Replay(ctx, n.js, SamplesSubject(p), from)
+			} else {
+				pr.c.consume(ctx, n.js, []string{SamplesSubject(p)}, jetstream.DeliverNewPolicy)
+			}
 			n.mu.Lock()
 			n.gone = sum(n.gone, pr.c.Stats())
 			n.mu.Unlock()
@@ -92,6 +105,7 @@ func (n *EngineNode) own(parts []int) {
 		if !keep[p] {
 			pr.cancel() // its goroutine adds what it took to gone
 			delete(n.running, p)
+			n.released[p] = time.Now()
 		}
 	}
 }
@@ -125,5 +139,6 @@ func (n *EngineNode) Stats() ConsumerStats {
 }
 
 func sum(a, b ConsumerStats) ConsumerStats {
-	return ConsumerStats{Messages: a.Messages + b.Messages, Samples: a.Samples + b.Samples, Faults: a.Faults + b.Faults}
+	return ConsumerStats{Messages: a.Messages + b.Messages, Samples: a.Samples + b.Samples, Faults: a.Faults + b.Faults,
+		Replayed: a.Replayed + b.Replayed}
 }

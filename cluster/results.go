@@ -179,6 +179,7 @@ type ResultsReader struct {
 
 	mu    sync.Mutex
 	ids   map[elephantRef]int64 // engine node's elephant id -> global
+	open  map[flowRef]openFlow  // the elephants not ended, by flow: one that moves keeps its id
 	maxID int                   // the most ids held
 
 	Faults, Refused atomic.Uint64 // undecodable messages; elephant ids past maxID
@@ -190,10 +191,27 @@ type elephantRef struct {
 	id   int64
 }
 
+// flowRef names an elephant whichever node holds it.
+type flowRef struct{ threshold, flowKey string }
+
+// openFlow is the node that holds an elephant not ended, its global id,
+// and when the api node last read an update of it.
+type openFlow struct {
+	node string
+	id   int64
+	seen time.Time
+}
+
+// moveWithin is how long after its last update an elephant whose node
+// stopped telling of it (it died, or let its partition go) may start again
+// on another node and keep its id: a replayed partition's elephant starts
+// anew at its new owner within seconds.
+const moveWithin = time.Minute
+
 // NewResultsReader keeps the newest size events and elephant updates.
 func NewResultsReader(size int) *ResultsReader {
 	return &ResultsReader{events: ring.New[api.Event](size), elephants: ring.New[api.Elephant](size), flows: ring.New[api.FlowRecord](size),
-		size: size, ids: map[elephantRef]int64{}, maxID: 100_000}
+		size: size, ids: map[elephantRef]int64{}, open: map[flowRef]openFlow{}, maxID: 100_000}
 }
 
 // resultsStreams are what a ResultsReader reads.
@@ -277,27 +295,40 @@ func (r *ResultsReader) take(data []byte, id int64) {
 		return
 	}
 	e := *m.Elephant
-	e.ElephantID = r.globalID(m.Node, e.ElephantID, id, e.Update == "end")
+	e.ElephantID = r.globalID(m.Node, &e, id, time.Now())
 	r.elephants.AddAt(e, id, func(e *api.Elephant, id int64) { e.UpdateID = id })
 }
 
-// globalID is the global id of node's elephant local; seq names it when it
-// is new. An elephant's id is forgotten once it ends.
-func (r *ResultsReader) globalID(node string, local, seq int64, end bool) int64 {
+// globalID is the global id of node's elephant e; seq names it when it is
+// new. An elephant that moved (its flow's elephant not ended, last heard
+// of on another node within moveWithin) keeps the id it had. An id is
+// forgotten once its elephant ends.
+func (r *ResultsReader) globalID(node string, e *api.Elephant, seq int64, now time.Time) int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ref := elephantRef{node, local}
+	ref, flow := elephantRef{node, e.ElephantID}, flowRef{e.ThresholdID, e.FlowKey}
 	id, ok := r.ids[ref]
 	if !ok {
 		id = seq
+		if o, ok := r.open[flow]; ok && o.node != node && now.Sub(o.seen) < moveWithin {
+			id = o.id // moved here
+		}
 		if len(r.ids) < r.maxID {
 			r.ids[ref] = id
 		} else {
 			r.Refused.Add(1)
 		}
 	}
-	if end {
+	if o, ok := r.open[flow]; ok || len(r.open) < r.maxID {
+		if !ok || o.node == node || o.id == id {
+			r.open[flow] = openFlow{node: node, id: id, seen: now}
+		}
+	}
+	if e.Update == "end" {
 		delete(r.ids, ref)
+		if o := r.open[flow]; o.node == node {
+			delete(r.open, flow)
+		}
 	}
 	return id
 }

@@ -23,9 +23,9 @@ import (
 // bucket), answers for both: the union of their pairs, pathtrace's path,
 // and the sFlow-RT client scripts (scripts/clients.py) unchanged. kill -9
 // of the node that holds the elephant's pair: the other takes its
-// partitions over and the api node shows the elephant live again within
-// 15 s (leases last 6 s; a moved flow rebuilds its rate within its time
-// constant).
+// partitions over, reads them back from the stream, and the api node
+// shows the same elephant (its id kept) live again within 15 s (leases
+// last 6 s).
 func TestScaleOutOverRealNATS(t *testing.T) {
 	natsBin, err := exec.LookPath("nats-server")
 	if err != nil {
@@ -150,20 +150,24 @@ func TestScaleOutOverRealNATS(t *testing.T) {
 		t.Fatalf("clients.py against the api node: %v\n%s", err, out)
 	}
 	t.Logf("clients.py against the api node:\n%s", out)
+	var elephantID int64 // as the api node numbers it
 	activeAt := func() bool {
 		var live []struct {
-			Src, Dst string
-			Owner    *struct{ AnnouncedBy string }
+			ElephantID int64
+			Src, Dst   string
+			Owner      *struct{ AnnouncedBy string }
 		}
 		getJSON("http://"+apiHTTP+"/elephants/json?active=true", &live)
 		for _, e := range live {
 			if e.Src == "172.16.1.11" && e.Dst == "172.16.1.42" && e.Owner != nil && e.Owner.AnnouncedBy == "leaf04" {
+				elephantID = e.ElephantID
 				return true
 			}
 		}
 		return false
 	}
 	waitFor(t, "the api node shows the elephant live", 15*time.Second, func() (bool, string) { return activeAt(), "" })
+	before := elephantID
 
 	// kill -9 the elephant's node, by its PID.
 	syscall.Kill(-owner.cmd.Process.Pid, syscall.SIGKILL)
@@ -176,6 +180,10 @@ func TestScaleOutOverRealNATS(t *testing.T) {
 	t.Logf("%s was killed; %s showed the elephant %.1f s later", owner.name, other.name, time.Since(killed).Seconds())
 	waitFor(t, "the api node shows the elephant live again", 15*time.Second, func() (bool, string) { return activeAt(), "" })
 	t.Logf("the api node showed it live again %.1f s after the kill", time.Since(killed).Seconds())
+	// The heir read the partition back: the same elephant, its id kept.
+	if elephantID != before {
+		t.Errorf("the elephant's id at the api node: %d after the move, %d before", elephantID, before)
+	}
 	// owns is what a node's log last said it owns.
 	owns := func(log, count string) func() (bool, string) {
 		return func() (bool, string) {

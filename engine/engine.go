@@ -163,15 +163,28 @@ func (e *Engine) FlowBatch(dg *decode.Datagram, samples []decode.FlowSample) {
 // with its weight (the packets it stands for): package cluster's ingest
 // did, as it saw all of their data sources' samples.
 func (e *Engine) TakeWeighted(dg *decode.Datagram, samples []decode.FlowSample, weights []float64) {
+	e.TakeWeightedAt(dg, samples, weights, time.Time{})
+}
+
+// TakeWeightedAt is TakeWeighted of samples that arrived at at, in the
+// past: a partition replayed to a new owner (flows.Engine.TakeShardAt).
+// The zero time is now.
+func (e *Engine) TakeWeightedAt(dg *decode.Datagram, samples []decode.FlowSample, weights []float64, at time.Time) {
 	if len(e.shards) == 1 {
-		e.primary.TakeShard(dg, samples, nil, weights)
+		e.primary.TakeShardAt(dg, samples, nil, weights, at)
 		return
 	}
-	e.distribute(dg, samples, weights)
+	e.distributeAt(dg, samples, weights, at)
 }
 
 // distribute hands each shard a batch of its samples.
 func (e *Engine) distribute(dg *decode.Datagram, samples []decode.FlowSample, weights []float64) {
+	e.distributeAt(dg, samples, weights, time.Time{})
+}
+
+// distributeAt hands each shard a batch of its samples, that arrived at at
+// (zero: now).
+func (e *Engine) distributeAt(dg *decode.Datagram, samples []decode.FlowSample, weights []float64, at time.Time) {
 	var home [decode.MaxFlowBatch]uint8
 	n := len(samples)
 	for i := range samples {
@@ -179,7 +192,7 @@ func (e *Engine) distribute(dg *decode.Datagram, samples []decode.FlowSample, we
 	}
 	all := e.primary.WantsEverySample()
 	for k, w := range e.writers {
-		w.hand(dg, samples, home[:n], weights[:n], k == 0 && all, e.Wait)
+		w.hand(dg, samples, home[:n], weights[:n], k == 0 && all, e.Wait, at)
 	}
 }
 

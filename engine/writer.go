@@ -2,6 +2,7 @@ package engine
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/flows"
@@ -28,6 +29,7 @@ type batch struct {
 	home    []uint8
 	weights []float64
 	buf     []byte        // what the samples alias, copied
+	at      time.Time     // when they arrived, if in the past (a replay); zero: now
 	flushed chan struct{} // a flush marker: closed when reached
 }
 
@@ -37,14 +39,14 @@ func newWriter(shard *flows.Engine, index int) *writer {
 
 // hand queues the samples of a datagram that are the shard's (all of them
 // for the primary), or drops them, counted, when the shard is behind.
-func (w *writer) hand(dg *decode.Datagram, samples []decode.FlowSample, home []uint8, weights []float64, primary, wait bool) {
+func (w *writer) hand(dg *decode.Datagram, samples []decode.FlowSample, home []uint8, weights []float64, primary, wait bool, at time.Time) {
 	var b *batch
 	select {
 	case b = <-w.free:
 	default:
 		b = &batch{buf: make([]byte, 0, 2048)}
 	}
-	b.dg = *dg
+	b.dg, b.at = *dg, at
 	b.samples, b.home, b.weights, b.buf = b.samples[:0], b.home[:0], b.weights[:0], b.buf[:0]
 	for i := range samples {
 		if home[i] != w.index && !primary {
@@ -85,7 +87,7 @@ func (w *writer) run(stop <-chan struct{}) {
 				close(b.flushed)
 				continue
 			}
-			w.shard.TakeShard(&b.dg, b.samples, b.home, b.weights)
+			w.shard.TakeShardAt(&b.dg, b.samples, b.home, b.weights, b.at)
 			w.recycle(b)
 		}
 	}

@@ -255,11 +255,11 @@ func (src *pool) weight(fs *decode.FlowSample) float64 {
 func (e *Engine) source(k sourceKey, now float64) *source {
 	slot := &e.recent[k.slot()]
 	if src := *slot; src != nil && src.key == k {
-		src.lastSeen, src.batchGen = now, e.batchGen
+		src.lastSeen, src.batchGen = max(src.lastSeen, now), e.batchGen // a replayed sample's now is past
 		return src
 	}
 	if src := e.sources[k]; src != nil {
-		src.lastSeen, src.batchGen, *slot = now, e.batchGen, src
+		src.lastSeen, src.batchGen, *slot = max(src.lastSeen, now), e.batchGen, src
 		return src
 	}
 	if len(e.sources) >= e.cfg.MaxSources {
@@ -319,7 +319,7 @@ func (e *Engine) Flow(dg *decode.Datagram, fs *decode.FlowSample) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.batch = append(e.batch[:0], fs)
-	e.take(dg, nil, nil)
+	e.take(dg, nil, nil, e.clock())
 }
 
 // FlowBatch takes a datagram's flow samples at once (decode.FlowBatcher):
@@ -328,16 +328,26 @@ func (e *Engine) Flow(dg *decode.Datagram, fs *decode.FlowSample) {
 func (e *Engine) FlowBatch(dg *decode.Datagram, samples []decode.FlowSample) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.takeAll(dg, samples, nil, nil)
+	e.takeAll(dg, samples, nil, nil, e.clock())
 }
 
-// takeAll takes a datagram's samples as one batch.
-func (e *Engine) takeAll(dg *decode.Datagram, samples []decode.FlowSample, home []uint8, weights []float64) {
+// takeAll takes a datagram's samples as one batch, at now.
+func (e *Engine) takeAll(dg *decode.Datagram, samples []decode.FlowSample, home []uint8, weights []float64, now float64) {
 	e.batch = e.batch[:0]
 	for i := range samples {
 		e.batch = append(e.batch, &samples[i])
 	}
-	e.take(dg, home, weights)
+	e.take(dg, home, weights, now)
+}
+
+// at is the engine's time of t: its clock's now for the zero time or a
+// time to come, never later.
+func (e *Engine) at(t time.Time) float64 {
+	now := e.clock()
+	if t.IsZero() {
+		return now
+	}
+	return min(now, t.Sub(e.epoch).Seconds())
 }
 
 // taking is one sample of the batch being taken.
@@ -367,8 +377,7 @@ type flowKey struct {
 // load of everything the lookups will touch (warm); then the lookups and
 // updates, in the samples' order, which find what they touch in cache. With
 // more flows than the cache holds, misses are most of a sample's cost.
-func (e *Engine) take(dg *decode.Datagram, home []uint8, weights []float64) {
-	now := e.clock()
+func (e *Engine) take(dg *decode.Datagram, home []uint8, weights []float64, now float64) {
 	e.topoNow(now, false)
 	if !e.cfg.HeardApart {
 		e.paths.Heard(dg, now)
@@ -572,9 +581,13 @@ func addValues(ev *tables.EntryValues, p *plan, s *keys.Sample, now float64) {
 			}
 			continue
 		}
+		if now < ev.At { // a replayed sample: as decayed as it is by the last update
+			ev.Extras[i] += p.Amount(xv.Kind, s) / p.Tau * tables.Decay((ev.At-now)/p.Tau)
+			continue
+		}
 		ev.Extras[i] = ev.Extras[i]*tables.Decay((now-ev.At)/p.Tau) + p.Amount(xv.Kind, s)/p.Tau
 	}
-	ev.At = now
+	ev.At = max(ev.At, now)
 }
 
 // Heard notes a datagram's arrival from its agent, for its export cadence,

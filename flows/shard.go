@@ -116,9 +116,18 @@ func pairHash(src, dst netip.Addr) uint64 {
 // primary is also handed the samples of other shards when it keys a flow
 // alone (WantsEverySample). The datagram itself is heard however few samples it brings.
 func (e *Engine) TakeShard(dg *decode.Datagram, samples []decode.FlowSample, home []uint8, weights []float64) {
+	e.TakeShardAt(dg, samples, home, weights, time.Time{})
+}
+
+// TakeShardAt is TakeShard of samples that arrived at at, in the past (a
+// partition replayed to its new owner; the zero time is now): a flow's
+// rate, thresholds, elephant and path take them as at that time. A flow
+// updated since counts them decayed as much as they have decayed by its
+// last update. The datagram is not heard: its agent's clock is of now.
+func (e *Engine) TakeShardAt(dg *decode.Datagram, samples []decode.FlowSample, home []uint8, weights []float64, at time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.takeAll(dg, samples, home, weights)
+	e.takeAll(dg, samples, home, weights, e.at(at))
 }
 
 // WantsEverySample says whether the engine, as the primary shard, must be

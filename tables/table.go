@@ -130,6 +130,12 @@ func Decay(x float64) float64 {
 // Add counts x value units and frameBytes bytes at now in a flow of time
 // constant tau; one that finds the rate under burstLevel starts a burst.
 func (ent *Entry[S, F]) Add(tau, burstLevel, x, frameBytes, now float64) {
+	if now < ent.Last { // a sample replayed after later ones: decayed as much as it is by then
+		ent.Value += x / tau * Decay((ent.Last-now)/tau)
+		ent.Total += x
+		ent.Bytes += frameBytes
+		return
+	}
 	before := ent.ValueAt(tau, now)
 	if before < burstLevel {
 		ent.Since, ent.BurstTotal, ent.BurstBytes = now, ent.Total, ent.Bytes
@@ -144,7 +150,7 @@ func (ent *Entry[S, F]) Add(tau, burstLevel, x, frameBytes, now float64) {
 // the definition has some), evicting to stay under the cap. h is the
 // hash of src and key, the caller's. Only a new flow allocates.
 func (t *Table[S, F]) Upsert(src *S, key []byte, h uint64, now float64, values bool) *Entry[S, F] {
-	t.LastUpdate = now
+	t.LastUpdate = max(t.LastUpdate, now)
 	for i, mask := t.Index.Probe(h); t.Index.Slots[i].Item != nil; i = (i + 1) & mask {
 		if s := &t.Index.Slots[i]; s.Hash == h && s.Item.Src == src && bytes.Equal(s.Item.Key(), key) {
 			return s.Item

@@ -107,3 +107,25 @@ func TestTableAgainstAModel(t *testing.T) {
 		t.Fatalf("source lists hold %d of %d entries; %d evicted", n, len(tb.Ring), evicted)
 	}
 }
+
+// Samples replayed after later ones (a partition's new owner reading it
+// back) count as much as in order: the rate is linear in its samples.
+func TestAddOutOfOrder(t *testing.T) {
+	const tau = 2.0
+	times := []float64{1, 1.5, 2.2, 3, 4.1, 6}
+	var inOrder, replayed Entry[source, fired]
+	for i, at := range times {
+		inOrder.Add(tau, 0, float64(100*(i+1)), 64, at)
+	}
+	// The newest first, as live samples come in while the rest replays.
+	replayed.Add(tau, 0, float64(100*len(times)), 64, times[len(times)-1])
+	for i, at := range times[:len(times)-1] {
+		replayed.Add(tau, 0, float64(100*(i+1)), 64, at)
+	}
+	if got, want := replayed.ValueAt(tau, 7), inOrder.ValueAt(tau, 7); math.Abs(got-want) > 1e-12*want {
+		t.Errorf("replayed rate %.15g, in order %.15g", got, want)
+	}
+	if replayed.Total != inOrder.Total || replayed.Bytes != inOrder.Bytes || replayed.Last != 6 {
+		t.Errorf("replayed totals %g, %g, last %g; in order %g, %g", replayed.Total, replayed.Bytes, replayed.Last, inOrder.Total, inOrder.Bytes)
+	}
+}

@@ -78,6 +78,7 @@ type options struct {
 	natsParts     int           // partitions of the samples stream
 	node          string        // this engine node's name in the leases
 	natsRetention time.Duration // how long the stream keeps samples
+	natsReplay    time.Duration // how far back an engine node reads a partition it gains
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -117,6 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.natsParts, "nats-partitions", 64, "partitions of the samples stream, fixed when the stream is made (1 to 256)")
 	fs.StringVar(&o.node, "node", hostname(), "this engine node's `name` among the partitions' owners")
 	fs.DurationVar(&o.natsRetention, "nats-retention", 10*time.Minute, "how long the samples stream keeps samples")
+	fs.DurationVar(&o.natsReplay, "nats-replay", 10*time.Second, "how far back an engine node reads a partition it gains (from a node that died or left), so that its flows, elephants and paths carry on; 0: from then on (at most -nats-retention)")
 	fs.BoolVar(&o.dump, "dump", false, "print every decoded sample to stdout as a JSON line (like sflowtool)")
 	fs.DurationVar(&o.statsInterval, "stats-interval", time.Minute, "how often to log ingest totals (0 disables)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -152,6 +154,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-role %s needs -nats URL: the roles talk through NATS JetStream", o.role)
 	case o.nats != "" && o.role != "ingest" && o.role != "engine" && o.role != "api":
 		return o, fmt.Errorf("-role %q: want ingest, engine or api with -nats (all is still to come; see the README's Scale-out)", o.role)
+	case o.natsReplay < 0:
+		return o, fmt.Errorf("-nats-replay %s: want 0 or more", o.natsReplay)
 	case o.natsParts < 1 || o.natsParts > 256:
 		return o, fmt.Errorf("-nats-partitions %d: want 1 to 256", o.natsParts)
 	}
@@ -311,6 +315,7 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 				return err
 			}
 			node := cluster.NewEngineNode(js, leases, eng)
+			node.Replay = min(o.natsReplay, o.natsRetention)
 			node.OnChange = func(owned []int) {
 				logger.Info("partitions owned", "node", o.node, "count", len(owned), "partitions", fmt.Sprint(owned))
 			}
