@@ -13,7 +13,8 @@ type Elephant struct {
 	ElephantID int64 `json:"elephantID"`
 	// Update says what changed, in the update log: start, location (seen
 	// at one more place), gone (its destination's route was withdrawn),
-	// ownerback (announced again), end.
+	// ownerback (announced again), owner (its owner's leaf or host named,
+	// once the topology knew them), end.
 	Update      string     `json:"update,omitempty"`
 	ThresholdID string     `json:"thresholdID"`
 	Metric      string     `json:"metric"`

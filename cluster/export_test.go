@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"time"
+
 	"github.com/fabrictrace/fabrictrace/decode"
 )
 
@@ -34,5 +36,5 @@ func BatchesOf(dgs [][]byte, parts int) [][]byte {
 	return out
 }
 
-// TakeResult files a results message as the stream's seq.
-func TakeResult(r *ResultsReader, data []byte, seq int64) { r.take(data, seq) }
+// TakeResult files a results message as the stream's seq, read at now.
+func TakeResult(r *ResultsReader, data []byte, seq int64, now time.Time) { r.takeAt(data, seq, now) }

@@ -2,10 +2,13 @@ package cluster
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -32,6 +35,8 @@ type EngineNode struct {
 	counters *Consumer
 	gone     ConsumerStats // what the consumers of partitions let go took
 
+	forgot struct{ entries, tuples atomic.Uint64 } // dropped with the partitions let go
+
 	// OnChange, when set before Run, is told what the node owns whenever
 	// that changes (to log it).
 	OnChange func(owned []int)
@@ -40,6 +45,14 @@ type EngineNode struct {
 type partition struct {
 	c      *Consumer
 	cancel context.CancelFunc
+	done   chan struct{} // closed once its consumer has stopped
+}
+
+// Forgetter is an engine that can drop what it holds of address pairs
+// (package engine's Engine is one): a node forgets the partitions it lets
+// go, whose new owner reads them back.
+type Forgetter interface {
+	Forget(drop func(src, dst netip.Addr) bool) (entries, tuples int)
 }
 
 // NewEngineNode feeds eng with the partitions leases gives it.
@@ -82,7 +95,7 @@ func (n *EngineNode) own(parts []int) {
 			continue
 		}
 		ctx, cancel := context.WithCancel(n.ctx)
-		pr := &partition{c: NewConsumer(n.eng), cancel: cancel}
+		pr := &partition{c: NewConsumer(n.eng), cancel: cancel, done: make(chan struct{})}
 		n.running[p] = pr
 		n.wg.Add(1)
 		from := time.Now().Add(-n.Replay)
@@ -99,6 +112,7 @@ func (n *EngineNode) own(parts []int) {
 			n.mu.Lock()
 			n.gone = sum(n.gone, pr.c.Stats())
 			n.mu.Unlock()
+			close(pr.done)
 		}()
 	}
 	for p, pr := range n.running {
@@ -106,8 +120,31 @@ func (n *EngineNode) own(parts []int) {
 			pr.cancel() // its goroutine adds what it took to gone
 			delete(n.running, p)
 			n.released[p] = time.Now()
+			n.wg.Add(1)
+			go n.forget(p, pr)
 		}
 	}
+}
+
+// forget drops what the engine holds of partition p, once its consumer
+// has stopped, unless the node owns p again by then.
+func (n *EngineNode) forget(p int, pr *partition) {
+	defer n.wg.Done()
+	<-pr.done
+	f, ok := n.eng.(Forgetter)
+	if !ok || n.ctx.Err() != nil { // stopping: nothing to give back
+		return
+	}
+	n.mu.Lock()
+	again := n.running[p] != nil
+	parts := n.leases.parts
+	n.mu.Unlock()
+	if again {
+		return
+	}
+	entries, tuples := f.Forget(func(src, dst netip.Addr) bool { return int(flows.PairOf(src, dst, parts)) == p })
+	n.forgot.entries.Add(uint64(entries))
+	n.forgot.tuples.Add(uint64(tuples))
 }
 
 // Consuming lists the partitions the node reads now (their consumers
@@ -122,6 +159,12 @@ func (n *EngineNode) Consuming() (parts []int, counters bool) {
 	}
 	slices.Sort(parts)
 	return parts, n.counters != nil && n.counters.Ready()
+}
+
+// Forgot is how many flow entries and 5-tuples the node dropped with the
+// partitions it let go.
+func (n *EngineNode) Forgot() (entries, tuples uint64) {
+	return n.forgot.entries.Load(), n.forgot.tuples.Load()
 }
 
 // Stats sums what the node's consumers took (LastSequence is left 0).

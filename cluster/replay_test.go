@@ -48,7 +48,7 @@ func TestEngineNodeReplaysWhatItTakesOver(t *testing.T) {
 	}
 	start := func(name string) *node {
 		nc, js := dial(t, url)
-		eng, err := engine.New(flows.Config{HeardApart: true}, 1)
+		eng, err := engine.New(flows.Config{HeardApart: true, Past: time.Minute}, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -197,9 +197,10 @@ type flowRef struct{ threshold, flowKey string }
 // openFlow is the node that holds an elephant not ended, its global id,
 // and when the api node last read an update of it.
 type openFlow struct {
-	node string
-	id   int64
-	seen time.Time
+	node  string
+	id    int64
+	seen  time.Time
+	ended time.Time // its node ended it: it may have moved (the node let its partition go)
 }
 
 // moveWithin is how long after its last update an elephant whose node
@@ -207,6 +208,12 @@ type openFlow struct {
 // on another node and keep its id: a replayed partition's elephant starts
 // anew at its new owner within seconds.
 const moveWithin = time.Minute
+
+// endedMoveWithin is how long after its node ended it an elephant that
+// starts on another node keeps its id: a node that lets a partition go
+// ends its elephants there, and the new owner starts them again within
+// its lease tick and replay.
+const endedMoveWithin = 15 * time.Second
 
 // NewResultsReader keeps the newest size events and elephant updates.
 func NewResultsReader(size int) *ResultsReader {
@@ -277,7 +284,10 @@ func (r *ResultsReader) read(ctx context.Context, js jetstream.JetStream, stream
 }
 
 // take files one results message as id.
-func (r *ResultsReader) take(data []byte, id int64) {
+func (r *ResultsReader) take(data []byte, id int64) { r.takeAt(data, id, time.Now()) }
+
+// takeAt is take at now.
+func (r *ResultsReader) takeAt(data []byte, id int64, now time.Time) {
 	var m result
 	if err := json.Unmarshal(data, &m); err != nil {
 		r.Faults.Add(1)
@@ -295,7 +305,7 @@ func (r *ResultsReader) take(data []byte, id int64) {
 		return
 	}
 	e := *m.Elephant
-	e.ElephantID = r.globalID(m.Node, &e, id, time.Now())
+	e.ElephantID = r.globalID(m.Node, &e, id, now)
 	r.elephants.AddAt(e, id, func(e *api.Elephant, id int64) { e.UpdateID = id })
 }
 
@@ -310,7 +320,8 @@ func (r *ResultsReader) globalID(node string, e *api.Elephant, seq int64, now ti
 	id, ok := r.ids[ref]
 	if !ok {
 		id = seq
-		if o, ok := r.open[flow]; ok && o.node != node && now.Sub(o.seen) < moveWithin {
+		if o, ok := r.open[flow]; ok && o.node != node &&
+			(o.ended.IsZero() && now.Sub(o.seen) < moveWithin || !o.ended.IsZero() && now.Sub(o.ended) < endedMoveWithin) {
 			id = o.id // moved here
 		}
 		if len(r.ids) < r.maxID {
@@ -319,18 +330,32 @@ func (r *ResultsReader) globalID(node string, e *api.Elephant, seq int64, now ti
 			r.Refused.Add(1)
 		}
 	}
-	if o, ok := r.open[flow]; ok || len(r.open) < r.maxID {
-		if !ok || o.node == node || o.id == id {
+	o, ok := r.open[flow]
+	if !ok && len(r.open) >= r.maxID {
+		r.sweepOpen(now)
+	}
+	switch {
+	case e.Update == "end":
+		delete(r.ids, ref)
+		if ok && o.node == node && o.id == id {
+			o.ended = now
+			r.open[flow] = o
+		}
+	case !ok || o.node == node || o.id == id || !o.ended.IsZero():
+		if ok || len(r.open) < r.maxID {
 			r.open[flow] = openFlow{node: node, id: id, seen: now}
 		}
 	}
-	if e.Update == "end" {
-		delete(r.ids, ref)
-		if o := r.open[flow]; o.node == node {
-			delete(r.open, flow)
+	return id
+}
+
+// sweepOpen forgets the elephants that can no longer move with their id.
+func (r *ResultsReader) sweepOpen(now time.Time) {
+	for f, o := range r.open {
+		if !o.ended.IsZero() && now.Sub(o.ended) >= endedMoveWithin || now.Sub(o.seen) >= moveWithin {
+			delete(r.open, f)
 		}
 	}
-	return id
 }
 
 // lookup is the global id of node's elephant local, if the reader has seen

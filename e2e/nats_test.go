@@ -205,5 +205,35 @@ func TestScaleOutOverRealNATS(t *testing.T) {
 	waitFor(t, owner.name+" owns 8 partitions again", 20*time.Second, owns(owner.name+"-restarted", "8"))
 	waitFor(t, other.name+" owns 8 partitions again", 10*time.Second, owns(other.name, "8"))
 	t.Logf("%s restarted: 8 and 8 partitions %.1f s later", owner.name, time.Since(restarted).Seconds())
-	waitFor(t, "the api node shows the elephant live after the rebalance", 20*time.Second, func() (bool, string) { return activeAt(), "" })
+	waitFor(t, "the api node shows the elephant live after the rebalance", 20*time.Second, func() (bool, string) {
+		var a, o, r any
+		getJSON("http://"+apiHTTP+"/elephants/json?active=true", &a)
+		getJSON("http://"+owner.http+"/elephants/json?active=true", &o)
+		getJSON("http://"+other.http+"/elephants/json?active=true", &r)
+		return activeAt(), fmt.Sprintf("api: %v\nrestarted: %v\nother: %v", a, o, r)
+	})
+	// The node that gave 8 partitions back forgot their pairs: the two
+	// hold disjoint pairs again, and the api node lists the elephant once.
+	waitFor(t, "disjoint pairs after the rebalance", 10*time.Second, func() (bool, string) {
+		a, b := pairs(owner), pairs(other)
+		for _, p := range a {
+			if slices.Contains(b, p) {
+				return false, "both hold " + p
+			}
+		}
+		return len(a) > 0 && len(b) > 0, fmt.Sprintf("%d and %d pairs", len(a), len(b))
+	})
+	var live []struct{ Src, Dst string }
+	if err := getJSON("http://"+apiHTTP+"/elephants/json?active=true", &live); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range live {
+		if e.Src == "172.16.1.11" && e.Dst == "172.16.1.42" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the api node lists the elephant %d times after the rebalance", n)
+	}
 }

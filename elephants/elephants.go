@@ -327,6 +327,25 @@ func (l *Log[S, F]) Withdrawn(prefix netip.Prefix, at int64) {
 	}
 }
 
+// NamesBack looks again at the active elephants whose owner's leaf or
+// host had no name when they started (the topology learns names from
+// counters, which a node just started, or one reading partitions back,
+// has not seen yet): again gives the owner as it is now, and an owner
+// update says so.
+func (l *Log[S, F]) NamesBack(again func(a netip.Addr) *api.Owner) {
+	for _, el := range l.active {
+		o := el.rec.Owner
+		if o == nil || o.Gone != 0 || o.AnnouncedBy != "" && o.Host != "" {
+			continue
+		}
+		if n := again(o.Address); n != nil && n.Prefix == o.Prefix &&
+			(n.AnnouncedBy != o.AnnouncedBy || n.Host != o.Host) && n.AnnouncedBy != "" {
+			el.rec.Owner = n
+			l.publish(el, "owner")
+		}
+	}
+}
+
 // OwnersBack looks again at the active elephants whose destination was
 // withdrawn: back gives the owner of one announced again, or nil, and an
 // ownerback update says so.

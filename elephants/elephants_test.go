@@ -149,6 +149,34 @@ func TestWithdrawnAndBack(t *testing.T) {
 	}
 }
 
+// An owner attributed before the topology knew its leaf's name gets the
+// name once it is known, with an owner update, once.
+func TestNamesBack(t *testing.T) {
+	ev := &env{now: 1, routed: netip.MustParsePrefix("10.1.0.0/24")}
+	l := NewLog[source, fired](ev, 100)
+	tb := tables.NewTable[source, fired](1, 100)
+	ent := hop(tb, &source{"leaf"}, "k", 500, 0, 1)
+	el := l.Start(start("leaf"), ent, ent.Value)
+	el.rec.Owner.AnnouncedBy = "" // as when counters had not named leaf1 yet
+	unnamed := func(a netip.Addr) *api.Owner { o := ev.Owner(a); o.AnnouncedBy = ""; return o }
+	l.NamesBack(unnamed)
+	if o := l.Active()[0].Owner; o.AnnouncedBy != "" {
+		t.Fatalf("owner %+v named from nothing", o)
+	}
+	l.NamesBack(ev.Owner)
+	if o := l.Active()[0].Owner; o.AnnouncedBy != "leaf1" {
+		t.Fatalf("owner %+v, want announced by leaf1", o)
+	}
+	l.NamesBack(ev.Owner) // the same names: no update
+	var updates []string
+	for _, c := range l.Changes(context.Background(), 0, 10, 0) {
+		updates = append(updates, c.Update)
+	}
+	if len(updates) != 2 || updates[0] != "owner" || updates[1] != "start" {
+		t.Fatalf("updates newest first %v, want owner, start", updates)
+	}
+}
+
 // Shards share the ids and the ring; a pair's query finds its elephants
 // only; locations under the threshold are not reported.
 func TestSharedIDsPairAndLocations(t *testing.T) {

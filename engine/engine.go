@@ -69,7 +69,7 @@ func New(cfg flows.Config, k int) (*Engine, error) {
 		cfg.Topology = topology.New()
 	}
 	maxEvents, maxElephants := orDefault(cfg.MaxEvents, 10_000), orDefault(cfg.MaxElephants, 10_000)
-	e := &Engine{cfg: cfg, epoch: now(), events: ring.New[api.Event](maxEvents), elephants: ring.New[api.Elephant](maxElephants)}
+	e := &Engine{cfg: cfg, epoch: now().Add(-cfg.Past), events: ring.New[api.Event](maxEvents), elephants: ring.New[api.Elephant](maxElephants)}
 	ids := new(atomic.Int64)
 	flowLog := ring.New[api.FlowRecord](10_000)
 	for i := range k {
@@ -208,6 +208,16 @@ func (e *Engine) Counter(dg *decode.Datagram, cs *decode.CounterSample) {
 	for _, s := range e.shards {
 		s.Counter(dg, cs)
 	}
+}
+
+// Forget drops what every shard holds of the address pairs drop says
+// (flows.Engine.Forget), and says how many entries and 5-tuples went.
+func (e *Engine) Forget(drop func(src, dst netip.Addr) bool) (entries, tuples int) {
+	for _, s := range e.shards {
+		n, m := s.Forget(drop)
+		entries, tuples = entries+n, tuples+m
+	}
+	return entries, tuples
 }
 
 // Heard notes a datagram's arrival in every shard (for flows.Config's

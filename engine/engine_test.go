@@ -12,6 +12,7 @@ import (
 
 	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/engine"
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/keys"
@@ -364,3 +365,68 @@ func (c *countSamples) Flow(_ *decode.Datagram, fs *decode.FlowSample) {
 }
 
 func (c *countSamples) Counter(*decode.Datagram, *decode.CounterSample) {}
+
+// Forget drops the address pairs it is told of, from every shard: their
+// entries in flows keyed by the pair, their paths and their elephants;
+// the other pairs stay as they were.
+func TestForget(t *testing.T) {
+	e, err := engine.New(flows.Config{}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for name, ks := range map[string]string{"pairs": "ipsource,ipdestination", "ports": "node:inputifindex,inputifindex"} {
+		if err := e.SetFlow(name, keys.Definition{Keys: keys.KeyList(ks)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.SetThreshold("pairs", thresholds.Threshold{Metric: "pairs", Value: 1, ByFlow: true}); err != nil {
+		t.Fatal(err)
+	}
+	var dec decode.Decoder
+	for _, dg := range sflowtest.LoadDatagrams(500) {
+		dec.Decode(dg, e)
+	}
+	e.Flush()
+	all := func(netip.Addr) bool { return true }
+	pairs := func() (kept, dropped int) {
+		afs, err := e.ActiveFlows("pairs", all, 0, 0, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, af := range afs {
+			src, dst, _ := strings.Cut(af.Key, ",")
+			if flows.PairOf(netip.MustParseAddr(src), netip.MustParseAddr(dst), 4) == 1 {
+				dropped++
+			} else {
+				kept++
+			}
+		}
+		return kept, dropped
+	}
+	keptBefore, droppedBefore := pairs()
+	elephantsBefore := len(e.ActiveElephants())
+	portsBefore, _ := e.ActiveFlows("ports", all, 0, 0, "")
+	if droppedBefore == 0 || keptBefore == 0 || elephantsBefore != keptBefore+droppedBefore {
+		t.Fatalf("%d and %d pairs, %d elephants", keptBefore, droppedBefore, elephantsBefore)
+	}
+	src, dst := netip.MustParseAddr("172.16.0.7"), netip.MustParseAddr("172.17.0.0") // the load's 5-tuple 7
+	gone := flows.PairOf(src, dst, 4) == 1
+	entries, tuples := e.Forget(func(s, d netip.Addr) bool { return flows.PairOf(s, d, 4) == 1 })
+	kept, dropped := pairs()
+	if dropped != 0 || kept != keptBefore || entries < droppedBefore || tuples < droppedBefore {
+		t.Errorf("after Forget: %d and %d pairs (%d and %d before); %d entries and %d 5-tuples went",
+			kept, dropped, keptBefore, droppedBefore, entries, tuples)
+	}
+	if n := len(e.ActiveElephants()); n != keptBefore {
+		t.Errorf("%d elephants after Forget, want %d", n, keptBefore)
+	}
+	ps, err := e.Paths(api.PathQuery{Src: src, Dst: dst})
+	if err != nil || (len(ps.Paths) == 0) != gone {
+		t.Errorf("the paths of a pair forgotten (%v): %d, %v", gone, len(ps.Paths), err)
+	}
+	// A flow keyed by neither address is not the pair's: it stays.
+	if ports, _ := e.ActiveFlows("ports", all, 0, 0, ""); len(ports) != len(portsBefore) {
+		t.Errorf("%d port entries after Forget, %d before", len(ports), len(portsBefore))
+	}
+}

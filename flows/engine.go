@@ -46,6 +46,11 @@ type Config struct {
 	// Shard makes the engine one of several that share the flows by
 	// address pair (package engine runs them); zero for an engine alone.
 	Shard Shard
+	// Past is how far before now the engine may be handed samples
+	// (TakeShardAt: a partition read back by an engine node of package
+	// cluster): its clock starts that long ago, so that every time it
+	// keeps is one it could have seen.
+	Past time.Duration
 	// HeardApart: each datagram's arrival comes through Heard (and with
 	// counters), not with its flow samples. An engine node of package
 	// cluster is handed only its partitions' samples of a datagram, but
@@ -162,7 +167,7 @@ type Stats struct {
 func New(cfg Config) *Engine {
 	system := cfg.Now == nil
 	cfg = cfg.withDefaults()
-	e := &Engine{cfg: cfg, epoch: cfg.Now(), seed: maphash.MakeSeed(), system: system,
+	e := &Engine{cfg: cfg, epoch: cfg.Now().Add(-cfg.Past), seed: maphash.MakeSeed(), system: system,
 		plans: map[string]*plan{}, tables: map[string]*table{}, thresholds: map[string]*threshold{},
 		sources: map[sourceKey]*source{}, recent: new([recentSources]*source),
 		events:  ring.New[api.Event](cfg.MaxEvents),
@@ -347,7 +352,7 @@ func (e *Engine) at(t time.Time) float64 {
 	if t.IsZero() {
 		return now
 	}
-	return min(now, t.Sub(e.epoch).Seconds())
+	return max(min(now, t.Sub(e.epoch).Seconds()), 0) // before Past: as at the clock's start
 }
 
 // taking is one sample of the batch being taken.
@@ -1046,6 +1051,7 @@ func (e *Engine) Sweep() {
 		e.detectCollisions(now)
 	}
 	e.ownersBack()
+	e.namesBack()
 	e.reclaimStrings()
 }
 

@@ -94,5 +94,14 @@ func (e *Engine) ownersBack() {
 	})
 }
 
+// namesBack names the owners of active elephants that started before the
+// topology knew their leaf's or host's name. Sweep runs it.
+func (e *Engine) namesBack() {
+	if e.cfg.Routes == nil {
+		return
+	}
+	e.elephants.NamesBack(e.owner)
+}
+
 // maxGone bounds the withdrawn prefixes remembered.
 const maxGone = 10_000

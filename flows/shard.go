@@ -94,6 +94,15 @@ func PairShard(fs *decode.FlowSample, n int) uint8 {
 	return uint8(pairHash(p.Src, p.Dst) % uint64(n))
 }
 
+// PairOf is the shard among n of an address pair: PairShard of its
+// samples.
+func PairOf(src, dst netip.Addr, n int) uint8 {
+	if n <= 1 {
+		return 0
+	}
+	return uint8(pairHash(src, dst) % uint64(n))
+}
+
 // pairHash mixes an address pair's 16-byte forms, eight bytes at a time
 // (a multiply and a shift each, then murmur3's finaliser): the same in
 // every process, so that a pair's shard is too.
@@ -146,4 +155,31 @@ func (e *Engine) Split(name string) (pair, spread bool) {
 		return p.Pair, p.spread
 	}
 	return false, false
+}
+
+// Forget drops what the engine holds of the address pairs drop says: the
+// entries of flows keyed by address pair, as if they had expired (an
+// elephant among them ends here), and their 5-tuples' paths. An engine
+// node of package cluster forgets the partitions it gives to another,
+// which reads them back from the stream. It says how many entries and
+// 5-tuples went.
+func (e *Engine) Forget(drop func(src, dst netip.Addr) bool) (entries, tuples int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for name, p := range e.plans {
+		if !p.Pair {
+			continue
+		}
+		t := e.tables[name]
+		// Backwards, since a removal moves the ring's last entry, already
+		// seen, into the gap.
+		for i := len(t.Ring) - 1; i >= 0; i-- {
+			ent := t.Ring[i]
+			if src, dst := p.Endpoints(p.Ident(ent.Key())); drop(src, dst) {
+				t.Remove(ent)
+				entries++
+			}
+		}
+	}
+	return entries, e.paths.Forget(drop)
 }

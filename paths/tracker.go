@@ -514,6 +514,20 @@ func (pt *Tracker) Expire(now float64) {
 	}
 }
 
+// Forget drops the 5-tuples of the address pairs drop says, as if they
+// had expired (a partition given to another engine node), and says how
+// many went.
+func (pt *Tracker) Forget(drop func(src, dst netip.Addr) bool) int {
+	n := 0
+	for i := len(pt.ring) - 1; i >= 0; i-- {
+		if tr := pt.ring[i]; drop(tr.t.src, tr.t.dst) {
+			pt.remove(tr)
+			n++
+		}
+	}
+	return n
+}
+
 // hash is the tuple's hash under seed, over a pointer-free copy: hashing
 // netip.Addr itself would move it to the heap.
 func (t tuple) hash(seed maphash.Seed) uint64 {

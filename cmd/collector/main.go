@@ -219,6 +219,9 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 	// An engine node hears every datagram's header apart from its samples.
 	// Counter thresholds are the api node's: each engine node sees every counter.
 	ecfg := flows.Config{MaxFlows: o.maxFlows, HeardApart: o.role == "engine", CountersElsewhere: o.role == "engine"}
+	if o.role == "engine" { // it reads partitions back from -nats-replay ago
+		ecfg.Past = min(o.natsReplay, o.natsRetention)
+	}
 	countries, err := openGeoIP(o.geoip, logger)
 	if err != nil {
 		return err
