@@ -6,17 +6,22 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/fabrictrace/fabrictrace/api"
 	"github.com/fabrictrace/fabrictrace/cluster"
+	"github.com/fabrictrace/fabrictrace/decode"
 	"github.com/fabrictrace/fabrictrace/engine"
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/keys"
+	"github.com/fabrictrace/fabrictrace/rib"
 	"github.com/fabrictrace/fabrictrace/thresholds"
+	"github.com/fabrictrace/fabrictrace/web"
 )
 
 // joinCluster connects to -nats and makes (or checks) the samples stream,
@@ -179,4 +184,89 @@ func watchDefinitions(ctx context.Context, defs *cluster.Definitions, eng *engin
 		func(key string, err error) {
 			logger.Warn("a definition in the cluster's bucket does not apply here", "key", key, "err", err)
 		})
+}
+
+// has says whether the process plays a role: its own, or all of them.
+func (o options) has(role string) bool { return o.role == role || o.role == "all" }
+
+// startIngest publishes what the sFlow socket takes, by partition.
+func startIngest(ctx context.Context, g *errgroup.Group, js jetstream.JetStream, o options) decode.Visitor {
+	pub := cluster.NewPublisher(js, o.natsParts, o.maxAgents*64)
+	g.Go(func() error { return pub.Run(ctx, 50*time.Millisecond) })
+	return pub
+}
+
+// startEngineNode holds leases, consumes (and replays) the partitions they
+// give into eng, publishes its results, answers the api nodes, and keeps
+// the definitions and routes of the cluster's buckets.
+func startEngineNode(ctx context.Context, g *errgroup.Group, js jetstream.JetStream, o options, eng *engine.Engine,
+	routeTable *cluster.RouteTable, logger *slog.Logger) error {
+	leases, err := cluster.OpenLeases(ctx, js, o.node, o.natsParts, cluster.DefaultLeaseTTL)
+	if err != nil {
+		return err
+	}
+	node := cluster.NewEngineNode(js, leases, eng)
+	node.Replay = min(o.natsReplay, o.natsRetention)
+	node.OnChange = func(owned []int) {
+		logger.Info("partitions owned", "node", o.node, "count", len(owned), "partitions", fmt.Sprint(owned))
+	}
+	if err := cluster.EnsureResults(ctx, js, cluster.ResultsConfig{}); err != nil {
+		return err
+	}
+	defs, err := cluster.OpenDefinitions(ctx, js)
+	if err != nil {
+		return err
+	}
+	bucket, err := cluster.OpenRoutes(ctx, js)
+	if err != nil {
+		return err
+	}
+	results := cluster.NewResultsPublisher(js, o.node, eng)
+	g.Go(func() error { return bucket.Watch(ctx, routeTable, 100*time.Millisecond, eng.Withdrawn, nil) })
+	g.Go(func() error { return node.Run(ctx, time.Second) })
+	g.Go(func() error { return watchDefinitions(ctx, defs, eng, logger) })
+	g.Go(func() error { return results.Run(ctx) })
+	g.Go(func() error {
+		return cluster.ServeQueries(ctx, js.Conn(), o.node, eng, func() []int { parts, _ := node.Consuming(); return parts })
+	})
+	return nil
+}
+
+// startAPINode serves REST for every engine: it reads the results
+// streams, asks the engines, keeps local (its own engine) fed with the
+// definitions and counters, raises counter thresholds, and shares what its
+// BGP peer (routes, if any) learns.
+func startAPINode(ctx context.Context, g *errgroup.Group, js jetstream.JetStream, o options, local *engine.Engine,
+	routes *rib.RIB, logger *slog.Logger) (web.Engine, *cluster.Fanout, error) {
+	if err := cluster.EnsureResults(ctx, js, cluster.ResultsConfig{}); err != nil {
+		return nil, nil, err
+	}
+	defs, err := cluster.OpenDefinitions(ctx, js)
+	if err != nil {
+		return nil, nil, err
+	}
+	if o.define != "" { // what the file says reaches every engine, unless users PUT it since
+		b, err := os.ReadFile(o.define)
+		if err != nil {
+			return nil, nil, fmt.Errorf("-define: %w", err)
+		}
+		if err := eachDefinition("-define "+o.define, b, defs.SeedDefinition); err != nil {
+			return nil, nil, err
+		}
+	}
+	reader := cluster.NewResultsReader(10_000)
+	fan := cluster.NewFanout(js.Conn(), o.natsParts, 2*time.Second)
+	g.Go(func() error { return watchDefinitions(ctx, defs, local, logger) })
+	g.Go(func() error { return reader.Run(ctx, js) })
+	g.Go(func() error { return cluster.NewConsumer(local).RunCounters(ctx, js) })
+	if routes != nil { // the engines' owners: what this node's BGP peer learns
+		bucket, err := cluster.OpenRoutes(ctx, js)
+		if err != nil {
+			return nil, nil, err
+		}
+		g.Go(func() error { return shareRoutes(ctx, routes, bucket, logger) })
+	}
+	// The events of counter thresholds, which only this node raises.
+	g.Go(func() error { return cluster.NewResultsPublisher(js, "api", local).Run(ctx) })
+	return apiEngine{Engine: local, remote: cluster.NewAPI(fan, reader, local), defs: defs}, fan, nil
 }

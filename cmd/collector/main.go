@@ -114,7 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.builtinEvents, "builtin-events", false, "put path changes and collisions in /events/json without a thresholdID too (sFlow-RT clients expect only their own thresholds' events there)")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ on the REST address, for profiling")
 	fs.StringVar(&o.nats, "nats", "", "NATS `URL` with JetStream, for scale-out over several processes (see the README's Scale-out); empty: one process")
-	fs.StringVar(&o.role, "role", "", "with -nats: ingest (receive sFlow, publish samples by address pair), engine (own partitions, keep their flows) or api (serve REST from every engine)")
+	fs.StringVar(&o.role, "role", "", "with -nats: ingest (receive sFlow, publish samples by address pair), engine (own partitions, keep their flows), api (serve REST from every engine) or all (the three in one process, to test the wiring)")
 	fs.IntVar(&o.natsParts, "nats-partitions", 64, "partitions of the samples stream, fixed when the stream is made (1 to 256)")
 	fs.StringVar(&o.node, "node", hostname(), "this engine node's `name` among the partitions' owners")
 	fs.DurationVar(&o.natsRetention, "nats-retention", 10*time.Minute, "how long the samples stream keeps samples")
@@ -152,8 +152,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case o.nats == "" && o.role != "":
 		return o, fmt.Errorf("-role %s needs -nats URL: the roles talk through NATS JetStream", o.role)
-	case o.nats != "" && o.role != "ingest" && o.role != "engine" && o.role != "api":
-		return o, fmt.Errorf("-role %q: want ingest, engine or api with -nats (all is still to come; see the README's Scale-out)", o.role)
+	case o.nats != "" && o.role != "ingest" && o.role != "engine" && o.role != "api" && o.role != "all":
+		return o, fmt.Errorf("-role %q: want ingest, engine, api or all with -nats (see the README's Scale-out)", o.role)
 	case o.natsReplay < 0:
 		return o, fmt.Errorf("-nats-replay %s: want 0 or more", o.natsReplay)
 	case o.natsParts < 1 || o.natsParts > 256:
@@ -202,10 +202,10 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 	// second, so the hook reaches it through this variable.
 	var eng *engine.Engine
 	var routes *rib.RIB // an engine node's routes come from the api node's, an ingest node needs none
-	if o.role != "engine" && o.role != "ingest" {
+	if o.role == "" || o.has("api") {
 		var err error
 		if routes, err = startBGP(ctx, o, logger, func(p netip.Prefix) {
-			if eng != nil {
+			if eng != nil && o.role == "" { // an engine node hears of it through the routes bucket
 				eng.Withdrawn(p)
 			}
 		}); err != nil {
@@ -213,13 +213,13 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		}
 	}
 	var routeTable *cluster.RouteTable
-	if o.role == "engine" {
+	if o.has("engine") {
 		routeTable = cluster.NewRouteTable()
 	}
 	// An engine node hears every datagram's header apart from its samples.
 	// Counter thresholds are the api node's: each engine node sees every counter.
-	ecfg := flows.Config{MaxFlows: o.maxFlows, HeardApart: o.role == "engine", CountersElsewhere: o.role == "engine"}
-	if o.role == "engine" { // it reads partitions back from -nats-replay ago
+	ecfg := flows.Config{MaxFlows: o.maxFlows, HeardApart: o.has("engine"), CountersElsewhere: o.has("engine")}
+	if o.has("engine") { // it reads partitions back from -nats-replay ago
 		ecfg.Past = min(o.natsReplay, o.natsRetention)
 	}
 	countries, err := openGeoIP(o.geoip, logger)
@@ -277,7 +277,7 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		return fmt.Errorf("-sflow-allow: %w", err)
 	}
 	var l *ingest.Listener // none on an engine or api node: its samples come over NATS
-	if o.role != "engine" && o.role != "api" && o.sflow != "" {
+	if (o.role == "" || o.has("ingest")) && o.sflow != "" {
 		l, err = ingest.Listen(ctx, ingest.Config{Addr: o.sflow, Sockets: o.sockets, ReadBuffer: o.rcvbuf,
 			MaxAgents: o.maxAgents, Allow: allow, Logger: logger})
 		if err != nil {
@@ -290,7 +290,7 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 	switch {
 	case (o.role == "engine" || o.role == "ingest") && (o.bgpAccept != "" || o.bgpNeighbors != ""):
 		logger.Warn("BGP is the api node's: -bgp-accept and -bgp-neighbors are ignored on an " + o.role + " node")
-	case routes == nil && o.bgp != "" && o.role != "engine" && o.role != "ingest":
+	case routes == nil && o.bgp != "" && (o.role == "" || o.has("api")):
 		logger.Info("BGP off: no -bgp-accept ranges or -bgp-neighbors to take peers from")
 	}
 	var sink decode.Visitor = eng
@@ -307,72 +307,26 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			return err
 		}
 		defer closeNATS()
-		switch o.role {
-		case "ingest":
-			pub := cluster.NewPublisher(js, o.natsParts, o.maxAgents*64)
-			sink = pub
-			g.Go(func() error { return pub.Run(ctx, 50*time.Millisecond) })
-		case "engine":
-			leases, err := cluster.OpenLeases(ctx, js, o.node, o.natsParts, cluster.DefaultLeaseTTL)
-			if err != nil {
+		if o.has("ingest") {
+			sink = startIngest(ctx, g, js, o)
+		}
+		if o.has("engine") {
+			if err := startEngineNode(ctx, g, js, o, eng, routeTable, logger); err != nil {
 				return err
 			}
-			node := cluster.NewEngineNode(js, leases, eng)
-			node.Replay = min(o.natsReplay, o.natsRetention)
-			node.OnChange = func(owned []int) {
-				logger.Info("partitions owned", "node", o.node, "count", len(owned), "partitions", fmt.Sprint(owned))
-			}
-			if err := cluster.EnsureResults(ctx, js, cluster.ResultsConfig{}); err != nil {
-				return err
-			}
-			defs, err := cluster.OpenDefinitions(ctx, js)
-			if err != nil {
-				return err
-			}
-			results := cluster.NewResultsPublisher(js, o.node, eng)
-			bucket, err := cluster.OpenRoutes(ctx, js)
-			if err != nil {
-				return err
-			}
-			g.Go(func() error { return bucket.Watch(ctx, routeTable, 100*time.Millisecond, eng.Withdrawn, nil) })
-			g.Go(func() error { return node.Run(ctx, time.Second) })
-			g.Go(func() error { return watchDefinitions(ctx, defs, eng, logger) })
-			g.Go(func() error { return results.Run(ctx) })
-			g.Go(func() error {
-				return cluster.ServeQueries(ctx, js.Conn(), o.node, eng, func() []int { parts, _ := node.Consuming(); return parts })
-			})
-		case "api":
-			if err := cluster.EnsureResults(ctx, js, cluster.ResultsConfig{}); err != nil {
-				return err
-			}
-			defs, err := cluster.OpenDefinitions(ctx, js)
-			if err != nil {
-				return err
-			}
-			if o.define != "" { // what the file says reaches every engine, unless users PUT it since
-				b, err := os.ReadFile(o.define)
-				if err != nil {
-					return fmt.Errorf("-define: %w", err)
-				}
-				if err := eachDefinition("-define "+o.define, b, defs.SeedDefinition); err != nil {
+		}
+		if o.has("api") {
+			local := eng // the api node's own engine: definitions and counters
+			if o.role == "all" {
+				if local, err = engine.New(flows.Config{MaxFlows: o.maxFlows, Countries: ecfg.Countries}, 1); err != nil {
 					return err
 				}
+				defer local.Close()
+				g.Go(func() error { return local.Run(ctx, time.Second) })
 			}
-			reader := cluster.NewResultsReader(10_000)
-			fan = cluster.NewFanout(js.Conn(), o.natsParts, 2*time.Second)
-			webEngine = apiEngine{Engine: eng, remote: cluster.NewAPI(fan, reader, eng), defs: defs}
-			g.Go(func() error { return watchDefinitions(ctx, defs, eng, logger) })
-			g.Go(func() error { return reader.Run(ctx, js) })
-			g.Go(func() error { return cluster.NewConsumer(eng).RunCounters(ctx, js) })
-			if routes != nil { // the engines' owners: what this node's BGP peer learns
-				bucket, err := cluster.OpenRoutes(ctx, js)
-				if err != nil {
-					return err
-				}
-				g.Go(func() error { return shareRoutes(ctx, routes, bucket, logger) })
+			if webEngine, fan, err = startAPINode(ctx, g, js, o, local, routes, logger); err != nil {
+				return err
 			}
-			// The events of counter thresholds, which only this node raises.
-			g.Go(func() error { return cluster.NewResultsPublisher(js, "api", eng).Run(ctx) })
 		}
 	}
 	if o.dump {
