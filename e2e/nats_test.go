@@ -16,8 +16,8 @@ import (
 )
 
 // Scale-out over Debian's nats-server (2.9) with JetStream, each role its
-// own process on loopback: the simulator sends to an ingest node, which
-// publishes samples by address pair; two engine nodes share the
+// own process on loopback: the simulator's agents send to two ingest
+// nodes, which publish samples by address pair; two engine nodes share the
 // partitions, so each holds its own pairs; an api node, which alone was
 // given the definitions (they reach the engines through the cluster's
 // bucket), answers for both: the union of their pairs, pathtrace's path,
@@ -52,7 +52,11 @@ func TestScaleOutOverRealNATS(t *testing.T) {
 		})
 		return cmd
 	}
+	// Two ingest nodes: the simulator's agents are split between them.
+	sflow2 := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
 	start("ingest", ingestHTTP, "-role", "ingest", "-sflow", sflow)
+	ingest2HTTP := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+	start("ingest2", ingest2HTTP, "-role", "ingest", "-sflow", sflow2)
 	apiHTTP := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
 	bgp := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)) // the api node's BGP peer: the leaves announce the containers
 	start("api", apiHTTP, "-role", "api", "-sflow", "", "-define", define, "-bgp", bgp, "-bgp-accept", "127.0.1.0/24")
@@ -74,7 +78,7 @@ func TestScaleOutOverRealNATS(t *testing.T) {
 	for _, n := range nodes {
 		waitFor(t, n.name+" owns 8 partitions", 15*time.Second, fileContains(filepath.Join(dir, n.name+".log"), "count=8"))
 	}
-	run(t, dir, "fabricsim", nil, filepath.Join(bin, "fabricsim"), "-sflow", sflow, "-bgp", bgp,
+	run(t, dir, "fabricsim", nil, filepath.Join(bin, "fabricsim"), "-sflow", sflow+","+sflow2, "-bgp", bgp,
 		"-elephant", "172.16.1.11,172.16.1.42,300,0s,1h", "-elephant-every", "0", "-progress", "0")
 
 	pairsAt := func(http string) []string {
@@ -103,6 +107,18 @@ func TestScaleOutOverRealNATS(t *testing.T) {
 		}
 		return len(a) >= 5 && len(b) >= 5 && owner != nil, fmt.Sprintf("%d and %d pairs", len(a), len(b))
 	})
+	var agents1, agents2 map[string]any
+	getJSON("http://"+ingestHTTP+"/agents/json", &agents1)
+	getJSON("http://"+ingest2HTTP+"/agents/json", &agents2)
+	if len(agents1) == 0 || len(agents2) == 0 {
+		t.Errorf("the ingest nodes hear %d and %d agents: the simulator's are not split between them", len(agents1), len(agents2))
+	}
+	for a := range agents1 {
+		if _, ok := agents2[a]; ok {
+			t.Errorf("agent %s heard by both ingest nodes", a)
+		}
+	}
+	t.Logf("the ingest nodes hear %d and %d agents", len(agents1), len(agents2))
 	a, b := pairs(owner), pairs(other)
 	for _, p := range a {
 		if slices.Contains(b, p) {

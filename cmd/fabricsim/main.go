@@ -83,7 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	c := &o.cfg
 	fs := flag.NewFlagSet("fabricsim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.sflow, "sflow", "127.0.0.1:6343", "the collector's sFlow `HOST:PORT`")
+	fs.StringVar(&o.sflow, "sflow", "127.0.0.1:6343", "the collector's sFlow `HOST:PORT`; several, comma-separated (ingest nodes), share the agents, each agent sending to one")
 	fs.StringVar(&o.bgp, "bgp", "127.0.0.1:179", "the collector's BGP `HOST:PORT`; empty for no BGP")
 	fs.UintVar(&o.bgpASN, "bgp-asn", 65000, "the collector's AS")
 	fs.IntVar(&c.Topology.Spines, "spines", 2, "spine switches")
@@ -186,13 +186,23 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	conn, err := net.Dial("udp", o.sflow)
-	if err != nil {
-		return fmt.Errorf("-sflow %s: %w", o.sflow, err)
+	// Several collectors (ingest nodes): each agent sends to one of them,
+	// always the same, as a real fabric's switches are configured.
+	var conns []net.Conn
+	for addr := range strings.SplitSeq(o.sflow, ",") {
+		conn, err := net.Dial("udp", strings.TrimSpace(addr))
+		if err != nil {
+			return fmt.Errorf("-sflow %s: %w (want HOST:PORT, or several, comma-separated)", addr, err)
+		}
+		defer conn.Close()
+		conns = append(conns, conn)
 	}
-	defer conn.Close()
 	var sent, sendErrs atomic.Uint64
 	send := func(b []byte) {
+		conn := conns[0]
+		if len(conns) > 1 {
+			conn = conns[agentHash(b)%uint32(len(conns))]
+		}
 		// A collector that is not up yet refuses: count it and go on.
 		if _, err := conn.Write(b); err != nil {
 			sendErrs.Add(1)
@@ -202,7 +212,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 	}
 	f := s.Fabric()
 	logger.Info("fabric up", "spines", len(f.Spines), "leaves", len(f.Leaves), "servers", len(f.Servers),
-		"containers", len(s.Containers()), "sampling", s.SamplingRate(), "sflow_to", conn.RemoteAddr(), "seed", o.cfg.Seed)
+		"containers", len(s.Containers()), "sampling", s.SamplingRate(), "sflow_to", o.sflow, "seed", o.cfg.Seed)
 
 	if o.bgp != "" {
 		collector, err := netip.ParseAddrPort(o.bgp)
@@ -361,4 +371,19 @@ func logLinks(ctx context.Context, s *sim.Sim, logger *slog.Logger) {
 		}
 		seen = len(evs)
 	}
+}
+
+// agentHash is FNV-1a of a datagram's agent address (after the version,
+// its type: 1 for IPv4's 4 bytes, 2 for IPv6's 16), which picks its
+// collector.
+func agentHash(dg []byte) uint32 {
+	end := 12
+	if len(dg) >= 8 && dg[7] == 2 {
+		end = 24
+	}
+	h := uint32(2166136261)
+	for _, c := range dg[min(8, len(dg)):min(end, len(dg))] {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	return h
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fabrictrace/fabrictrace/decode"
+	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/sim"
 )
 
@@ -108,3 +110,29 @@ type discard struct{}
 
 func (discard) Flow(*decode.Datagram, *decode.FlowSample)       {}
 func (discard) Counter(*decode.Datagram, *decode.CounterSample) {}
+
+// With several collectors an agent always sends to the same one, whatever
+// its datagram's sequence, and the agents are shared among them.
+func TestAgentsShareCollectors(t *testing.T) {
+	to := map[uint32]int{}
+	for i := range 16 {
+		agent := netip.AddrFrom4([4]byte{10, 255, 1, byte(i)})
+		var first uint32
+		for seq := uint32(1); seq <= 5; seq++ {
+			h := agentHash((&sflowtest.Datagram{Agent: agent, Sequence: seq}).Bytes()) % 2
+			if seq == 1 {
+				first = h
+			} else if h != first {
+				t.Fatalf("agent %s's datagram %d goes to collector %d, its first to %d", agent, seq, h, first)
+			}
+		}
+		to[first]++
+	}
+	v6 := netip.MustParseAddr("fd00::1")
+	if a, b := agentHash((&sflowtest.Datagram{Agent: v6, Sequence: 1}).Bytes()), agentHash((&sflowtest.Datagram{Agent: v6, Sequence: 9}).Bytes()); a != b {
+		t.Error("an IPv6 agent moves between collectors")
+	}
+	if to[0] == 0 || to[1] == 0 {
+		t.Errorf("16 agents over 2 collectors: %v", to)
+	}
+}
