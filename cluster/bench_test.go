@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +15,8 @@ import (
 	"github.com/fabrictrace/fabrictrace/decode/sflowtest"
 	"github.com/fabrictrace/fabrictrace/engine"
 	"github.com/fabrictrace/fabrictrace/flows"
+	"github.com/fabrictrace/fabrictrace/keys"
+	"github.com/fabrictrace/fabrictrace/thresholds"
 )
 
 type discard struct{}
@@ -154,6 +158,146 @@ func BenchmarkQuery(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/query")
+		})
+	}
+}
+
+// BenchmarkEventLatency: from a datagram handed to the collector to the
+// event it raises in /events/json: directly into one engine, and through
+// ingest, JetStream, an engine node and the results stream to an api
+// node's log (an embedded server, the same machine). Each datagram is a
+// new flow over a byFlow threshold of one frame a second, so each raises
+// one event; reported as the median and the 99th percentile.
+func BenchmarkEventLatency(b *testing.B) {
+	newEngine := func(heardApart bool) *engine.Engine {
+		eng, err := engine.New(flows.Config{HeardApart: heardApart}, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(eng.Close)
+		if err := eng.SetFlow("pairs", keys.Definition{Keys: keys.KeyList("ipsource,ipdestination"), Value: "frames"}); err != nil {
+			b.Fatal(err)
+		}
+		if err := eng.SetThreshold("pairs", thresholds.Threshold{Metric: "pairs", Value: 1, ByFlow: true}); err != nil {
+			b.Fatal(err)
+		}
+		return eng
+	}
+	datagram := func(i int) []byte {
+		f := sflowtest.Frame{Src: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}),
+			Dst: netip.MustParseAddr("172.16.1.20"), Protocol: sflowtest.ProtoUDP, TTL: 64, SrcPort: 40000, DstPort: 9999}
+		return (&sflowtest.Datagram{Agent: netip.MustParseAddr("10.255.1.1"), Sequence: uint32(i + 1), Samples: []sflowtest.Sample{
+			&sflowtest.FlowSample{Sequence: uint32(i + 1), SamplingRate: 1000, Input: decode.Port{Value: 1}, Output: decode.Port{Value: 2},
+				Records: []sflowtest.Record{&sflowtest.RawHeader{FrameLength: 1518, Header: f.Bytes()}}}}}).Bytes()
+	}
+	report := func(b *testing.B, took []time.Duration) {
+		slices.Sort(took)
+		b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
+	}
+	b.Run("direct", func(b *testing.B) {
+		eng := newEngine(false)
+		var dec decode.Decoder
+		var took []time.Duration
+		for i := 0; b.Loop(); i++ {
+			dg := datagram(i)
+			start := time.Now()
+			dec.Decode(dg, eng)
+			if got := eng.Events(context.Background(), int64(i), "pairs", 1, 5*time.Second); len(got) != 1 {
+				b.Fatalf("datagram %d: %d events", i, len(got))
+			}
+			took = append(took, time.Since(start))
+		}
+		report(b, took)
+	})
+	b.Run("nats", func(b *testing.B) {
+		url := natsServer(b)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		_, js := dial(b, url)
+		if _, err := cluster.EnsureStream(ctx, js, cluster.StreamConfig{Partitions: 4, MaxAge: time.Minute}); err != nil {
+			b.Fatal(err)
+		}
+		if err := cluster.EnsureResults(ctx, js, cluster.ResultsConfig{}); err != nil {
+			b.Fatal(err)
+		}
+		eng := newEngine(true)
+		_, ejs := dial(b, url)
+		cons := cluster.NewConsumer(eng)
+		go cons.Run(ctx, ejs, []int{0, 1, 2, 3})
+		go cluster.NewResultsPublisher(ejs, "e1", eng).Run(ctx)
+		_, ajs := dial(b, url)
+		reader := cluster.NewResultsReader(1000)
+		go reader.Run(ctx, ajs)
+		for !cons.Ready() || !reader.Ready() {
+			time.Sleep(time.Millisecond) // until both read: what is measured begins after
+		}
+		pub := cluster.NewPublisher(js, 4, 1000)
+		var dec decode.Decoder
+		var took []time.Duration
+		last := int64(0)
+		for i := 0; b.Loop(); i++ {
+			dg := datagram(i)
+			start := time.Now()
+			dec.Decode(dg, pub)
+			if err := pub.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			got := reader.Events(ctx, last, func(e *api.Event) bool { return e.ThresholdID == "pairs" }, 1, 5*time.Second)
+			if len(got) != 1 {
+				b.Fatalf("datagram %d: %d events", i, len(got))
+			}
+			last = got[0].EventID
+			took = append(took, time.Since(start))
+		}
+		report(b, took)
+	})
+}
+
+// BenchmarkEngineNodes: what engine nodes take from the wire's batches
+// (the ladder's load, 64 partitions): one engine taking every partition,
+// against two each taking its half (even and odd partitions) on its own
+// goroutine: two nodes in one process, as the in-process shards of #19
+// are, in the same run. No NATS: its cost is BenchmarkPublish's.
+func BenchmarkEngineNodes(b *testing.B) {
+	msgs, part := cluster.BatchesByPartition(sflowtest.LoadDatagrams(10_000), 64)
+	for _, nodes := range []int{1, 2} {
+		b.Run(fmt.Sprintf("nodes%d", nodes), func(b *testing.B) {
+			mine := make([][][]byte, nodes) // each node's messages, in order
+			for i, m := range msgs {
+				mine[part[i]%nodes] = append(mine[part[i]%nodes], m)
+			}
+			cons := make([]*cluster.Consumer, nodes)
+			for n := range cons {
+				cons[n] = cluster.NewConsumer(benchEngine(b))
+				for _, m := range mine[n] { // every flow and path exists before timing
+					cons[n].Take(m)
+				}
+			}
+			before := uint64(0)
+			for _, c := range cons {
+				before += c.Stats().Samples
+			}
+			var next atomic.Int64 // messages taken, over the nodes
+			b.ResetTimer()
+			done := make(chan struct{})
+			for n := range nodes {
+				go func() {
+					defer func() { done <- struct{}{} }()
+					for j := 0; next.Add(1) <= int64(b.N); j++ {
+						cons[n].Take(mine[n][j%len(mine[n])])
+					}
+				}()
+			}
+			for range nodes {
+				<-done
+			}
+			b.StopTimer()
+			samples := uint64(0)
+			for _, c := range cons {
+				samples += c.Stats().Samples
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(samples-before), "ns/sample")
 		})
 	}
 }

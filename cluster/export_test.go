@@ -11,9 +11,14 @@ import (
 // weighted by its sampling rate, without a server: for benchmarks of the
 // engine side.
 func BatchesOf(dgs [][]byte, parts int) [][]byte {
-	var out [][]byte
-	take := func(_ int, b *batch) {
-		out = append(out, b.buf)
+	msgs, _ := BatchesByPartition(dgs, parts)
+	return msgs
+}
+
+// BatchesByPartition is BatchesOf, with each message's partition.
+func BatchesByPartition(dgs [][]byte, parts int) (msgs [][]byte, part []int) {
+	take := func(p int, b *batch) {
+		msgs, part = append(msgs, b.buf), append(part, p)
 		*b = batch{}
 	}
 	pt := partitioned{batches: make([]batch, parts)}
@@ -33,7 +38,7 @@ func BatchesOf(dgs [][]byte, parts int) [][]byte {
 			take(p, &pt.batches[p])
 		}
 	}
-	return out
+	return msgs, part
 }
 
 // TakeResult files a results message as the stream's seq, read at now.
