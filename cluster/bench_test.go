@@ -72,18 +72,35 @@ func BenchmarkTake(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/sflowtest.LoadSamplesPerDatagram, "ns/sample")
 	})
-	b.Run("from-batches", func(b *testing.B) {
+	b.Run("from-batches", func(b *testing.B) { fromBatches(b, dgs, 1) })
+	// An engine node's default on 2 cores: its engine in two shards, each
+	// handed a sample or two of each record.
+	b.Run("from-batches-2-shards", func(b *testing.B) { fromBatches(b, dgs, 2) })
+}
+
+// fromBatches is what an engine of k shards takes from the wire's batches.
+func fromBatches(b *testing.B, dgs [][]byte, k int) {
+	{
 		msgs := cluster.BatchesOf(dgs, 64)
-		eng := benchEngine(b)
+		eng, err := engine.New(flows.Config{HeardApart: true}, k)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(eng.Close)
+		eng.Wait, eng.Gather = true, true // as an engine node's
+		define(b, eng)
 		c := cluster.NewConsumer(eng)
-		for i := 0; b.Loop(); i++ {
+		b.ResetTimer()
+		for i := range b.N {
 			c.Take(msgs[i%len(msgs)])
 		}
+		eng.Flush() // what was queued is part of the work
+		b.StopTimer()
 		if st := c.Stats(); st.Faults != 0 {
 			b.Fatalf("%+v", st)
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(c.Stats().Samples), "ns/sample")
-	})
+	}
 }
 
 func benchEngine(b *testing.B) *engine.Engine {

@@ -52,6 +52,13 @@ type Engine struct {
 	// dropping its batch: for replaying a capture, and for measuring what
 	// the shards sustain. Set it before the first sample.
 	Wait bool
+	// Gather lets a shard's batch gather the samples of several calls
+	// while its writer is busy: for an engine handed a sample or two at a
+	// time, as a cluster's engine node is (one partition's record of a
+	// datagram), where a batch each would wake the writer for each. With
+	// more samples a call (a socket's datagrams) it costs more than it
+	// saves. Set it before the first sample.
+	Gather bool
 }
 
 // New returns k shards (1 to flows.MaxShards) with cfg's bounds: the
@@ -192,7 +199,7 @@ func (e *Engine) distributeAt(dg *decode.Datagram, samples []decode.FlowSample, 
 	}
 	all := e.primary.WantsEverySample()
 	for k, w := range e.writers {
-		w.hand(dg, samples, home[:n], weights[:n], k == 0 && all, e.Wait, at)
+		w.hand(dg, samples, home[:n], weights[:n], k == 0 && all, e.Wait, e.Gather, at)
 	}
 }
 
@@ -228,6 +235,10 @@ func (e *Engine) Heard(dg *decode.Datagram) {
 	}
 }
 
+// handOnEvery is how often Run queues the batches that workers were still
+// filling: the most a sample waits for its shard's writer beyond its queue.
+const handOnEvery = 5 * time.Millisecond
+
 // Run sweeps every shard every interval, and finds collisions across them,
 // until ctx ends.
 func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
@@ -247,6 +258,20 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
 				return nil
 			case <-t.C:
 				e.detectCollisions()
+			}
+		}
+	})
+	g.Go(func() error { // a batch gathering while its writer was busy waits no longer than this
+		t := time.NewTicker(handOnEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				for _, w := range e.writers {
+					w.handOn(e.Wait)
+				}
 			}
 		}
 	})

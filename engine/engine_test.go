@@ -52,13 +52,14 @@ func TestResultsDoNotDependOnShards(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	ks := []int{1, 2, 4}
+	ks := []int{1, 2, 4, 2} // the last gathers batches, as an engine node's
 	var engines []*engine.Engine
-	for _, k := range ks {
+	for i, k := range ks {
 		e, err := engine.New(flows.Config{Now: clock.now}, k)
 		if err != nil {
 			t.Fatal(err)
 		}
+		e.Gather = i == len(ks)-1
 		t.Cleanup(e.Close)
 		for name, ks := range map[string]string{
 			"elephant": "node:inputifindex,ipsource,ipdestination,ipttl",
@@ -211,7 +212,7 @@ func TestResultsDoNotDependOnShards(t *testing.T) {
 			t.Errorf("%d shards: metrics %s, want %s", k, got.metrics, want.metrics)
 		}
 	}
-	t.Logf("compared %d elephants, %d events, %d paths, %d live collisions over 1, 2 and 4 shards",
+	t.Logf("compared %d elephants, %d events, %d paths, %d live collisions over 1, 2 and 4 shards, and 2 gathering batches",
 		len(want.elephants), len(want.events), len(want.paths), len(want.collisions))
 }
 

@@ -240,6 +240,7 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		return fmt.Errorf("-engine-shards: %w", err)
 	}
 	defer eng.Close()
+	eng.Gather = o.has("engine") // an engine node is handed a partition's sample or two at a time
 	logger.Debug("engine", "shards", eng.Shards())
 	switch {
 	case o.define != "":

@@ -68,6 +68,7 @@ func TestBGPKeysNameTheOwner(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	e.Flush() // the shards' writers have taken every sample
 	owners := map[netip.Addr]*sim.Container{}
 	for _, c := range s.Containers() {
 		owners[c.Addr], owners[c.Addr6] = c, c
