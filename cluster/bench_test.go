@@ -3,9 +3,15 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
+	"os"
+	"os/exec"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +23,8 @@ import (
 	"github.com/fabrictrace/fabrictrace/flows"
 	"github.com/fabrictrace/fabrictrace/keys"
 	"github.com/fabrictrace/fabrictrace/thresholds"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 type discard struct{}
@@ -317,4 +325,79 @@ func BenchmarkEngineNodes(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(samples-before), "ns/sample")
 		})
 	}
+}
+
+// BenchmarkPublishToServer: the ingest role's own CPU a sample, apart from
+// the server's: the ladder's load published to Debian's nats-server in a
+// process of its own (file storage in a temp dir, loopback), every message
+// acknowledged. Reported: this process's CPU (the ingest node: decode,
+// renormalise, batch, publish) and the server's, a sample each, from
+// getrusage and /proc. Skipped where nats-server is not installed
+// (e2e/setup.sh installs it).
+func BenchmarkPublishToServer(b *testing.B) {
+	bin, err := exec.LookPath("nats-server")
+	if err != nil {
+		b.Skip("nats-server is not installed: run e2e/setup.sh as root")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	srv := exec.Command(bin, "-js", "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-sd", b.TempDir())
+	if err := srv.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }() // the server this benchmark started, by its PID
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	var nc *nats.Conn
+	for try := 0; ; try++ {
+		if nc, err = nats.Connect(url); err == nil {
+			break
+		}
+		if try == 100 {
+			b.Fatalf("nats-server on %s: %v", url, err)
+		}
+		time.Sleep(50 * time.Millisecond) // until it listens
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := cluster.EnsureStream(ctx, js, cluster.StreamConfig{Partitions: 64, MaxAge: time.Minute}); err != nil {
+		b.Fatal(err)
+	}
+	dgs := sflowtest.LoadDatagrams(10_000)
+	pub := cluster.NewPublisher(js, 64, 100_000)
+	cpu := func() (self, server time.Duration) {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", srv.Process.Pid)); err == nil {
+			f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+			ut, _ := strconv.ParseInt(f[11], 10, 64)
+			st, _ := strconv.ParseInt(f[12], 10, 64)
+			server = time.Duration(ut+st) * 10 * time.Millisecond // clock ticks of 100 Hz
+		}
+		return self, server
+	}
+	var dec decode.Decoder
+	self0, server0 := cpu()
+	b.ResetTimer()
+	for i := range b.N {
+		dec.Decode(dgs[i%len(dgs)], pub)
+	}
+	if err := pub.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	self1, server1 := cpu()
+	st := pub.Stats()
+	n := float64(st.Samples)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/sample")
+	b.ReportMetric(float64((self1-self0).Nanoseconds())/n, "ingest-cpu-ns/sample")
+	b.ReportMetric(float64((server1-server0).Nanoseconds())/n, "server-cpu-ns/sample")
 }

@@ -83,6 +83,8 @@ type Publisher struct {
 	mu       sync.Mutex
 	batches  partitioned
 	counters batch
+	inFlight []sent   // published, oldest first, until known acknowledged
+	spare    [][]byte // buffers of messages acknowledged, for the next batches
 
 	published, bytes, samples, errs atomic.Uint64
 }
@@ -150,13 +152,53 @@ func (p *Publisher) Counter(dg *decode.Datagram, cs *decode.CounterSample) {
 // b's buffer until it is acknowledged.
 func (p *Publisher) publish(subject string, b *batch) {
 	msg := b.buf
-	b.buf, b.records = nil, 0
-	if _, err := p.js.PublishAsync(subject, msg); err != nil {
+	// The next batch's buffer, at its size: one whose message the stream
+	// acknowledged, or a new one. Grown from nothing by append, and
+	// allocated anew each time, buffers were half a sample's cost.
+	b.buf, b.records = p.buffer(), 0
+	f, err := p.js.PublishAsync(subject, msg)
+	if err != nil {
 		p.errs.Add(1)
+		p.spare = append(p.spare, msg[:0])
 		return
 	}
+	p.inFlight = append(p.inFlight, sent{f, msg})
 	p.published.Add(1)
 	p.bytes.Add(uint64(len(msg)))
+}
+
+// sent is a message published and not yet known acknowledged: its buffer
+// is the message's until then (it is sent again if need be).
+type sent struct {
+	f   jetstream.PubAckFuture
+	buf []byte
+}
+
+// buffer is an empty buffer for a batch (p.mu held): from a message the
+// stream acknowledged or refused, oldest first, if there is one.
+func (p *Publisher) buffer() []byte {
+	for len(p.inFlight) > 0 {
+		done := false
+		select {
+		case <-p.inFlight[0].f.Ok():
+			done = true
+		case <-p.inFlight[0].f.Err():
+			done = true
+		default:
+		}
+		if !done {
+			break
+		}
+		p.spare = append(p.spare, p.inFlight[0].buf[:0])
+		p.inFlight[0] = sent{}
+		p.inFlight = p.inFlight[1:]
+	}
+	if n := len(p.spare); n > 0 {
+		buf := p.spare[n-1]
+		p.spare = p.spare[:n-1]
+		return buf
+	}
+	return make([]byte, 0, p.MaxBatch+8<<10)
 }
 
 // Flush publishes every batch begun, and waits until the stream has
