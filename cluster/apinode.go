@@ -105,46 +105,11 @@ func (a *API) dumpFlows(agents func(netip.Addr) bool, metrics []string, defs map
 	if err != nil {
 		return nil, err
 	}
-	type at struct{ agent, ds, name string }
-	merged := map[at]map[string]*api.TopKey{}
-	var order []at
+	var rows []api.Metric
 	for _, d := range dumps {
-		for _, r := range d {
-			if r.TopKeys == nil {
-				continue // a counter: the node's own
-			}
-			k := at{r.Agent, r.DataSource, r.MetricName}
-			if merged[k] == nil {
-				merged[k] = map[string]*api.TopKey{}
-				order = append(order, k)
-			}
-			for _, tk := range r.TopKeys {
-				if have := merged[k][tk.Key]; have != nil {
-					have.Value += tk.Value
-					have.LastUpdate = min(have.LastUpdate, tk.LastUpdate)
-				} else {
-					c := tk
-					merged[k][tk.Key] = &c
-				}
-			}
-		}
+		rows = append(rows, d...) // a counter's rows, the node's own, are left out by the merge
 	}
-	out := make([]api.Metric, 0, len(order))
-	for _, k := range order {
-		m := api.Metric{Agent: k.agent, DataSource: k.ds, MetricName: k.name}
-		for _, tk := range merged[k] {
-			m.TopKeys = append(m.TopKeys, *tk)
-		}
-		slices.SortFunc(m.TopKeys, func(x, y api.TopKey) int {
-			return cmp.Or(cmp.Compare(y.Value, x.Value), cmp.Compare(x.Key, y.Key))
-		})
-		if n := defs[k.name].N; n > 0 && len(m.TopKeys) > n {
-			m.TopKeys = m.TopKeys[:n]
-		}
-		m.LastUpdate = m.TopKeys[0].LastUpdate
-		out = append(out, m)
-	}
-	return out, nil
+	return flows.MergeTopKeys(rows, func(name string) int { return defs[name].N }), nil
 }
 
 // Metrics summarises each metric over the selected agents, in request

@@ -44,6 +44,38 @@ func pairsOf(t *testing.T, e *engine.Engine) []string {
 	return out
 }
 
+// node is an engine node of a test, with its own connection to NATS.
+type node struct {
+	conn   interface{ Close() }
+	eng    *engine.Engine
+	node   *cluster.EngineNode
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startNode runs an engine node named name over parts partitions, with
+// the demo's definitions, reading partitions it gains back from replay ago
+// (0: from then on), until ctx ends or its cancel is called.
+func startNode(ctx context.Context, t *testing.T, url, name string, parts int, replay time.Duration) *node {
+	t.Helper()
+	nc, js := dial(t, url)
+	eng, err := engine.New(flows.Config{HeardApart: true, Past: replay}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eng.Close)
+	define(t, eng)
+	leases, err := cluster.OpenLeases(ctx, js, name, parts, cluster.DefaultLeaseTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nctx, ncancel := context.WithCancel(ctx)
+	n := &node{conn: nc, eng: eng, node: cluster.NewEngineNode(js, leases, eng), cancel: ncancel, done: make(chan error, 1)}
+	n.node.Replay = replay
+	go func() { n.done <- n.node.Run(nctx, time.Second) }()
+	return n
+}
+
 // Two engine nodes split the partitions and so the address pairs; when
 // one dies (its connection to NATS gone, as after kill -9), the other
 // owns all of them within 10 s and takes their samples from then on.
@@ -58,29 +90,7 @@ func TestEngineNodeTakesOverADeadOnesPartitions(t *testing.T) {
 	}
 	pub := cluster.NewPublisher(ijs, parts, 10_000)
 
-	type node struct {
-		conn   interface{ Close() }
-		eng    *engine.Engine
-		node   *cluster.EngineNode
-		cancel context.CancelFunc
-		done   chan error
-	}
-	start := func(name string) *node {
-		nc, js := dial(t, url)
-		eng, err := engine.New(flows.Config{HeardApart: true}, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		define(t, eng)
-		leases, err := cluster.OpenLeases(ctx, js, name, parts, cluster.DefaultLeaseTTL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nctx, ncancel := context.WithCancel(ctx)
-		n := &node{conn: nc, eng: eng, node: cluster.NewEngineNode(js, leases, eng), cancel: ncancel, done: make(chan error, 1)}
-		go func() { n.done <- n.node.Run(nctx, time.Second) }()
-		return n
-	}
+	start := func(name string) *node { return startNode(ctx, t, url, name, parts, 0) }
 	a, b := start("a"), start("b")
 	consuming := func(ns ...*node) (all []int) {
 		for _, n := range ns {

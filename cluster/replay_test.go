@@ -39,31 +39,7 @@ func TestEngineNodeReplaysWhatItTakesOver(t *testing.T) {
 	defer full.Close()
 	define(t, full)
 
-	type node struct {
-		conn   interface{ Close() }
-		eng    *engine.Engine
-		node   *cluster.EngineNode
-		cancel context.CancelFunc
-		done   chan error
-	}
-	start := func(name string) *node {
-		nc, js := dial(t, url)
-		eng, err := engine.New(flows.Config{HeardApart: true, Past: time.Minute}, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(eng.Close)
-		define(t, eng)
-		leases, err := cluster.OpenLeases(ctx, js, name, parts, cluster.DefaultLeaseTTL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nctx, ncancel := context.WithCancel(ctx)
-		n := &node{conn: nc, eng: eng, node: cluster.NewEngineNode(js, leases, eng), cancel: ncancel, done: make(chan error, 1)}
-		n.node.Replay = time.Minute
-		go func() { n.done <- n.node.Run(nctx, time.Second) }()
-		return n
-	}
+	start := func(name string) *node { return startNode(ctx, t, url, name, parts, time.Minute) }
 	a, b := start("a"), start("b")
 	waitUntil(t, 10*time.Second, "a and b read half the partitions each", func() bool {
 		pa, ca := a.node.Consuming()

@@ -659,45 +659,14 @@ func (e *Engine) dumpSplit(agents func(netip.Addr) bool, metric string) ([]api.M
 	if err != nil {
 		return nil, err
 	}
-	type at struct{ agent, ds string }
-	keys := map[at]map[string]*api.TopKey{}
-	var order []at
+	parts := make([]api.Metric, 0, len(rows))
 	for _, r := range rows {
-		if ds != "" && r.DataSource != ds {
-			continue
+		if ds == "" || r.DataSource == ds {
+			parts = append(parts, api.Metric{Agent: r.Agent, DataSource: r.DataSource, MetricName: name,
+				TopKeys: []api.TopKey{{Key: r.Key, Value: r.Value, LastUpdate: r.LastUpdate}}})
 		}
-		k := at{r.Agent, r.DataSource}
-		if keys[k] == nil {
-			keys[k] = map[string]*api.TopKey{}
-			order = append(order, k)
-		}
-		tk := keys[k][r.Key]
-		if tk == nil {
-			tk = &api.TopKey{Key: r.Key, LastUpdate: r.LastUpdate}
-			keys[k][r.Key] = tk
-		}
-		tk.Value += r.Value
-		tk.LastUpdate = min(tk.LastUpdate, r.LastUpdate)
 	}
-	out := make([]api.Metric, 0, len(order))
-	for _, k := range order {
-		m := api.Metric{Agent: k.agent, DataSource: k.ds, MetricName: name}
-		for _, tk := range keys[k] {
-			m.TopKeys = append(m.TopKeys, *tk)
-		}
-		sort.Slice(m.TopKeys, func(i, j int) bool {
-			if m.TopKeys[i].Value != m.TopKeys[j].Value {
-				return m.TopKeys[i].Value > m.TopKeys[j].Value
-			}
-			return m.TopKeys[i].Key < m.TopKeys[j].Key
-		})
-		if n := def.N; n > 0 && len(m.TopKeys) > n {
-			m.TopKeys = m.TopKeys[:n]
-		}
-		m.LastUpdate = m.TopKeys[0].LastUpdate
-		out = append(out, m)
-	}
-	return out, nil
+	return flows.MergeTopKeys(parts, func(string) int { return def.N }), nil
 }
 
 // Metrics summarises each requested metric over the selected agents, in

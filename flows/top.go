@@ -282,3 +282,52 @@ func SortLocations(locs []api.FlowLocation) []api.FlowLocation {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Value > out[j].Value })
 	return out
 }
+
+// MergeTopKeys merges the top keys of a flow's rows gathered from several
+// engines or shards: the rows of one agent, data source and metric become
+// one, a key's values summed (its freshest update kept), largest first,
+// at most limit(metric) keys (none: all). Rows without top keys (counters)
+// are left out.
+func MergeTopKeys(rows []api.Metric, limit func(metric string) int) []api.Metric {
+	type at struct{ agent, ds, name string }
+	merged := map[at]map[string]*api.TopKey{}
+	var order []at
+	for _, r := range rows {
+		if r.TopKeys == nil {
+			continue
+		}
+		k := at{r.Agent, r.DataSource, r.MetricName}
+		if merged[k] == nil {
+			merged[k] = map[string]*api.TopKey{}
+			order = append(order, k)
+		}
+		for _, tk := range r.TopKeys {
+			if have := merged[k][tk.Key]; have != nil {
+				have.Value += tk.Value
+				have.LastUpdate = min(have.LastUpdate, tk.LastUpdate)
+			} else {
+				c := tk
+				merged[k][tk.Key] = &c
+			}
+		}
+	}
+	out := make([]api.Metric, 0, len(order))
+	for _, k := range order {
+		m := api.Metric{Agent: k.agent, DataSource: k.ds, MetricName: k.name}
+		for _, tk := range merged[k] {
+			m.TopKeys = append(m.TopKeys, *tk)
+		}
+		sort.Slice(m.TopKeys, func(i, j int) bool {
+			if m.TopKeys[i].Value != m.TopKeys[j].Value {
+				return m.TopKeys[i].Value > m.TopKeys[j].Value
+			}
+			return m.TopKeys[i].Key < m.TopKeys[j].Key
+		})
+		if n := limit(k.name); n > 0 && len(m.TopKeys) > n {
+			m.TopKeys = m.TopKeys[:n]
+		}
+		m.LastUpdate = m.TopKeys[0].LastUpdate
+		out = append(out, m)
+	}
+	return out
+}
