@@ -121,24 +121,9 @@ func (c *Consumer) consumeFrom(ctx context.Context, js jetstream.JetStream, cfg 
 	if err != nil {
 		return fmt.Errorf("consumer of %s: %w", strings.Join(subjects, ", "), err)
 	}
-	it, err := cons.Messages()
-	if err != nil {
-		return err
-	}
 	c.ready.Store(true)
 	defer c.ready.Store(false)
-	go func() {
-		<-ctx.Done()
-		it.Stop()
-	}()
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
+	return eachMessage(ctx, cons, func(msg jetstream.Msg) {
 		md, err := msg.Metadata()
 		c.at = time.Time{}
 		if err == nil && md.Sequence.Stream <= upTo {
@@ -152,6 +137,29 @@ func (c *Consumer) consumeFrom(ctx context.Context, js jetstream.JetStream, cfg 
 		case c.progress <- struct{}{}:
 		default:
 		}
+	})
+}
+
+// eachMessage hands take each message cons delivers, in order, until ctx
+// ends (nil) or the consumer fails (its error).
+func eachMessage(ctx context.Context, cons jetstream.Consumer, take func(jetstream.Msg)) error {
+	it, err := cons.Messages()
+	if err != nil {
+		return err
+	}
+	go func() {
+		<-ctx.Done()
+		it.Stop()
+	}()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		take(msg)
 	}
 }
 

@@ -254,33 +254,18 @@ func (r *ResultsReader) read(ctx context.Context, js jetstream.JetStream, stream
 	if backlog == 0 {
 		r.ready.Add(1)
 	}
-	it, err := cons.Messages()
-	if err != nil {
-		return err
-	}
-	go func() {
-		<-ctx.Done()
-		it.Stop()
-	}()
 	var n uint64
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
+	return eachMessage(ctx, cons, func(msg jetstream.Msg) {
 		md, err := msg.Metadata()
 		if err != nil {
 			r.Faults.Add(1)
-			continue
+			return
 		}
 		r.take(msg.Data(), int64(md.Sequence.Stream))
 		if n++; n == backlog {
 			r.ready.Add(1)
 		}
-	}
+	})
 }
 
 // take files one results message as id.
