@@ -200,10 +200,10 @@ func startIngest(ctx context.Context, g *errgroup.Group, js jetstream.JetStream,
 // give into eng, publishes its results, answers the api nodes, and keeps
 // the definitions and routes of the cluster's buckets.
 func startEngineNode(ctx context.Context, g *errgroup.Group, js jetstream.JetStream, o options, eng *engine.Engine,
-	routeTable *cluster.RouteTable, logger *slog.Logger) error {
+	routeTable *cluster.RouteTable, logger *slog.Logger) (*cluster.ResultsPublisher, error) {
 	leases, err := cluster.OpenLeases(ctx, js, o.node, o.natsParts, cluster.DefaultLeaseTTL)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	node := cluster.NewEngineNode(js, leases, eng)
 	node.Replay = min(o.natsReplay, o.natsRetention)
@@ -211,15 +211,15 @@ func startEngineNode(ctx context.Context, g *errgroup.Group, js jetstream.JetStr
 		logger.Info("partitions owned", "node", o.node, "count", len(owned), "partitions", fmt.Sprint(owned))
 	}
 	if err := cluster.EnsureResults(ctx, js, cluster.ResultsConfig{}); err != nil {
-		return err
+		return nil, err
 	}
 	defs, err := cluster.OpenDefinitions(ctx, js)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	bucket, err := cluster.OpenRoutes(ctx, js)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	results := cluster.NewResultsPublisher(js, o.node, eng)
 	g.Go(func() error { return bucket.Watch(ctx, routeTable, 100*time.Millisecond, eng.Withdrawn, nil) })
@@ -229,7 +229,7 @@ func startEngineNode(ctx context.Context, g *errgroup.Group, js jetstream.JetStr
 	g.Go(func() error {
 		return cluster.ServeQueries(ctx, js.Conn(), o.node, eng, func() []int { parts, _ := node.Consuming(); return parts })
 	})
-	return nil
+	return results, nil
 }
 
 // startAPINode serves REST for every engine: it reads the results

@@ -295,9 +295,10 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 		logger.Info("BGP off: no -bgp-accept ranges or -bgp-neighbors to take peers from")
 	}
 	var sink decode.Visitor = eng
-	var webEngine web.Engine = eng // an api node's serves every engine's
-	var saver web.Saver            // where REST writes are kept (an api node's go to the cluster's bucket too)
-	var fan *cluster.Fanout        // an api node's questions to the engines
+	var webEngine web.Engine = eng        // an api node's serves every engine's
+	var saver web.Saver                   // where REST writes are kept (an api node's go to the cluster's bucket too)
+	var fan *cluster.Fanout               // an api node's questions to the engines
+	var results *cluster.ResultsPublisher // an engine node's events, elephants and logged flows
 	if st != nil {
 		saver = st
 	}
@@ -312,7 +313,7 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 			sink = startIngest(ctx, g, js, o)
 		}
 		if o.has("engine") {
-			if err := startEngineNode(ctx, g, js, o, eng, routeTable, logger); err != nil {
+			if results, err = startEngineNode(ctx, g, js, o, eng, routeTable, logger); err != nil {
 				return err
 			}
 		}
@@ -375,6 +376,10 @@ func run(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) 
 				}
 				if fan != nil { // answers that lacked partitions: engines down or slow
 					out["clusterPartialAnswers"], out["clusterPartitionsMissing"] = fan.Partial.Load(), fan.Missing()
+				}
+				if results != nil { // lost: more at once than one read of a log holds; failed: NATS refused
+					out["clusterResultsPublished"], out["clusterResultsLost"], out["clusterResultsFailed"] =
+						results.Published.Load(), results.Lost.Load(), results.Failed.Load()
 				}
 				return out
 			},
