@@ -19,7 +19,7 @@ type Pools struct {
 	stripes [poolStripes]struct {
 		mu sync.Mutex
 		m  map[sourceKey]*pool
-		_  [40]byte // a stripe to a cache line
+		_  [48]byte // a stripe to a cache line (8 + 8 + 48)
 	}
 	max     int // per stripe
 	evicted atomic.Uint64

@@ -32,3 +32,13 @@ func TestPairShardsAreEven(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolStripeIsACacheLine: workers of different agents take the pools'
+// stripes at once, each its own lock, so a stripe must be one whole cache
+// line, or two stripes' locks would share one (as they did at 56 bytes).
+func TestPoolStripeIsACacheLine(t *testing.T) {
+	var p Pools
+	if n := unsafe.Sizeof(p.stripes[0]); n != 64 {
+		t.Fatalf("a pool stripe is %d bytes; pad it to 64", n)
+	}
+}
