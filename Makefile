@@ -53,6 +53,8 @@ bench: build
 	$(GO) test -run '^$$' -bench . -count 3 ./cluster/
 	@if [ "$$(id -u)" = 0 ]; then ./scripts/bench-setup.sh; else echo "bench: not root, so peers not installed are skipped"; fi
 	$(BIN)/sflowbench -collector $(BIN)/collector
+	# The same in steady state: each step after 2 s at its rate, not counted.
+	$(BIN)/sflowbench -collector $(BIN)/collector -targets fabrictrace,sfcapd,sfacctd -modes unpinned -warmup 2s
 	# REST under load: 80 % of the knee measured on the 2-core VM (149k datagrams/s),
 	# 100k 5-tuples, the two queries once a second; the report gives p50/p99 and the loss.
 	$(BIN)/sflowbench -collector $(BIN)/collector -targets fabrictrace -modes unpinned -start 120000 -steps 1 -step 10s -tuples 100000 \

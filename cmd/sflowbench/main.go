@@ -50,6 +50,7 @@ type options struct {
 	to        string        // only send, at -start for -step, to a collector run by hand (to profile it)
 	queries   []string      // REST paths asked of fabrictrace over and over during each step
 	every     time.Duration // how often each query is asked; 0: back to back
+	warmup    time.Duration // sent at the step's rate before each step, not counted
 }
 
 func main() {
@@ -77,6 +78,7 @@ func main() {
 		o.queries = append(o.queries, v)
 		return nil
 	})
+	fs.DurationVar(&o.warmup, "warmup", 0, "before each step, send the load at the step's rate for this `long` and leave it out of the step's counts (losses too), so that the step measures a target in steady state, past meeting every 5-tuple and every elephant at once (a cold start); 0 for none")
 	fs.DurationVar(&o.every, "query-every", time.Second, "with -query: ask the paths once each per `interval`, as a dashboard or a polling script does; 0 asks them back to back")
 	fs.Parse(os.Args[1:])
 	if o.bareChild != "" {
@@ -118,6 +120,7 @@ type step struct {
 	cpu             float64       // the target's CPU seconds in the step
 	elapsed         time.Duration // from sending to drained
 	queries         []queryStat   // asked during the send (-query)
+	busy0, self0    float64       // the machine's busy CPU and this process's at the step's start (busyTicks, cpuTicks)
 }
 
 func run(ctx context.Context, o options, out io.Writer) error {
@@ -177,14 +180,13 @@ func run(ctx context.Context, o options, out io.Writer) error {
 // with the load it saw.
 func measureQuiet(ctx context.Context, o options, load *load, target string, rate float64) (step, error) {
 	for try := 1; ; try++ {
-		busy0, self0 := busyTicks(), cpuTicks(os.Getpid())
 		s, err := measure(ctx, o, load, target, rate)
 		if err != nil {
 			return s, err
 		}
 		s.tries = try
 		if s.elapsed > 0 {
-			s.others = max(0, (busyTicks()-busy0)-(cpuTicks(os.Getpid())-self0)-s.cpu) / s.elapsed.Seconds()
+			s.others = max(0, (busyTicks()-s.busy0)-(cpuTicks(os.Getpid())-s.self0)-s.cpu) / s.elapsed.Seconds()
 		}
 		if s.others <= o.busy || try > o.retries || ctx.Err() != nil {
 			return s, nil
@@ -275,6 +277,13 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 	} else {
 		time.Sleep(500 * time.Millisecond) // peers say nothing when ready; give them a moment to bind
 	}
+	var base0 counts // what the warm-up left, taken off the step's counts
+	if o.warmup > 0 {
+		if base0, err = warmUp(ctx, o, load, addr, rate, counters); err != nil {
+			return step{}, err
+		}
+	}
+	busy0, self0 := busyTicks(), cpuTicks(os.Getpid()) // after any warm-up: only the step's
 	cpu0, start := cpuTicks(cmd.Process.Pid), time.Now()
 	var queries []queryStat
 	asked := make(chan []queryStat, 1)
@@ -297,7 +306,7 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 		if d, smp, err = counters(); err != nil {
 			return step{}, err
 		}
-		if d == last || d >= sent {
+		if d == last || d-base0.datagrams >= sent {
 			break
 		}
 		last = d
@@ -308,9 +317,11 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 		cpuNow, rss = peerCPU, peerRSS
 	}
 	cpu := cpuNow - cpu0
+	d, smp = d-base0.datagrams, smp-base0.samples
+	lastKernel, lastBehind = lastKernel-base0.kernel, lastBehind-base0.behind
 	s := step{target: target, rate: rate, sent: sent, received: d, samples: smp, kernelDrops: lastKernel, behindDrops: lastBehind,
 		sentPerSecAchvd: float64(sent) / elapsed.Seconds(), rssMiB: rss, mode: modeName(o), cpu: cpu, elapsed: time.Since(start),
-		queries: queries}
+		queries: queries, busy0: busy0, self0: self0}
 	if sent > 0 {
 		s.loss = 1 - float64(d)/float64(sent)
 	}
@@ -359,6 +370,33 @@ func scrape(url string) (uint64, uint64, error) {
 	}
 	lastKernel, lastBehind = sum("fabrictrace_kernel_socket_drops_total"), sum("fabrictrace_ingest_dropped_behind_total")
 	return sum("fabrictrace_sflow_datagrams_total"), sum("fabrictrace_sflow_samples_total"), nil
+}
+
+// counts are a target's totals at one moment.
+type counts struct{ datagrams, samples, kernel, behind uint64 }
+
+// warmUp sends the load at rate for o.warmup, waits until the target has
+// counted what it will of it (at most 20 s), and says what its counts were
+// then.
+func warmUp(ctx context.Context, o options, l *load, addr string, rate float64, counters func() (uint64, uint64, error)) (counts, error) {
+	sent, _, err := send(ctx, addr, l, rate, o.warmup, o.pin)
+	if err != nil {
+		return counts{}, fmt.Errorf("warm-up: %w", err)
+	}
+	var c counts
+	last := ^uint64(0)
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
+		if c.datagrams, c.samples, err = counters(); err != nil {
+			return counts{}, fmt.Errorf("warm-up: %w", err)
+		}
+		if c.datagrams == last || c.datagrams >= sent {
+			break
+		}
+		last = c.datagrams
+		time.Sleep(300 * time.Millisecond)
+	}
+	c.kernel, c.behind = lastKernel, lastBehind
+	return c, nil
 }
 
 // lastKernel and lastBehind are what the last scrape said the collector
@@ -421,6 +459,11 @@ func report(w io.Writer, o options, rows []step) {
 	host, _ := os.Hostname()
 	fmt.Fprintf(w, "sflowbench on %s: %d CPUs, runs %s (pinned: target on CPU 1, sender on CPU 0), %v per step, 1372-byte datagrams of 7 samples, %d 5-tuples, loopback; fabrictrace runs %q; a step is run again (up to %d times) while other processes take over %.2f CPUs\n",
 		host, numCPU(), o.modes, o.step, o.tuples, o.define, o.retries, o.busy)
+	if o.warmup > 0 {
+		fmt.Fprintf(w, "each step after a warm-up at its rate for %v, not counted: steady state, every 5-tuple and elephant met before the step\n", o.warmup)
+	} else {
+		fmt.Fprintln(w, "each step from a cold start: the target meets every 5-tuple and elephant during the step (-warmup for steady state)")
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "target\trun\tasked dgram/s\tsent dgram/s\tsamples/s\tloss %\tkernel drops\tdropped behind\tCPU µs/sample\tRSS MiB\tother load (CPUs)\ttries\t")
 	type run struct {

@@ -27,6 +27,15 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("sent %d, received %d, samples %d (want %d), drops %d and %d", s.sent, s.received, s.samples,
 			samplesPerDatagram*s.sent, s.kernelDrops, s.behindDrops)
 	}
+	// After a warm-up the step counts its own datagrams only.
+	o.warmup = time.Second
+	s, err = measure(context.Background(), o, newLoad(o.tuples), "fabrictrace", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.sent < 1900 || s.received != s.sent || s.samples != samplesPerDatagram*s.sent {
+		t.Errorf("after a warm-up: sent %d, received %d, samples %d (want %d)", s.sent, s.received, s.samples, samplesPerDatagram*s.sent)
+	}
 }
 
 // The load decodes to what it says: 7 samples, 128-byte headers, TTLs 62-64.
