@@ -299,18 +299,9 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 	if err != nil {
 		return step{}, err
 	}
-	// Drain: wait until the target's count stops moving (at most 20 s).
-	var d, smp uint64
-	last := ^uint64(0)
-	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
-		if d, smp, err = counters(); err != nil {
-			return step{}, err
-		}
-		if d == last || d-base0.datagrams >= sent {
-			break
-		}
-		last = d
-		time.Sleep(300 * time.Millisecond) // let the backlog drain between reads
+	d, smp, err := drained(counters, base0.datagrams+sent)
+	if err != nil {
+		return step{}, err
 	}
 	cpuNow, rss := cpuTicks(cmd.Process.Pid), rssMiB(cmd.Process.Pid)
 	if _, isPeer := peerBinaries[target]; isPeer {
@@ -384,19 +375,28 @@ func warmUp(ctx context.Context, o options, l *load, addr string, rate float64, 
 		return counts{}, fmt.Errorf("warm-up: %w", err)
 	}
 	var c counts
-	last := ^uint64(0)
-	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
-		if c.datagrams, c.samples, err = counters(); err != nil {
-			return counts{}, fmt.Errorf("warm-up: %w", err)
-		}
-		if c.datagrams == last || c.datagrams >= sent {
-			break
-		}
-		last = c.datagrams
-		time.Sleep(300 * time.Millisecond)
+	if c.datagrams, c.samples, err = drained(counters, sent); err != nil {
+		return counts{}, fmt.Errorf("warm-up: %w", err)
 	}
 	c.kernel, c.behind = lastKernel, lastBehind
 	return c, nil
+}
+
+// drained waits until the target's count of datagrams reaches want or
+// stops moving (at most 20 s), and returns its counts then.
+func drained(counters func() (uint64, uint64, error), want uint64) (d, smp uint64, err error) {
+	last := ^uint64(0)
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
+		if d, smp, err = counters(); err != nil {
+			return 0, 0, err
+		}
+		if d == last || d >= want {
+			break
+		}
+		last = d
+		time.Sleep(300 * time.Millisecond) // let the backlog drain between reads
+	}
+	return d, smp, nil
 }
 
 // lastKernel and lastBehind are what the last scrape said the collector
