@@ -13,7 +13,10 @@ import (
 
 // Log is a bounded log of items with ids 1, 2, 3..., that long-poll
 // readers wait on. A reader blocked in Wait wakes as soon as an item is
-// added: each add closes the channel readers hold and makes a new one.
+// added: an add closes the channel readers hold and makes a new one, but
+// only when a reader took it since the last add, so that a writer adding
+// many items with no reader waiting (elephants starting by the thousand)
+// neither allocates nor closes anything.
 type Log[T any] struct {
 	waiters atomic.Int64 // long polls blocked in Wait now
 	mu      sync.Mutex
@@ -21,6 +24,7 @@ type Log[T any] struct {
 	ids     []int64
 	last    int64 // id of the newest item; 0 when empty
 	wake    chan struct{}
+	taken   bool // wake was handed to a reader since it was made
 }
 
 // New returns a log that holds the newest size items.
@@ -54,11 +58,13 @@ func (r *Log[T]) AddAt(item T, id int64, set func(*T, int64)) bool {
 // put stores item as id (past r.last) and wakes waiters; r.mu is held.
 func (r *Log[T]) put(item T, id int64, set func(*T, int64)) {
 	r.last = id
-	set(&item, id)
 	slot := int((id - 1) % int64(len(r.items)))
 	r.items[slot], r.ids[slot] = item, id
-	close(r.wake)
-	r.wake = make(chan struct{})
+	set(&r.items[slot], id) // in place: a pointer to item would move it to the heap
+	if r.taken {
+		close(r.wake)
+		r.wake, r.taken = make(chan struct{}), false
+	}
 }
 
 // Since returns up to limit items with id > after that keep passes, newest
@@ -78,6 +84,7 @@ func (r *Log[T]) Since(after int64, limit int, keep func(*T) bool) ([]T, <-chan 
 			out = append(out, r.items[slot])
 		}
 	}
+	r.taken = true
 	return out, r.wake
 }
 

@@ -122,3 +122,26 @@ func TestAddAt(t *testing.T) {
 		t.Errorf("Since(8) = %v, want 10 and 9", got)
 	}
 }
+
+// Adding with no reader holding the wake channel allocates nothing; a
+// reader that took it before the adds still wakes.
+func TestAddWithoutReadersDoesNotAllocate(t *testing.T) {
+	r := ring.New[item](64)
+	if n := testing.AllocsPerRun(1000, func() { r.Add(item{v: 1}, setID) }); n != 0 {
+		t.Errorf("Add with no reader: %.1f allocs, want 0", n)
+	}
+	_, wake := r.Since(r.Last(), 10, nil)
+	r.Add(item{v: 2}, setID)
+	select {
+	case <-wake:
+	default:
+		t.Fatal("a reader's wake channel not closed by the next Add")
+	}
+	_, wake = r.Since(r.Last(), 10, nil)
+	r.AddAt(item{v: 3}, r.Last()+5, setID)
+	select {
+	case <-wake:
+	default:
+		t.Fatal("a reader's wake channel not closed by AddAt")
+	}
+}
