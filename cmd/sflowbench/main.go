@@ -278,7 +278,11 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 		time.Sleep(500 * time.Millisecond) // peers say nothing when ready; give them a moment to bind
 	}
 	var base0 counts // what the warm-up left, taken off the step's counts
-	if o.warmup > 0 {
+	if _, isPeer := peerBinaries[target]; o.warmup > 0 && isPeer {
+		if base0, err = warmUpPeer(ctx, o, load, addr, rate); err != nil {
+			return step{}, err
+		}
+	} else if o.warmup > 0 {
 		if base0, err = warmUp(ctx, o, load, addr, rate, counters); err != nil {
 			return step{}, err
 		}

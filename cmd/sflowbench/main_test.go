@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -98,5 +99,67 @@ func TestBusyTicksMoves(t *testing.T) {
 	}
 	if after := busyTicks(); before <= 0 || after <= before {
 		t.Errorf("busy time %v then %v, over %d spins", before, after, spins)
+	}
+}
+
+// udpSocket reads the kernel's queue and drops of a socket: what is sent
+// and not read is queued, and past a small buffer, dropped.
+func TestUDPSocketCounters(t *testing.T) {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetReadBuffer(4096); err != nil { // the kernel doubles it, and takes a few datagrams
+		t.Fatal(err)
+	}
+	addr := c.LocalAddr().String()
+	if q, d, err := udpSocket(addr); err != nil || q != 0 || d != 0 {
+		t.Fatalf("a new socket: queued %d, drops %d, %v", q, d, err)
+	}
+	out, err := net.Dial("udp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	for range 100 {
+		out.Write(make([]byte, 1000))
+	}
+	q, d, err := udpSocket(addr)
+	if err != nil || q == 0 || d == 0 || d >= 100 {
+		t.Fatalf("100 datagrams unread into a small buffer: queued %d bytes, drops %d, %v", q, d, err)
+	}
+	buf := make([]byte, 2000)
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	for read := uint64(0); read < 100-d; read++ {
+		if _, err := c.Read(buf); err != nil {
+			t.Fatalf("read %d of %d queued: %v", read, 100-d, err)
+		}
+	}
+	if q, _, err := udpSocket(addr); err != nil || q != 0 {
+		t.Errorf("read empty: queued %d, %v", q, err)
+	}
+	if _, _, err := udpSocket("[::1]:9"); err == nil {
+		t.Error("an IPv6 address: no error")
+	}
+}
+
+// A peer's step after a warm-up counts its own datagrams only, though the
+// peer can be counted only once it stops. Skipped where sfcapd is not
+// installed (scripts/bench-setup.sh installs it).
+func TestPeerAfterWarmUp(t *testing.T) {
+	for _, bin := range []string{"sfcapd", "nfdump"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s is not installed: run scripts/bench-setup.sh as root", bin)
+		}
+	}
+	o := options{step: 2 * time.Second, warmup: time.Second, tuples: 1000}
+	s, err := measure(context.Background(), o, newLoad(o.tuples), "sfcapd", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.sent < 1900 || s.received != s.sent || s.samples != samplesPerDatagram*s.sent || s.kernelDrops != 0 {
+		t.Errorf("sent %d, received %d, samples %d (want %d), kernel drops %d", s.sent, s.received, s.samples,
+			samplesPerDatagram*s.sent, s.kernelDrops)
 	}
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,7 +28,9 @@ var (
 // peer starts sfcapd or sfacctd on addr. Their counts are read after they
 // stop (sfcapd: nfdump -I on its files; sfacctd: the PACKETS column of its
 // print plugin's CSV), so counters stops the process on its first call,
-// after reading its CPU, and answers the same from then on.
+// after reading its CPU and its socket's kernel drops, and answers the
+// same from then on. A warm-up is counted without stopping it, from its
+// socket (warmUpPeer).
 func peer(o options, target, addr string) (*exec.Cmd, func() (uint64, uint64, error), error) {
 	dir, err := os.MkdirTemp("", "sflowbench-"+target)
 	if err != nil {
@@ -99,7 +103,10 @@ print_refresh_time[p]: 3600
 	counters := func() (uint64, uint64, error) {
 		if !done {
 			done = true
-			time.Sleep(2 * time.Second)                                           // no counter to poll while it runs: give the backlog time to drain
+			time.Sleep(2 * time.Second) // no counter to poll while it runs: give the backlog time to drain
+			if _, drops, err := udpSocket(addr); err == nil {
+				lastKernel = drops
+			}
 			peerCPU, peerRSS = cpuTicks(cmd.Process.Pid), rssMiB(cmd.Process.Pid) // before it is gone
 			cmd.Process.Signal(stopSig)
 			cmd.Wait()
@@ -109,4 +116,59 @@ print_refresh_time[p]: 3600
 		return samples / samplesPerDatagram, samples, cerr
 	}
 	return cmd, counters, nil
+}
+
+// warmUpPeer is warmUp for a peer, which has no count to read while it
+// runs: it sends the load at rate for o.warmup, waits until the peer has
+// read its socket empty (at most 20 s), and takes what the kernel did not
+// drop as received. A datagram a peer loses past its socket during the
+// warm-up (sfacctd's pipe to its plugin) is then counted against the step:
+// it can only make the peer look worse, by at most the warm-up's loss.
+func warmUpPeer(ctx context.Context, o options, l *load, addr string, rate float64) (counts, error) {
+	sent, _, err := send(ctx, addr, l, rate, o.warmup, o.pin)
+	if err != nil {
+		return counts{}, fmt.Errorf("warm-up: %w", err)
+	}
+	for end := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		queued, drops, err := udpSocket(addr)
+		if err != nil {
+			return counts{}, fmt.Errorf("warm-up: %w", err)
+		}
+		if queued == 0 || time.Now().After(end) {
+			d := sent - min(drops, sent)
+			return counts{datagrams: d, samples: d * samplesPerDatagram, kernel: drops}, nil
+		}
+	}
+}
+
+// udpSocket reads the kernel's counters of the IPv4 UDP socket bound to
+// addr (host:port) from /proc/net/udp: the bytes queued for it to read,
+// and the datagrams dropped because its buffer was full.
+func udpSocket(addr string) (queued, drops uint64, err error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || !ap.Addr().Is4() {
+		return 0, 0, fmt.Errorf("udp socket %q: want an IPv4 host:port", addr)
+	}
+	b, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		return 0, 0, err
+	}
+	a := ap.Addr().As4() // /proc/net/udp writes the address as a little-endian word
+	local := fmt.Sprintf("%02X%02X%02X%02X:%04X", a[3], a[2], a[1], a[0], ap.Port())
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		// sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ref pointer drops
+		f := strings.Fields(line)
+		if len(f) < 13 || f[1] != local {
+			continue
+		}
+		_, rx, _ := strings.Cut(f[4], ":")
+		if queued, err = strconv.ParseUint(rx, 16, 64); err != nil {
+			return 0, 0, fmt.Errorf("/proc/net/udp: rx_queue %q: %w", rx, err)
+		}
+		if drops, err = strconv.ParseUint(f[12], 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("/proc/net/udp: drops %q: %w", f[12], err)
+		}
+		return queued, drops, nil
+	}
+	return 0, 0, fmt.Errorf("no UDP socket bound to %s in /proc/net/udp", addr)
 }
