@@ -288,7 +288,7 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 		}
 	}
 	busy0, self0 := busyTicks(), cpuTicks(os.Getpid()) // after any warm-up: only the step's
-	cpu0, start := cpuTicks(cmd.Process.Pid), time.Now()
+	cpu0, start := treeTicks(cmd.Process.Pid), time.Now()
 	var queries []queryStat
 	asked := make(chan []queryStat, 1)
 	sendCtx, sent0 := context.WithCancel(ctx)
@@ -307,7 +307,7 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 	if err != nil {
 		return step{}, err
 	}
-	cpuNow, rss := cpuTicks(cmd.Process.Pid), rssMiB(cmd.Process.Pid)
+	cpuNow, rss := treeTicks(cmd.Process.Pid), treeRSS(cmd.Process.Pid)
 	if _, isPeer := peerBinaries[target]; isPeer {
 		cpuNow, rss = peerCPU, peerRSS
 	}
@@ -446,6 +446,55 @@ func cpuTicks(pid int) float64 {
 	u, _ := strconv.ParseFloat(f[11], 64)
 	s, _ := strconv.ParseFloat(f[12], 64)
 	return (u + s) / 100 // USER_HZ
+}
+
+// treeTicks is cpuTicks of pid and of its children, and theirs: a target
+// that forks (sfacctd runs each plugin as a child) is charged for all of
+// its processes, not left to be counted as other load.
+func treeTicks(pid int) float64 {
+	t := 0.0
+	for _, p := range tree(pid) {
+		t += cpuTicks(p)
+	}
+	return t
+}
+
+// treeRSS is rssMiB of pid and of its descendants.
+func treeRSS(pid int) float64 {
+	t := 0.0
+	for _, p := range tree(pid) {
+		t += rssMiB(p)
+	}
+	return t
+}
+
+// tree is pid and its descendants, from the parent pids in /proc/*/stat.
+func tree(pid int) []int {
+	parent := map[int]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone since the listing
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:])) // state ppid ...
+		if len(f) > 1 {
+			parent[p], _ = strconv.Atoi(f[1])
+		}
+	}
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		for p, pp := range parent {
+			if pp == out[i] {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 func rssMiB(pid int) float64 {

@@ -5,7 +5,9 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -161,5 +163,31 @@ func TestPeerAfterWarmUp(t *testing.T) {
 	if s.sent < 1900 || s.received != s.sent || s.samples != samplesPerDatagram*s.sent || s.kernelDrops != 0 {
 		t.Errorf("sent %d, received %d, samples %d (want %d), kernel drops %d", s.sent, s.received, s.samples,
 			samplesPerDatagram*s.sent, s.kernelDrops)
+	}
+}
+
+// treeTicks charges a target for its children: a child that spins shows
+// in its parent's tree, and not in the parent alone.
+func TestTreeTicksCountsChildren(t *testing.T) {
+	// The child spins for a bounded count (seconds), and is stopped once seen.
+	sh := exec.Command("sh", "-c", `sh -c 'i=0; while [ $i -lt 20000000 ]; do i=$((i+1)); done' & wait`)
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	defer func() {
+		for _, p := range pids { // the child, then the shell: both started here
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+		sh.Wait()
+	}()
+	var own, all float64
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end) && all < 0.2; time.Sleep(20 * time.Millisecond) {
+		own, all = cpuTicks(sh.Process.Pid), treeTicks(sh.Process.Pid)
+	}
+	pids = tree(sh.Process.Pid)
+	slices.Reverse(pids)
+	if len(pids) != 2 || all < 0.2 || own > 0.05 {
+		t.Errorf("tree %v: parent alone %.2f s, with its child %.2f s; want the child's spin in the tree only", pids, own, all)
 	}
 }
