@@ -53,8 +53,10 @@ bench: build
 	$(GO) test -run '^$$' -bench . -count 3 ./cluster/
 	@if [ "$$(id -u)" = 0 ]; then ./scripts/bench-setup.sh; else echo "bench: not root, so peers not installed are skipped"; fi
 	$(BIN)/sflowbench -collector $(BIN)/collector
-	# The same in steady state: each step after 2 s at its rate, not counted.
-	$(BIN)/sflowbench -collector $(BIN)/collector -targets fabrictrace,sfcapd,sfacctd -modes unpinned -warmup 2s
+	# The same in steady state (each step after 2 s at its rate, not counted), with
+	# two sockets and two shards, the peers in the same run.
+	$(BIN)/sflowbench -collector $(BIN)/collector -targets fabrictrace,sfcapd,sfacctd -modes unpinned -warmup 2s \
+		-start 60000 -factor 1.12 -collector-flags "-sflow-sockets 2 -engine-shards 2"
 	# REST under load, in steady state: 90 % of the knee measured on the 2-core VM
 	# (133k datagrams/s on 2026-12-05), 100k 5-tuples, the two queries once a second;
 	# the report gives p50/p99 and the loss.
