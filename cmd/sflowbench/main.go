@@ -277,8 +277,9 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 	} else {
 		time.Sleep(500 * time.Millisecond) // peers say nothing when ready; give them a moment to bind
 	}
+	_, isPeer := peerBinaries[target]
 	var base0 counts // what the warm-up left, taken off the step's counts
-	if _, isPeer := peerBinaries[target]; o.warmup > 0 && isPeer {
+	if o.warmup > 0 && isPeer {
 		if base0, err = warmUpPeer(ctx, o, load, addr, rate); err != nil {
 			return step{}, err
 		}
@@ -308,7 +309,7 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 		return step{}, err
 	}
 	cpuNow, rss := treeTicks(cmd.Process.Pid), treeRSS(cmd.Process.Pid)
-	if _, isPeer := peerBinaries[target]; isPeer {
+	if isPeer {
 		cpuNow, rss = peerCPU, peerRSS
 	}
 	cpu := cpuNow - cpu0
