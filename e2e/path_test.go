@@ -117,7 +117,9 @@ func TestPathChangeOverRealRouting(t *testing.T) {
 			}
 		}
 		_, out := trace()
-		return false, out
+		var agents any // which switches' samples arrive, if the path is not there
+		f.getJSON("/agents/json", &agents)
+		return false, fmt.Sprintf("%s; agents %v", out, agents)
 	})
 	other := "10.255.0.12"
 	if first == other {

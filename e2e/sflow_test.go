@@ -59,6 +59,7 @@ func newFabric(t *testing.T, tag string) *fabric { return newFabricWith(t, tag, 
 // fabric ("up2").
 func newFabricWith(t *testing.T, tag, layout string) *fabric {
 	f := &fabric{t: t, prefix: fmt.Sprintf("ft%s%d", tag, os.Getpid()%10000), dir: t.TempDir()}
+	t.Cleanup(f.tellIfFailed) // runs after "down" below, before the dir goes
 	t.Cleanup(func() { f.script("down") })
 	f.script(layout)
 	return f
@@ -98,6 +99,29 @@ func (f *fabric) start(name, ns string, args ...string) *exec.Cmd {
 }
 
 func (f *fabric) file(name string) string { return filepath.Join(f.dir, name) }
+
+// tellIfFailed logs, for a test that failed, the last lines of what every
+// process it started wrote, and of the agents' logs (Open vSwitch's under
+// ovs-ROUTER/): what a flaky run in CI leaves to go on.
+func (f *fabric) tellIfFailed() {
+	if !f.t.Failed() {
+		return
+	}
+	var files []string
+	for _, pattern := range []string{"*.out", "*.err", "*.log", "*/*.log"} {
+		m, _ := filepath.Glob(filepath.Join(f.dir, pattern))
+		files = append(files, m...)
+	}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		rel, _ := filepath.Rel(f.dir, name)
+		f.t.Logf("%s, last %d lines:\n%s", rel, min(len(lines), 15), strings.Join(lines[max(len(lines)-15, 0):], "\n"))
+	}
+}
 
 // waitFor polls until cond holds, or fails after timeout with what it saw.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
