@@ -200,7 +200,7 @@ func (l *Listener) Serve(ctx context.Context, sink decode.Visitor) error {
 	})
 	for _, c := range l.conns {
 		pool := l.cfg.QueueBatches + 1
-		free := &freeBatches{}
+		free := &freeBatches{freed: make(chan struct{}, 1)}
 		queue := make(chan *batchReader, pool) // never full: it holds at most the pool
 		for range pool {
 			b, err := newBatchReader(c, l.cfg.Batch, l.cfg.MaxDatagram)
@@ -236,12 +236,37 @@ func (l *Listener) Serve(ctx context.Context, sink decode.Visitor) error {
 type freeBatches struct {
 	mu    sync.Mutex
 	stack []*batchReader
+	freed chan struct{} // a batch was put since the reader last looked
 }
 
 func (f *freeBatches) put(b *batchReader) {
 	f.mu.Lock()
 	f.stack = append(f.stack, b)
 	f.mu.Unlock()
+	select {
+	case f.freed <- struct{}{}:
+	default:
+	}
+}
+
+// wait takes a batch, waiting up to d for the worker to free one; nil
+// when none was freed in time.
+func (f *freeBatches) wait(d time.Duration) *batchReader {
+	if b := f.take(); b != nil {
+		return b
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.freed:
+			if b := f.take(); b != nil {
+				return b
+			}
+		case <-t.C:
+			return f.take()
+		}
+	}
 }
 
 // take returns the last batch put, or nil when none is free.
@@ -258,9 +283,15 @@ func (f *freeBatches) take() *batchReader {
 	return b
 }
 
+// behindGrace is how long the reader waits for the worker to free a batch
+// before it reads one into the spare and drops it: the kernel's socket
+// buffer holds what arrives meanwhile, so a pause of the sink shorter than
+// this (a GC, a table growing, a burst of new elephants) costs nothing.
+const behindGrace = 100 * time.Millisecond
+
 func (l *Listener) read(ctx context.Context, free *freeBatches, queue chan *batchReader, spare *batchReader) error {
 	for {
-		b := free.take()
+		b := free.wait(behindGrace)
 		if b == nil {
 			b = spare // the sink is behind: read to keep the socket drained, and drop
 		}

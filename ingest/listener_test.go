@@ -138,7 +138,7 @@ func TestListenerAccounting(t *testing.T) {
 }
 
 // A sink that stops must cost dropped datagrams, counted, not unbounded
-// memory or a blocked socket reader.
+// memory or a blocked socket reader: past behindGrace the reader drops.
 func TestListenerDropsWhenSinkIsBehind(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
@@ -172,6 +172,35 @@ type nopSink struct{}
 
 func (nopSink) Flow(*decode.Datagram, *decode.FlowSample)       {}
 func (nopSink) Counter(*decode.Datagram, *decode.CounterSample) {}
+
+// A sink that pauses for less than behindGrace (a GC, a burst of new
+// elephants) costs nothing: the reader waits for a free batch while the
+// socket's buffer holds what arrives.
+func TestListenerRidesOutAShortPause(t *testing.T) {
+	sink := &pausingSink{pause: behindGrace / 5}
+	l, c := start(t, Config{Batch: 4, QueueBatches: 2}, sink) // a pool of 12 datagrams
+	agent := netip.MustParseAddr("10.255.0.12")
+	const sent = 100
+	for i := range sent {
+		c.Write(flowDatagram(agent, uint32(i+1), uint32(i+1), 64))
+	}
+	waitFor(t, "read", func() uint64 { st := l.Stats(); return st.Datagrams + st.DroppedBehind + st.Kernel.SocketDrops }, sent)
+	if st := l.Stats(); st.Datagrams != sent || st.DroppedBehind != 0 || st.Kernel.SocketDrops != 0 {
+		t.Errorf("a %v pause: %d decoded, %d dropped behind, %d kernel drops of %d sent", sink.pause, st.Datagrams, st.DroppedBehind, st.Kernel.SocketDrops, sent)
+	}
+}
+
+// pausingSink stops for pause at its first sample, as a sink that meets a
+// GC or a burst of work does.
+type pausingSink struct {
+	pause time.Duration
+	once  sync.Once
+}
+
+func (s *pausingSink) Flow(*decode.Datagram, *decode.FlowSample) {
+	s.once.Do(func() { time.Sleep(s.pause) })
+}
+func (s *pausingSink) Counter(*decode.Datagram, *decode.CounterSample) {}
 
 type blockingSink struct{ release chan struct{} }
 
