@@ -289,7 +289,8 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 		}
 	}
 	busy0, self0 := busyTicks(), cpuTicks(os.Getpid()) // after any warm-up: only the step's
-	cpu0, start := treeTicks(cmd.Process.Pid), time.Now()
+	cpu0, _ := treeUsage(cmd.Process.Pid)
+	start := time.Now()
 	var queries []queryStat
 	asked := make(chan []queryStat, 1)
 	sendCtx, sent0 := context.WithCancel(ctx)
@@ -308,7 +309,7 @@ func measure(ctx context.Context, o options, load *load, target string, rate flo
 	if err != nil {
 		return step{}, err
 	}
-	cpuNow, rss := treeTicks(cmd.Process.Pid), treeRSS(cmd.Process.Pid)
+	cpuNow, rss := treeUsage(cmd.Process.Pid)
 	if isPeer {
 		cpuNow, rss = peerCPU, peerRSS
 	}
@@ -449,24 +450,16 @@ func cpuTicks(pid int) float64 {
 	return (u + s) / 100 // USER_HZ
 }
 
-// treeTicks is cpuTicks of pid and of its children, and theirs: a target
-// that forks (sfacctd runs each plugin as a child) is charged for all of
-// its processes, not left to be counted as other load.
-func treeTicks(pid int) float64 {
-	t := 0.0
+// treeUsage is the CPU seconds (cpuTicks) and RSS (rssMiB) of pid and its
+// descendants, from one walk of the process tree: a target that forks
+// (sfacctd runs each plugin as a child) is charged for all of its
+// processes, not left to be counted as other load.
+func treeUsage(pid int) (cpu, rss float64) {
 	for _, p := range tree(pid) {
-		t += cpuTicks(p)
+		cpu += cpuTicks(p)
+		rss += rssMiB(p)
 	}
-	return t
-}
-
-// treeRSS is rssMiB of pid and of its descendants.
-func treeRSS(pid int) float64 {
-	t := 0.0
-	for _, p := range tree(pid) {
-		t += rssMiB(p)
-	}
-	return t
+	return cpu, rss
 }
 
 // tree is pid and its descendants, from the parent pids in /proc/*/stat.

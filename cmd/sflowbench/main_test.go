@@ -166,9 +166,9 @@ func TestPeerAfterWarmUp(t *testing.T) {
 	}
 }
 
-// treeTicks charges a target for its children: a child that spins shows
+// treeUsage charges a target for its children: a child that spins shows
 // in its parent's tree, and not in the parent alone.
-func TestTreeTicksCountsChildren(t *testing.T) {
+func TestTreeUsageCountsChildren(t *testing.T) {
 	// The child spins for a bounded count (seconds), and is stopped once seen.
 	sh := exec.Command("sh", "-c", `sh -c 'i=0; while [ $i -lt 20000000 ]; do i=$((i+1)); done' & wait`)
 	if err := sh.Start(); err != nil {
@@ -183,7 +183,8 @@ func TestTreeTicksCountsChildren(t *testing.T) {
 	}()
 	var own, all float64
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end) && all < 0.2; time.Sleep(20 * time.Millisecond) {
-		own, all = cpuTicks(sh.Process.Pid), treeTicks(sh.Process.Pid)
+		own = cpuTicks(sh.Process.Pid)
+		all, _ = treeUsage(sh.Process.Pid)
 	}
 	pids = tree(sh.Process.Pid)
 	slices.Reverse(pids)

@@ -107,7 +107,7 @@ print_refresh_time[p]: 3600
 			if _, drops, err := udpSocket(addr); err == nil {
 				lastKernel = drops
 			}
-			peerCPU, peerRSS = treeTicks(cmd.Process.Pid), treeRSS(cmd.Process.Pid) // before it is gone
+			peerCPU, peerRSS = treeUsage(cmd.Process.Pid) // before it is gone
 			cmd.Process.Signal(stopSig)
 			cmd.Wait()
 			samples, cerr = count()
